@@ -1,0 +1,66 @@
+"""curifactory: parameterised experiments with cached stages, a run store and reports.
+
+Compatible with experiment code written for curifactory 0.20.
+"""
+
+from __future__ import annotations
+
+from curifactory import caching, errors, hashing, params, staging
+from curifactory.caching import Lazy
+from curifactory.errors import (
+    CachersMismatchError,
+    CurifactoryError,
+    EmptyCachersError,
+    InputSignatureError,
+    MissingInputError,
+    OutputSignatureError,
+)
+from curifactory.params import ExperimentParameters, set_hash_functions
+from curifactory.staging import aggregate, stage
+
+__version__ = "0.21.0"
+
+_LAZY_SUBMODULES = {"experiment", "manager", "record", "store", "procedure", "reporting", "config", "dag",
+                    "execution", "events", "history", "environment", "notebook"}
+_LAZY_NAMES = {
+    "ArtifactManager": ("curifactory.manager", "ArtifactManager"),
+    "Record": ("curifactory.record", "Record"),
+    "Procedure": ("curifactory.procedure", "Procedure"),
+}
+
+__all__ = [
+    "ArtifactManager",
+    "CachersMismatchError",
+    "CurifactoryError",
+    "EmptyCachersError",
+    "ExperimentParameters",
+    "InputSignatureError",
+    "Lazy",
+    "MissingInputError",
+    "OutputSignatureError",
+    "Procedure",
+    "Record",
+    "aggregate",
+    "caching",
+    "errors",
+    "hashing",
+    "params",
+    "set_hash_functions",
+    "stage",
+    "staging",
+    "__version__",
+]
+
+
+def __getattr__(name: str):  # PEP 562: keep `import curifactory` fast
+    import importlib
+
+    if name in _LAZY_NAMES:
+        module, attr = _LAZY_NAMES[name]
+        value = getattr(importlib.import_module(module), attr)
+    elif name in _LAZY_SUBMODULES:
+        value = importlib.import_module(f"curifactory.{name}")
+    else:
+        raise AttributeError(f"module 'curifactory' has no attribute {name!r}")
+    globals()[name] = value
+    return value

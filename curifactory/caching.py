@@ -1,0 +1,516 @@
+"""Cachers: how a stage output is saved to and loaded from the cache, and ``Lazy``.
+
+A cacher subclasses :class:`Cacheable` and implements ``save(obj)`` and ``load()``
+using ``self.get_path()`` (or ``self.get_dir()``). Every ``save`` is made atomic
+for you: while it runs, ``get_path``/``get_dir`` hand out temporary names in the
+destination folder, and when it returns they are renamed into place, then the
+metadata file (which carries a content hash of everything written) is written
+last. An entry is valid only when its metadata is there and the hash matches, so a
+killed save or a corrupted file is recomputed, never loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import functools
+import json
+import logging
+import os
+import pickle
+import reprlib
+from typing import Any, Callable
+
+from curifactory import fileio
+from curifactory.errors import CacheError
+
+logger = logging.getLogger(__name__)
+
+METADATA_SUFFIX = "_metadata.json"
+
+
+def preview(obj: Any, limit: int = 120) -> str:
+    """A short, one-line description of a value for metadata and reports."""
+    shape = getattr(obj, "shape", None)
+    kind = type(obj).__name__
+    if shape is not None and not callable(shape):
+        return f"{kind} shape={tuple(shape)}"
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = limit
+    try:
+        text = shortener.repr(obj)
+    except Exception:  # a broken __repr__ must not break a save
+        text = f"<{kind}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _atomic_save(save: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a cacher's ``save`` so every path it writes is committed atomically."""
+
+    @functools.wraps(save)
+    def wrapper(self: Cacheable, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._session is not None:  # nested call (e.g. super().save): outer commits
+            return save(self, obj, *args, **kwargs)
+        self._session = {}
+        try:
+            result = save(self, obj, *args, **kwargs)
+            session, self._session = self._session, None
+            written = []
+            for final, tmp in session.items():
+                if os.path.exists(tmp):
+                    fileio.commit(tmp, final)
+                    written.append(final)
+        except BaseException:
+            session, self._session = self._session or {}, None
+            for tmp in session.values():
+                fileio.discard(tmp)
+            raise
+        self._write_metadata(obj, written)
+        return result
+
+    wrapper._cf_atomic = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+class Cacheable:
+    """Base class of every cacher.
+
+    Args:
+        path_override: a fixed path (may use ``{hash} {cache} {stage} {name}
+            {params.X} {experiment} {artifact_filename}``) instead of the usual
+            ``<cache>/[subdir/]<prefix>_<hash>_<stage>_<name><ext>``.
+        name: the artifact name (the executor sets the output name).
+        subdir: a sub-folder of the cache.
+        prefix: a prefix instead of the experiment's.
+        extension: the file extension, e.g. ``".pkl"``.
+        record: the record the artifact belongs to (set by the executor).
+        track: include the artifact in ``--store-full`` run folders.
+    """
+
+    def __init__(
+        self,
+        path_override: str | None = None,
+        name: str | None = None,
+        subdir: str | None = None,
+        prefix: str | None = None,
+        extension: str | None = None,
+        record: Any = None,
+        track: bool = True,
+    ):
+        self.path_override = path_override
+        self.name = name
+        self.subdir = subdir
+        self.prefix = prefix
+        self.extension = extension
+        self.record = record
+        self.track = track
+        self.stage: str | None = None
+        self.metadata: dict[str, Any] | None = None
+        self.extra_metadata: dict[str, Any] = {}
+        self.cache_paths: list[str] = []
+        self.invalid_reason: str | None = None
+        self._session: dict[str, str] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own_save = cls.__dict__.get("save")
+        if own_save is not None and not getattr(own_save, "_cf_atomic", False):
+            cls.save = _atomic_save(own_save)  # type: ignore[method-assign]
+
+    # -- paths -----------------------------------------------------------------
+    def _final_path(self, suffix: str | None = None) -> str:
+        extension = self.extension or ""
+        if self.path_override is not None:
+            path = self._expand_template(self.path_override)
+            if suffix:
+                stem, ext = os.path.splitext(path)
+                path = stem + suffix + ("" if os.path.splitext(suffix)[1] else ext)
+            return path
+        if self.record is None:
+            raise CacheError(
+                f"{type(self).__name__} for '{self.name}' has neither a record nor a "
+                f"path_override, so it has no path. Pass record= or path_override=."
+            )
+        name = (self.name or "artifact") + (suffix or "")
+        path = self.record.get_path(
+            name, subdir=self.subdir, prefix=self.prefix, stage_name=self.stage, track=False
+        )
+        if not (suffix and os.path.splitext(suffix)[1]):
+            path += extension
+        return path
+
+    def _expand_template(self, template: str) -> str:
+        if "{" not in template:
+            return template
+        record = self.record
+        manager = getattr(record, "manager", None)
+        fields = {
+            "name": self.name or "",
+            "stage": self.stage or "",
+            "hash": record.get_hash() if record is not None else "",
+            "cache": getattr(manager, "cache_path", "") or "",
+            "experiment": getattr(manager, "experiment_name", "") or "",
+            "params": getattr(record, "params", None),
+            "artifact_filename": "",
+        }
+        if record is not None and manager is not None:
+            fields["artifact_filename"] = manager.get_artifact_filename(
+                self.name or "", record, prefix=self.prefix, stage_name=self.stage
+            ) + (self.extension or "")
+        try:
+            return template.format(**fields)
+        except (KeyError, AttributeError, IndexError) as exc:
+            raise CacheError(
+                f"Cannot fill the path_override template '{template}' of "
+                f"{type(self).__name__} '{self.name}': {exc!r} is unknown. Use only "
+                f"{{hash}} {{cache}} {{stage}} {{name}} {{params.X}} {{experiment}} {{artifact_filename}}."
+            ) from None
+
+    def get_path(self, suffix: str | None = None) -> str:
+        """The file to write or read (a temporary name while ``save`` runs)."""
+        final = self._final_path(suffix)
+        if final not in self.cache_paths:
+            self.cache_paths.append(final)
+        if self._session is not None:
+            tmp = self._session.get(final)
+            if tmp is None:
+                tmp = self._session[final] = fileio.temp_path_for(final)
+            return tmp
+        folder = os.path.dirname(final)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        return final
+
+    def get_dir(self, suffix: str | None = None) -> str:
+        """A folder to write into or read from (created; temporary while ``save`` runs)."""
+        saved_ext, self.extension = self.extension, None
+        try:
+            final = self._final_path(suffix)
+        finally:
+            self.extension = saved_ext
+        if final not in self.cache_paths:
+            self.cache_paths.append(final)
+        if self._session is not None:
+            tmp = self._session.get(final)
+            if tmp is None:
+                tmp = self._session[final] = fileio.temp_path_for(final)
+                os.makedirs(tmp)
+            return tmp
+        os.makedirs(final, exist_ok=True)
+        return final
+
+    def metadata_path(self) -> str:
+        """The metadata file beside the artifact: its stem plus ``_metadata.json``."""
+        final = self._final_path()
+        stem = os.path.splitext(final)[0] if self.extension and final.endswith(self.extension) else final
+        return stem + METADATA_SUFFIX
+
+    # -- metadata and validity --------------------------------------------------
+    def _write_metadata(self, obj: Any, written: list[str]) -> None:
+        meta_path = self.metadata_path()
+        folder = os.path.dirname(meta_path)
+        files = sorted(written)
+        record = self.record
+        manager = getattr(record, "manager", None)
+        params = getattr(record, "params", None)
+        metadata = {
+            "artifact_name": self.name,
+            "stage": self.stage,
+            "cacher_type": f"{type(self).__module__}.{type(self).__qualname__}",
+            "params_name": getattr(params, "name", None),
+            "params_hash": record.get_hash() if record is not None else None,
+            "record_is_aggregate": bool(getattr(record, "is_aggregate", False)),
+            "artifact_generated": datetime.datetime.now().isoformat(timespec="seconds"),
+            "run_reference": manager.get_reference_name() if manager is not None else None,
+            "experiment_name": getattr(manager, "experiment_name", None),
+            "files": [os.path.relpath(f, folder) for f in files],
+            "content_hash": fileio.hash_files(files),
+            "preview": preview(obj),
+            "extra_metadata": self.extra_metadata,
+        }
+        fileio.atomic_write_json(meta_path, metadata)
+        self.metadata = metadata
+
+    def load_metadata(self) -> dict[str, Any] | None:
+        """Read the metadata file (``None`` when it is missing or unreadable)."""
+        try:
+            with open(self.metadata_path(), encoding="utf-8") as handle:
+                self.metadata = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        if isinstance(self.metadata, dict):
+            self.extra_metadata = self.metadata.get("extra_metadata") or {}
+        return self.metadata
+
+    def validate(self) -> str | None:
+        """Why the cache entry is not usable, or ``None`` when it is valid.
+
+        Sets :attr:`invalid_reason`; a plainly missing entry gives ``"missing"``.
+        """
+        reason = self._validate()
+        self.invalid_reason = reason
+        return reason
+
+    def _validate(self) -> str | None:
+        meta_path = self.metadata_path()
+        if not os.path.exists(meta_path):
+            return "missing"
+        metadata = self.load_metadata()
+        if not isinstance(metadata, dict) or "content_hash" not in metadata:
+            return f"its metadata file {meta_path} is unreadable or incomplete"
+        folder = os.path.dirname(meta_path)
+        files = [os.path.join(folder, f) for f in metadata.get("files", [])]
+        if not files:
+            return f"its metadata file {meta_path} lists no files"
+        for path in files:
+            if not os.path.exists(path):
+                return f"the file {path} named by its metadata is missing"
+        try:
+            actual = fileio.hash_files(files)
+        except OSError as exc:
+            return f"the file could not be read ({exc})"
+        if actual != metadata["content_hash"]:
+            return f"the content of {files[0]} does not match the hash in its metadata (corrupt or edited)"
+        return None
+
+    def check(self) -> bool:
+        """Whether a complete, uncorrupted entry is in the cache."""
+        return self.validate() is None
+
+    # -- the plug-in surface ------------------------------------------------------
+    def save(self, obj: Any) -> Any:
+        """Write ``obj`` to ``self.get_path()``; return the path."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement save()")
+
+    def load(self) -> Any:
+        """Read the object back from ``self.get_path()``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement load()")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, stage={self.stage!r})"
+
+
+class PickleCacher(Cacheable):
+    """Saves any picklable object (``.pkl``)."""
+
+    def __init__(self, *args: Any, extension: str = ".pkl", **kwargs: Any):
+        super().__init__(*args, extension=extension, **kwargs)
+
+    def save(self, obj: Any) -> str:
+        path = self.get_path()
+        with open(path, "wb") as handle:
+            pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        return path
+
+    def load(self) -> Any:
+        with open(self.get_path(), "rb") as handle:
+            return pickle.load(handle)
+
+
+class JsonCacher(Cacheable):
+    """Saves JSON-serialisable objects (``.json``)."""
+
+    def __init__(self, *args: Any, extension: str = ".json", **kwargs: Any):
+        super().__init__(*args, extension=extension, **kwargs)
+
+    def save(self, obj: Any) -> str:
+        path = self.get_path()
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle, indent=4, default=str)
+        return path
+
+    def load(self) -> Any:
+        with open(self.get_path(), encoding="utf-8") as handle:
+            return json.load(handle)
+
+
+_PANDAS_EXTENSIONS = {
+    "pickle": ".pkl_df",
+    "csv": ".csv",
+    "json": ".json",
+    "parquet": ".parquet",
+    "orc": ".orc",
+    "hdf5": ".h5",
+    "excel": ".xlsx",
+    "xml": ".xml",
+}
+_PANDAS_METHODS = {"hdf5": "hdf", "pickle": "pickle"}
+
+
+class PandasCacher(Cacheable):
+    """Saves a pandas DataFrame in the given ``format`` (pandas imported on use).
+
+    Args:
+        format: ``pickle`` (default), ``csv``, ``json``, ``parquet``, ``orc``,
+            ``hdf5``, ``excel`` or ``xml``.
+        to_args: keyword arguments for ``DataFrame.to_<format>``.
+        read_args: keyword arguments for ``pandas.read_<format>``.
+    """
+
+    def __init__(
+        self,
+        path_override: str | None = None,
+        format: str = "pickle",
+        to_args: dict | None = None,
+        read_args: dict | None = None,
+        **kwargs: Any,
+    ):
+        if format not in _PANDAS_EXTENSIONS:
+            raise ValueError(
+                f"PandasCacher format '{format}' is not supported; use one of {sorted(_PANDAS_EXTENSIONS)}."
+            )
+        kwargs.setdefault("extension", _PANDAS_EXTENSIONS[format])
+        super().__init__(path_override, **kwargs)
+        self.format = format
+        self.to_args = dict(to_args or {})
+        self.read_args = dict(read_args or {})
+        if format == "hdf5":
+            self.to_args.setdefault("key", "df")
+
+    def save(self, obj: Any) -> str:
+        path = self.get_path()
+        method = getattr(obj, "to_" + _PANDAS_METHODS.get(self.format, self.format))
+        method(path, **self.to_args)
+        return path
+
+    def load(self) -> Any:
+        import pandas as pd
+
+        reader = getattr(pd, "read_" + _PANDAS_METHODS.get(self.format, self.format))
+        return reader(self.get_path(), **self.read_args)
+
+
+class PandasCsvCacher(PandasCacher):
+    """A DataFrame as CSV, read back with its index (``index_col=0``)."""
+
+    def __init__(self, path_override: str | None = None, to_csv_args: dict | None = None,
+                 read_csv_args: dict | None = None, **kwargs: Any):
+        read_args = {"index_col": 0, **(read_csv_args or {})}
+        super().__init__(path_override, format="csv", to_args=to_csv_args, read_args=read_args, **kwargs)
+
+
+class PandasJsonCacher(PandasCacher):
+    """A DataFrame as JSON."""
+
+    def __init__(self, path_override: str | None = None, to_json_args: dict | None = None,
+                 read_json_args: dict | None = None, **kwargs: Any):
+        super().__init__(path_override, format="json", to_args=to_json_args, read_args=read_json_args, **kwargs)
+
+
+class FileReferenceCacher(Cacheable):
+    """Saves a list of file paths (JSON); valid only while every listed file exists."""
+
+    def __init__(self, *args: Any, extension: str = ".json", **kwargs: Any):
+        super().__init__(*args, extension=extension, **kwargs)
+
+    def save(self, files: Any) -> str:
+        path = self.get_path()
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(files, handle, indent=4)
+        return path
+
+    def load(self) -> Any:
+        with open(self.get_path(), encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def referenced_files(self) -> list[str]:
+        """The paths in the saved list (empty when unreadable)."""
+        try:
+            files = self.load()
+        except (OSError, ValueError):
+            return []
+        return [files] if isinstance(files, str) else list(files)
+
+    def _validate(self) -> str | None:
+        reason = super()._validate()
+        if reason is not None:
+            return reason
+        for path in self.referenced_files():
+            if not os.path.exists(path):
+                return f"the referenced file {path} no longer exists"
+        return None
+
+
+class PathRef(Cacheable):
+    """Tracks a path the stage writes itself; the stage returns that path.
+
+    Use ``record.stage_cachers[i].get_path()`` inside the stage to get the path to
+    write to; the stored and loaded value is the path string.
+    """
+
+    def save(self, obj: Any) -> str:
+        path = self._final_path()
+        if os.fspath(obj) != path:
+            raise CacheError(
+                f"PathRef '{self.name}' of stage '{self.stage}' expected the stage to return "
+                f"the path it wrote, {path}, but it returned {obj!r}."
+            )
+        return path
+
+    def load(self) -> str:
+        return self._final_path()
+
+    def _write_metadata(self, obj: Any, written: list[str]) -> None:
+        super()._write_metadata(obj, [self._final_path()])
+
+
+class Lazy:
+    """An output placeholder: the value is saved, dropped from memory, loaded on access.
+
+    Args:
+        name: the output name.
+        resolve: when ``False``, a stage taking this input gets the ``Lazy`` itself
+            and calls ``.load()`` when it wants the value.
+    """
+
+    memoize = False
+
+    def __init__(self, name: str, resolve: bool = True):
+        self.name = name
+        self.resolve = resolve
+        self.cacher: Cacheable | None = None
+
+    def load(self) -> Any:
+        """Load the value through its cacher."""
+        if self.cacher is None:
+            raise CacheError(f"Lazy '{self.name}' has no cacher yet: its stage has not saved it.")
+        try:
+            return self.cacher.load()
+        except Exception as exc:
+            path = self.cacher.cache_paths[0] if self.cacher.cache_paths else self.cacher.metadata_path()
+            raise CacheError(
+                f"Could not load '{self.name}' (stage '{self.cacher.stage}') from {path} with "
+                f"{type(self.cacher).__name__}: {type(exc).__name__}: {exc}. Rerun that stage with "
+                f"--overwrite-stage {self.cacher.stage} to rebuild the entry."
+            ) from exc
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.name!r})"
+
+
+class Deferred(Lazy):
+    """A cached output that has not been loaded yet; loaded once, on first access."""
+
+    memoize = True
+
+    def __init__(self, name: str, cacher: Cacheable):
+        super().__init__(name, resolve=True)
+        self.cacher = cacher
+
+    def __repr__(self) -> str:
+        return f"<cached {self.name!r}, not loaded>"
+
+
+def instantiate(cacher: Any) -> Cacheable:
+    """A fresh cacher for one stage call from a class or an instance (copied)."""
+    if isinstance(cacher, type):
+        return cacher()
+    fresh = copy.copy(cacher)
+    fresh.extra_metadata = dict(cacher.extra_metadata)
+    fresh.cache_paths = []
+    fresh._session = None
+    return fresh

@@ -1,0 +1,108 @@
+"""Project settings: ``curifactory_config.json`` and its defaults.
+
+Finding and reading the file is an explicit call (:func:`load_settings`); no
+constructor reads it behind your back. Every ``*_path`` in the file is relative to
+the folder the file was found in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from curifactory.errors import ConfigError
+
+CONFIG_FILENAME = "curifactory_config.json"
+SEARCH_PARENTS = 3
+
+DEFAULTS: dict[str, str] = {
+    "experiments_module_name": "experiments",
+    "params_module_name": "params",
+    "manager_cache_path": "data/",
+    "cache_path": "data/cache",
+    "runs_path": "data/runs",
+    "logs_path": "logs/",
+    "notebooks_path": "notebooks/",
+    "reports_path": "reports/",
+    "report_css_path": "reports/style.css",
+}
+PATH_KEYS = tuple(k for k in DEFAULTS if k.endswith("_path"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved project settings; every ``*_path`` is absolute.
+
+    Attributes:
+        root: the folder holding the config file (or the working directory when
+            there is none); experiment and parameter modules are imported from here.
+        config_file: the config file that was read, or ``None``.
+    """
+
+    root: str
+    config_file: str | None
+    experiments_module_name: str
+    params_module_name: str
+    manager_cache_path: str
+    cache_path: str
+    runs_path: str
+    logs_path: str
+    notebooks_path: str
+    reports_path: str
+    report_css_path: str
+
+    def with_paths(self, **overrides: str | None) -> Settings:
+        """Return a copy where each given, non-None path replaces the configured one.
+
+        Relative overrides are taken relative to the working directory, as a user
+        typing them on the command line means.
+        """
+        changes = {k: os.path.abspath(v) for k, v in overrides.items() if v is not None}
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (as 0.20's ``manager.config``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def find_config(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """Return the nearest ``curifactory_config.json`` in ``start`` or up to 3 parents."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in [here, *here.parents][: SEARCH_PARENTS + 1]:
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(start: str | os.PathLike[str] | None = None) -> Settings:
+    """Find and read the config (see :func:`find_config`) and resolve its paths.
+
+    Raises:
+        ConfigError: the file exists but is not a JSON object.
+    """
+    config_file = find_config(start)
+    values = dict(DEFAULTS)
+    if config_file is None:
+        root = Path(start or os.getcwd()).resolve()
+    else:
+        root = config_file.parent
+        try:
+            loaded = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"Could not read the project config {config_file}: {exc}. Fix the JSON "
+                f"or delete the file and run 'curifactory init' to write a new one."
+            ) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"The project config {config_file} must hold a JSON object of settings "
+                f"(e.g. {{\"cache_path\": \"data/cache\"}}), not {type(loaded).__name__}."
+            )
+        values.update({k: str(v) for k, v in loaded.items() if k in DEFAULTS})
+    for key in PATH_KEYS:
+        values[key] = str((root / values[key]).resolve())
+    return Settings(root=str(root), config_file=str(config_file) if config_file else None, **values)

@@ -1,0 +1,106 @@
+"""Progress events emitted by the execution core.
+
+The core only emits; progress bars, logs, reports and notebooks listen. A listener
+is any object with an ``on_event(event)`` method (see :class:`Listener`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from curifactory.history import StageStatus
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event."""
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """A manager started executing an experiment (after mapping, when there is a plan)."""
+
+    reference: str
+    experiment_name: str
+    records: int
+    planned_stages: int
+    planned_to_run: int
+
+
+@dataclass(frozen=True)
+class StageStarted(Event):
+    """A stage call on a record began; ``will_execute`` is False for a cache hit."""
+
+    stage: str
+    record_index: int
+    record_name: str
+    will_execute: bool
+
+
+@dataclass(frozen=True)
+class CacheHit(Event):
+    """An output was found valid in the cache and was not computed."""
+
+    stage: str
+    record_index: int
+    artifact: str
+    path: str
+
+
+@dataclass(frozen=True)
+class CacheInvalid(Event):
+    """A cache entry existed but was corrupt or incomplete; the stage will recompute."""
+
+    stage: str
+    record_index: int
+    artifact: str
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StageFinished(Event):
+    """A stage call on a record finished (executed, cached or failed)."""
+
+    stage: str
+    record_index: int
+    record_name: str
+    status: StageStatus
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    """A run ended; ``status`` is the store status (complete, error, LIVE)."""
+
+    reference: str
+    status: str
+    seconds: float
+    error: str | None = None
+
+
+@runtime_checkable
+class Listener(Protocol):
+    """Anything that wants progress: implement ``on_event``."""
+
+    def on_event(self, event: Event) -> None:  # pragma: no cover - protocol
+        ...
+
+
+class NullListener:
+    """The default listener: ignores everything."""
+
+    def on_event(self, event: Event) -> None:
+        return None
+
+
+def emit(listeners: list[Listener], event: Event) -> None:
+    """Send ``event`` to every listener; a failing listener never breaks a run."""
+    for listener in listeners:
+        try:
+            listener.on_event(event)
+        except Exception:  # a progress bar must not kill an experiment
+            import logging
+
+            logging.getLogger(__name__).debug("listener %r failed", listener, exc_info=True)

@@ -1,0 +1,329 @@
+"""One stage call as small steps: map or decide, resolve inputs, call, save, emit.
+
+The executor is the only place where stages, cachers and records meet. In map mode
+it records a :class:`~curifactory.dag.Node` per call and executes nothing; in a
+real pass it follows the plan (or, without one, decides per call by the same
+rules), so a skipped stage only leaves ``Deferred`` values in the record's state
+that load if somebody reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from curifactory import caching
+from curifactory.dag import Node, NodeKey, Reason
+from curifactory.errors import CacheError, MissingInputError
+from curifactory.events import CacheHit, CacheInvalid, StageFinished, StageStarted, emit
+from curifactory.history import ArtifactInfo, StageRun, StageStatus
+from curifactory.staging import StageSpec
+
+logger = logging.getLogger(__name__)
+
+REPORTABLES_NAME = "_reportables"
+
+
+class MappedValue:
+    """What a record's state holds for an output during the map pass."""
+
+    def __init__(self, name: str, stage: str):
+        self.name = name
+        self.stage = stage
+
+    def __repr__(self) -> str:
+        return f"<output {self.name!r} of stage {self.stage!r}, not computed (map pass)>"
+
+
+class StageCall:
+    """Everything about one call of a stage on a record."""
+
+    def __init__(self, manager: Any, spec: StageSpec, record: Any, records: list[Any] | None):
+        self.manager = manager
+        self.spec = spec
+        self.record = record
+        self.records = records
+        occurrence = record.stages.count(spec.name)
+        self.key: NodeKey = (manager.record_index(record), spec.name, occurrence)
+        self.lazy_flags = self._lazy_flags()
+        self.cachers = self._make_cachers()
+
+    def _lazy_flags(self) -> list[caching.Lazy | None]:
+        flags: list[caching.Lazy | None] = []
+        for output in self.spec.outputs:
+            if self.manager.ignore_lazy:
+                flags.append(None)
+            elif isinstance(output, caching.Lazy):
+                flags.append(output)
+            elif self.manager.lazy:
+                flags.append(caching.Lazy(output))
+            else:
+                flags.append(None)
+        return flags
+
+    def _make_cachers(self) -> list[caching.Cacheable | None]:
+        declared = self.spec.cachers or (None,) * len(self.spec.outputs)
+        cachers: list[caching.Cacheable | None] = []
+        for name, template, lazy in zip(self.spec.output_names, declared, self.lazy_flags):
+            if template is None and lazy is not None:
+                template = caching.PickleCacher
+            if template is None:
+                cachers.append(None)
+                continue
+            cacher = caching.instantiate(template)
+            if cacher.name is None:
+                cacher.name = name
+            cacher.record = self.record
+            cacher.stage = self.spec.name
+            cachers.append(cacher)
+        return cachers
+
+    # -- deciding ----------------------------------------------------------------
+    def own_status(self) -> Reason:
+        """Whether this call must run on its own account (no plan needed)."""
+        spec, record, manager = self.spec, self.record, self.manager
+        if not spec.outputs:
+            return Reason.NO_OUTPUTS
+        params = record.params
+        if manager.overwrite or getattr(params, "overwrite", False) or spec.name in manager.overwrite_stages:
+            return Reason.OVERWRITE
+        status = Reason.CACHED
+        for name, cacher in zip(spec.output_names, self.cachers):
+            if cacher is None:
+                return Reason.NOT_CACHED
+            reason = cacher.validate()
+            if reason == "missing":
+                status = Reason.NOT_CACHED
+            elif reason is not None:
+                path = cacher.cache_paths[0] if cacher.cache_paths else cacher.metadata_path()
+                logger.warning(
+                    "Cache entry for '%s' of stage '%s' (record %s) is not usable: %s. "
+                    "The stage will be recomputed.", name, spec.name, record.get_reference_name(), reason,
+                )
+                emit(manager.listeners, CacheInvalid(spec.name, self.key[0], name, path, reason))
+                return Reason.INVALID
+        return status
+
+    def upstream_overwritten(self) -> bool:
+        sources = self.input_records()
+        return any(name in r.overwritten for r in sources for name in self.spec.inputs)
+
+    def input_records(self) -> list[Any]:
+        return list(self.records) if self.spec.aggregate else [self.record]
+
+    def decide(self) -> Reason:
+        """The plan's decision, or the same rules applied now when there is no plan."""
+        plan = self.manager.plan
+        if plan is not None and self.key in plan.decisions:
+            return plan.decisions[self.key]
+        status = self.own_status()
+        if status is Reason.CACHED and self.upstream_overwritten():
+            return Reason.UPSTREAM
+        return status
+
+    # -- the map pass ---------------------------------------------------------------
+    def map(self) -> Node:
+        """Record this call in the graph without running it."""
+        status = self.own_status()
+        for name in self.spec.output_names:
+            self.record.state[name] = MappedValue(name, self.spec.name)
+        return Node(
+            key=self.key,
+            inputs=self.spec.inputs,
+            outputs=self.spec.output_names,
+            input_records=tuple(self.manager.record_index(r) for r in self.input_records()),
+            status=status,
+            paths=tuple(c._final_path() if c is not None else None for c in self.cachers),
+            aggregate=self.spec.aggregate,
+        )
+
+    # -- skipping ----------------------------------------------------------------------
+    def skip(self) -> list[ArtifactInfo]:
+        """Leave the cached outputs in the state, unloaded, and restore reportables."""
+        infos = []
+        values = []
+        for name, cacher, lazy in zip(self.spec.output_names, self.cachers, self.lazy_flags):
+            assert cacher is not None  # a cached call has a cacher per output
+            if lazy is not None:
+                value: caching.Lazy = caching.Lazy(name, resolve=lazy.resolve)
+                value.cacher = cacher
+            else:
+                value = caching.Deferred(name, cacher)
+            self.record.state[name] = value
+            values.append(value)
+            path = cacher._final_path()
+            meta = cacher.metadata or {}
+            infos.append(ArtifactInfo(name, path, type(cacher).__name__, False, meta.get("preview", ""),
+                                      tuple(cacher.cache_paths)))
+            emit(self.manager.listeners, CacheHit(self.spec.name, self.key[0], name, path))
+        self.record.output = values[0] if len(values) == 1 else tuple(values)
+        self._restore_reportables()
+        return infos
+
+    def _reportables_cacher(self) -> caching.PickleCacher:
+        cacher = caching.PickleCacher(name=REPORTABLES_NAME, record=self.record)
+        cacher.stage = self.spec.name
+        return cacher
+
+    def _restore_reportables(self) -> None:
+        cacher = self._reportables_cacher()
+        if not cacher.check():
+            return
+        try:
+            reportables = cacher.load()
+        except Exception as exc:  # a report must not break a cached run
+            logger.warning("Could not load the cached reportables of stage '%s' from %s: %s",
+                           self.spec.name, cacher.get_path(), exc)
+            return
+        self.manager.current_stage_name = self.spec.name
+        try:
+            for reportable in reportables:
+                self.record.report(reportable)
+        finally:
+            self.manager.current_stage_name = None
+
+    # -- executing ------------------------------------------------------------------------
+    def resolve_inputs(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for the stage function from state and overrides."""
+        kwargs: dict[str, Any] = {}
+        for name in self.spec.inputs:
+            if name in overrides:
+                continue
+            if self.spec.aggregate:
+                kwargs[name] = {r: _read(r.state, name) for r in self.records or [] if name in r.state}
+            elif name in self.record.state:
+                kwargs[name] = _read(self.record.state, name)
+            elif not self.spec.suppress_missing_inputs:
+                raise MissingInputError(self.spec.name, name, self.record.get_reference_name(),
+                                        list(self.record.state.keys()))
+        kwargs.update(overrides)
+        return kwargs
+
+    def execute(self, overrides: dict[str, Any], reason: Reason) -> tuple[list[ArtifactInfo], int]:
+        """Call the stage function, store and save its outputs."""
+        spec, record, manager = self.spec, self.record, self.manager
+        kwargs = self.resolve_inputs(overrides)
+        before = len(record.reportables)
+        record.stage_cachers = self.cachers
+        manager.current_stage_name = spec.name
+        manager.stage_active = True
+        try:
+            if spec.aggregate:
+                result = spec.function(record, self.records, **kwargs)
+            else:
+                result = spec.function(record, **kwargs)
+        finally:
+            manager.stage_active = False
+            manager.current_stage_name = None
+        values = spec.split_result(result)
+        infos = [self._store(name, value, cacher, lazy, reason)
+                 for name, value, cacher, lazy in zip(spec.output_names, values, self.cachers, self.lazy_flags)]
+        if spec.outputs:
+            stored = [record.state.raw(name) for name in spec.output_names]
+            record.output = stored[0] if len(stored) == 1 else tuple(stored)
+        else:
+            record.output = result
+        produced = record.reportables[before:]
+        if produced and manager.may_write_cache:
+            self._save_reportables(produced)
+        return infos, len(produced)
+
+    def _store(self, name: str, value: Any, cacher: caching.Cacheable | None,
+               lazy: caching.Lazy | None, reason: Reason) -> ArtifactInfo:
+        record, manager = self.record, self.manager
+        if reason in (Reason.OVERWRITE, Reason.UPSTREAM):
+            record.overwritten.add(name)
+        else:
+            record.overwritten.discard(name)
+        saved = False
+        if cacher is not None and manager.may_write_cache:
+            try:
+                cacher.save(value)
+                saved = True
+            except Exception as exc:
+                raise CacheError(
+                    f"{type(cacher).__name__} could not save output '{name}' of stage "
+                    f"'{self.spec.name}' (record {record.get_reference_name()}) to "
+                    f"{cacher._final_path()}: {type(exc).__name__}: {exc}. Choose a cacher that "
+                    f"can store a {type(value).__name__}."
+                ) from exc
+        if lazy is not None and saved:
+            stored: Any = caching.Lazy(name, resolve=lazy.resolve)
+            stored.cacher = cacher
+        else:
+            stored = value
+        record.state[name] = stored
+        path = cacher._final_path() if cacher is not None else None
+        files = tuple(cacher.cache_paths) if cacher is not None and saved else ()
+        return ArtifactInfo(name, path, type(cacher).__name__ if cacher else None, True,
+                            caching.preview(value), files)
+
+    def _save_reportables(self, reportables: list[Any]) -> None:
+        cacher = self._reportables_cacher()
+        try:
+            cacher.save(list(reportables))
+        except Exception as exc:
+            logger.warning("The reportables of stage '%s' could not be cached (%s: %s); "
+                           "they are in this run's report but a cached rerun will not show them.",
+                           self.spec.name, type(exc).__name__, exc)
+
+
+def _read(state: Any, name: str) -> Any:
+    raw = state.raw(name)
+    if isinstance(raw, caching.Lazy) and not raw.resolve:
+        return raw
+    return state[name]
+
+
+def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | None,
+              overrides: dict[str, Any]) -> Any:
+    """Run (or map, or skip) one stage call on ``record``; returns the record."""
+    if spec.aggregate:
+        if records is None:
+            records = [r for r in manager.records if r is not record]
+        record.set_aggregate(records)
+    if manager.stage_active:
+        logger.warning("Stage '%s' was called from inside another stage; the DAG cannot see such "
+                       "calls. Call stages from the experiment's run() instead.", spec.name)
+    call = StageCall(manager, spec, record, records)
+    record.stages.append(spec.name)
+    record.stage_inputs.append(list(spec.inputs))
+    record.stage_outputs.append(list(spec.output_names))
+    if manager.map_mode:
+        manager.mapped_nodes.append(call.map())
+        return record
+
+    reason = call.decide()
+    will_execute = reason is not Reason.CACHED
+    index, name = call.key[0], record.name
+    emit(manager.listeners, StageStarted(spec.name, index, name, will_execute))
+    started = time.perf_counter()
+    if not will_execute:
+        infos = call.skip()
+        run = StageRun(spec.name, index, spec.inputs, tuple(infos), StageStatus.CACHED,
+                       aggregate=spec.aggregate, input_records=_indices(manager, records),
+                       reportables=0)
+        record.history.append(run)
+        emit(manager.listeners, StageFinished(spec.name, index, name, StageStatus.CACHED, 0.0))
+        return record
+
+    logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), reason.value)
+    try:
+        infos, produced = call.execute(overrides, reason)
+    except BaseException as exc:
+        seconds = time.perf_counter() - started
+        record.history.append(StageRun(spec.name, index, spec.inputs, (), StageStatus.FAILED, seconds,
+                                       spec.aggregate, _indices(manager, records)))
+        manager.note_failure(spec.name, record, exc)
+        emit(manager.listeners, StageFinished(spec.name, index, name, StageStatus.FAILED, seconds))
+        raise
+    seconds = time.perf_counter() - started
+    record.history.append(StageRun(spec.name, index, spec.inputs, tuple(infos), StageStatus.EXECUTED, seconds,
+                                   spec.aggregate, _indices(manager, records), produced))
+    emit(manager.listeners, StageFinished(spec.name, index, name, StageStatus.EXECUTED, seconds))
+    return record
+
+
+def _indices(manager: Any, records: list[Any] | None) -> tuple[int, ...]:
+    return tuple(manager.record_index(r) for r in records) if records else ()

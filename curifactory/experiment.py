@@ -1,0 +1,247 @@
+"""``run_experiment``: load an experiment and its parameter files, map, plan and run.
+
+This is what the ``experiment`` command calls; it can be called from Python too
+and returns ``(results, manager)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable
+
+from curifactory import hashing
+from curifactory.config import Settings, load_settings
+from curifactory.errors import ExperimentNotFoundError, ParamsError, ParamsNotFoundError, UsageError
+from curifactory.events import RunStarted, emit
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ParamSelection:
+    """Which parameter sets of the loaded files to run.
+
+    Attributes:
+        names: keep only sets with these names (each must match at least one set).
+        indices: per-file ranges (``"2"``, ``"0-3"``: end-exclusive).
+        global_indices: ranges over the concatenation of all files.
+    """
+
+    names: tuple[str, ...] = ()
+    indices: tuple[str, ...] = ()
+    global_indices: tuple[str, ...] = ()
+
+
+def _import_project_module(settings: Settings, dotted: str) -> ModuleType | None:
+    """Import ``dotted`` from the project root; ``None`` only if that module is missing."""
+    if settings.root not in sys.path:
+        sys.path.insert(0, settings.root)
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if dotted == missing or dotted.startswith(missing + "."):
+            return None
+        raise
+
+
+def load_experiment(name: str, settings: Settings) -> ModuleType:
+    """The experiment module ``<experiments_module_name>.<name>`` with a ``run`` function."""
+    module = _import_project_module(settings, f"{settings.experiments_module_name}.{name}")
+    if module is None:
+        available = ", ".join(list_modules(settings, settings.experiments_module_name)) or "none"
+        raise ExperimentNotFoundError(
+            f"No experiment '{name}': expected {settings.experiments_module_name}/{name}.py under "
+            f"{settings.root} (found: {available}). Check the name, or run 'experiment ls'."
+        )
+    if not callable(getattr(module, "run", None)):
+        raise ExperimentNotFoundError(
+            f"The experiment module {module.__file__} has no run(param_sets, manager) function; "
+            f"define one."
+        )
+    return module
+
+
+def load_param_file(name: str, settings: Settings) -> list[Any]:
+    """``get_params()`` of ``params.<name>`` (or ``experiments.<name>``), checked."""
+    for package in (settings.params_module_name, settings.experiments_module_name):
+        module = _import_project_module(settings, f"{package}.{name}")
+        if module is not None and callable(getattr(module, "get_params", None)):
+            return check_param_sets(module.get_params(), f"{module.__name__}.get_params()")
+    available = ", ".join(list_modules(settings, settings.params_module_name)) or "none"
+    raise ParamsNotFoundError(
+        f"No parameter file '{name}': expected {settings.params_module_name}/{name}.py (or "
+        f"{settings.experiments_module_name}/{name}.py) defining get_params() under {settings.root} "
+        f"(found: {available}). Check the -p value, or run 'experiment ls'."
+    )
+
+
+def check_param_sets(value: Any, source: str) -> list[Any]:
+    """Raise :class:`ParamsError` unless ``value`` is a list of parameter-set dataclasses."""
+    if not isinstance(value, list):
+        raise ParamsError(
+            f"{source} returned a {type(value).__name__}, but it must return a list of parameter "
+            f"sets (e.g. `return [Params(name='a'), Params(name='b')]`)."
+        )
+    for index, item in enumerate(value):
+        if not dataclasses.is_dataclass(item) or isinstance(item, type):
+            raise ParamsError(
+                f"{source} returned a list whose item {index} is a {type(item).__name__} ({item!r:.60}), "
+                f"not a parameter set. Each item must be an instance of a cf.ExperimentParameters dataclass."
+            )
+    return value
+
+
+def list_modules(settings: Settings, package: str) -> list[str]:
+    """Names of the modules in a project package folder (for messages and ``ls``)."""
+    folder = os.path.join(settings.root, package)
+    if not os.path.isdir(folder):
+        return []
+    return sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
+
+
+def _parse_ranges(specs: tuple[str, ...], length: int) -> list[int]:
+    chosen: list[int] = []
+    for spec in specs:
+        try:
+            if "-" in spec:
+                start, end = (int(part) for part in spec.split("-", 1))
+                chosen.extend(range(start, min(end, length)))
+            else:
+                chosen.append(int(spec))
+        except ValueError:
+            raise UsageError(f"Index range '{spec}' is not 'N' or 'A-B' (end-exclusive), e.g. --indices 0-3.") from None
+    return [i for i in chosen if 0 <= i < length]
+
+
+def collect_param_sets(module: ModuleType, param_files: list[str] | None, settings: Settings,
+                       selection: ParamSelection) -> tuple[list[Any], dict[str, list[list[str]]]]:
+    """Load and select the parameter sets; returns them and the store's ``params`` block."""
+    loaded: list[tuple[str, list[Any]]] = []
+    if param_files:
+        for name in param_files:
+            sets = load_param_file(name, settings)
+            if selection.indices:
+                sets = [sets[i] for i in _parse_ranges(selection.indices, len(sets))]
+            loaded.append((name, sets))
+    elif callable(getattr(module, "get_params", None)):
+        name = module.__name__.rsplit(".", 1)[-1]
+        loaded.append((name, check_param_sets(module.get_params(), f"{module.__name__}.get_params()")))
+    else:
+        raise ParamsError(
+            f"Experiment {module.__name__} has no get_params() and no parameter file was given. "
+            f"Pass one with -p NAME (see 'experiment ls')."
+        )
+    if selection.global_indices:
+        flat = [(name, s) for name, sets in loaded for s in sets]
+        keep = {id(flat[i][1]) for i in _parse_ranges(selection.global_indices, len(flat))}
+        loaded = [(name, [s for s in sets if id(s) in keep]) for name, sets in loaded]
+    if selection.names:
+        found = {s.name for _, sets in loaded for s in sets}
+        unknown = [n for n in selection.names if n not in found]
+        if unknown:
+            raise ParamsError(
+                f"No parameter set is named {', '.join(repr(n) for n in unknown)}; the loaded sets are "
+                f"{', '.join(repr(n) for n in sorted(found)) or 'none'}. Check the -n value."
+            )
+        loaded = [(name, [s for s in sets if s.name in selection.names]) for name, sets in loaded]
+    param_sets = [s for _, sets in loaded for s in sets]
+    if not param_sets:
+        raise ParamsError("The selection leaves no parameter set to run; check -p, -n and --indices.")
+    block = {name: [[str(s.name), hashing.hash_param_set(s)] for s in sets] for name, sets in loaded}
+    return param_sets, block
+
+
+def run_experiment(
+    experiment_name: str,
+    param_files: list[str] | None = None,
+    overwrite_override: bool | None = None,
+    cache_dir_override: str | None = None,
+    mngr: Any = None,
+    log: bool = False,
+    log_debug: bool = False,
+    dry: bool = False,
+    dry_cache: bool = False,
+    store_full: bool = False,
+    lazy: bool = False,
+    ignore_lazy: bool = False,
+    no_dag: bool = False,
+    prefix: str | None = None,
+    stage_overwrites: list[str] | None = None,
+    param_set_names: list[str] | None = None,
+    param_set_indices: list[str] | None = None,
+    global_param_set_indices: list[str] | None = None,
+    run_string: str | None = None,
+    notes: str | None = None,
+    report: bool = True,
+    listeners: list[Any] | None = None,
+    settings: Settings | None = None,
+    runner: Callable[..., Any] | None = None,
+    **_ignored: Any,
+) -> tuple[Any, Any]:
+    """Run an experiment as the ``experiment`` command does; returns ``(results, manager)``.
+
+    With ``mngr`` given (e.g. a live manager in a notebook), the experiment runs on
+    it; ``dry=True`` then loads a past run's results from the cache without writing.
+
+    Raises:
+        UsageError: unknown experiment or parameter file, bad ``get_params`` result,
+            a selection matching nothing.
+        Exception: whatever a stage raised, after the run is stored with status
+            ``error`` (the manager's ``error_stage`` says which stage and record).
+    """
+    from curifactory.manager import ArtifactManager
+
+    settings = settings or (mngr.settings if mngr is not None else load_settings())
+    module = load_experiment(experiment_name, settings)
+    selection = ParamSelection(tuple(param_set_names or ()), tuple(param_set_indices or ()),
+                               tuple(global_param_set_indices or ()))
+    param_sets, block = collect_param_sets(module, param_files, settings, selection)
+
+    if mngr is None:
+        mngr = ArtifactManager(experiment_name, store_full=store_full, dry=dry, dry_cache=dry_cache, prefix=prefix,
+                               run_line=run_string or "", lazy=lazy, ignore_lazy=ignore_lazy, notes=notes,
+                               cache_path=cache_dir_override, status_override="incomplete", settings=settings)
+    else:
+        mngr.dry = mngr.dry or dry
+        mngr.dry_cache = mngr.dry_cache or dry_cache
+    if overwrite_override:
+        mngr.overwrite = True
+    if stage_overwrites:
+        mngr.overwrite_stages = list(stage_overwrites)
+    mngr.listeners.extend(listeners or [])
+    mngr.parameter_files = list(param_files or block.keys())
+    mngr.param_file_param_sets = block
+
+    run = runner or module.run
+    if not no_dag:
+        mngr.map_experiment(run, param_sets)
+    plan = mngr.plan
+    emit(mngr.listeners, RunStarted(mngr.get_reference_name(), experiment_name, len(param_sets),
+                                    len(plan.nodes) if plan else 0, len(plan.to_run) if plan else 0))
+    final_status = "LIVE" if mngr.interactive else "complete"
+    try:
+        results = run(param_sets, mngr)
+    except BaseException as exc:
+        mngr.finish("error" if not mngr.interactive else mngr.status,
+                    error=f"{type(exc).__name__}: {exc}")
+        if report and not mngr.dry:
+            _report_safely(mngr)
+        raise
+    mngr.finish(final_status)
+    if report and not mngr.dry:
+        _report_safely(mngr)
+    return results, mngr
+
+
+def _report_safely(mngr: Any) -> None:
+    try:
+        mngr.generate_report()
+    except Exception:  # the run's results matter more than its report
+        logger.warning("Could not write the report of %s", mngr.get_reference_name(), exc_info=True)

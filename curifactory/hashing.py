@@ -1,0 +1,173 @@
+"""Hashes of parameter sets, aggregates and files. Pure: no file is written.
+
+A parameter set's hash is a blake2b digest (32 lowercase hex characters) of a
+canonical encoding: one ``(path, representation)`` pair per hashed field, in
+declaration order, where ``path`` is the dotted field path (so a nested ``sub.x``
+never collides with a flat ``x``). Inclusion rules follow curifactory 0.20: the
+fields ``name``, ``hash``, ``overwrite`` and ``hash_representations`` never count;
+a ``hash_representations`` entry wins (``None`` leaves the field out); a ``None``
+value is left out (adding an Optional field keeps old hashes); a nested dataclass
+is hashed field by field; a callable counts by its qualified name; anything else by
+its ``repr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import logging
+import re
+from typing import Any, Iterable
+
+logger = logging.getLogger(__name__)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_PLAIN = frozenset({str, int, float, bool})
+SKIPPED_FIELDS = frozenset({"name", "hash", "overwrite", "hash_representations"})
+_field_names: dict[type, tuple[str, ...]] = {}
+
+
+def _hashed_field_names(cls: type) -> tuple[str, ...]:
+    names = _field_names.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in SKIPPED_FIELDS)
+        _field_names[cls] = names
+    return names
+
+
+@functools.singledispatch
+def _representation(value: Any) -> str:
+    """The text a value is hashed by: its ``repr``, made stable where ``repr`` is not."""
+    if isinstance(value, type):
+        return f"<class {value.__module__}.{value.__qualname__}>"
+    if callable(value) and hasattr(value, "__qualname__"):
+        module = getattr(value, "__module__", None) or ""
+        return f"<callable {module}.{value.__qualname__}>"
+    text = repr(value)
+    if _ADDRESS.search(text):
+        logger.warning(
+            "The value %s is hashed by its repr, which holds a memory address, so the "
+            "parameter set's hash changes every run. Give the field a "
+            "hash_representations entry (cf.set_hash_functions).",
+            text[:80],
+        )
+    return text
+
+
+@_representation.register(str)
+@_representation.register(int)
+@_representation.register(float)
+@_representation.register(bool)
+def _(value: Any) -> str:
+    return repr(value)
+
+
+@_representation.register(list)
+@_representation.register(tuple)
+def _(value: Any) -> str:
+    if all(type(v) in _PLAIN for v in value):
+        return repr(value)
+    inner = ", ".join(_representation(v) for v in value)
+    if isinstance(value, tuple):
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return f"[{inner}]"
+
+
+@_representation.register(dict)
+def _(value: dict) -> str:
+    return "{" + ", ".join(f"{_representation(k)}: {_representation(v)}" for k, v in value.items()) + "}"
+
+
+@_representation.register(set)
+@_representation.register(frozenset)
+def _(value: Any) -> str:
+    # set iteration order depends on PYTHONHASHSEED: sort for a stable hash
+    items = sorted(_representation(v) for v in value)
+    return type(value).__name__ + "({" + ", ".join(items) + "})"
+
+
+def _encode(obj: Any, prefix: str, out: list[str]) -> None:
+    overrides = getattr(obj, "hash_representations", None) or {}
+    for name in _hashed_field_names(type(obj)):
+        value = getattr(obj, name)
+        if name in overrides:
+            fn = overrides[name]
+            if fn is None:
+                continue
+            value = fn(obj, value)
+            if value is None:
+                continue
+            rep = value if isinstance(value, str) else _representation(value)
+        elif value is None:
+            continue
+        elif type(value) in _PLAIN:
+            rep = repr(value)
+        elif hasattr(type(value), "__dataclass_fields__"):
+            _encode(value, f"{prefix}{name}.", out)
+            continue
+        else:
+            rep = _representation(value)
+        path = prefix + name
+        out.append(f"{len(path)}:{path}{len(rep)}:{rep}")
+
+
+def param_set_encoding(param_set: Any) -> str:
+    """The canonical text that :func:`hash_param_set` digests."""
+    out: list[str] = []
+    _encode(param_set, "", out)
+    return "".join(out)
+
+
+def compute_hash(param_set: Any) -> str:
+    """Hash a parameter set from its fields, ignoring any stored ``.hash``."""
+    return hashlib.blake2b(param_set_encoding(param_set).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def hash_param_set(param_set: Any, store_in_registry: bool = False, registry_path: str | None = None) -> str:
+    """Return the hash of a parameter set, computing and keeping it in ``.hash`` once.
+
+    A hand-set ``.hash`` wins. ``store_in_registry`` and ``registry_path`` are
+    accepted for compatibility with 0.20 and ignored: hashing never writes files
+    (the manager writes the registry once per run).
+    """
+    existing = getattr(param_set, "hash", None)
+    if existing is not None:
+        return existing
+    digest = compute_hash(param_set)
+    try:
+        param_set.hash = digest
+    except (AttributeError, dataclasses.FrozenInstanceError):
+        pass
+    return digest
+
+
+def param_set_string_hash_representations(param_set: Any) -> dict[str, str]:
+    """The string form of every field as it is hashed (the registry's entry for a set).
+
+    Fields left out of the hash appear with the value ``"(not hashed)"``, except the
+    bookkeeping fields, which are left out entirely; the set's name is included.
+    """
+    result: dict[str, str] = {"name": str(getattr(param_set, "name", ""))}
+    hashed: list[str] = []
+    _encode(param_set, "", hashed)
+    for item in hashed:
+        path, rep = _decode_pair(item)
+        result[path] = rep
+    return result
+
+
+def _decode_pair(item: str) -> tuple[str, str]:
+    length, rest = item.split(":", 1)
+    path = rest[: int(length)]
+    tail = rest[int(length):]
+    rep_len, rep = tail.split(":", 1)
+    return path, rep[: int(rep_len)]
+
+
+def combine_hashes(own_hash: str, input_hashes: Iterable[str]) -> str:
+    """The hash of an aggregate: its own set's hash with its input records' hashes.
+
+    The order of the input records does not matter.
+    """
+    text = own_hash + "|" + ",".join(sorted(input_hashes))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()

@@ -1,0 +1,69 @@
+"""Values describing what happened to a record: one :class:`StageRun` per stage call.
+
+Reports, notebooks and the CLI read these; the execution core writes them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class StageStatus(str, enum.Enum):
+    """How a stage call was resolved in a run."""
+
+    EXECUTED = "executed"
+    """The stage function ran in this run."""
+    CACHED = "cached"
+    """Every output was valid in the cache; nothing ran (values load on access)."""
+    FAILED = "failed"
+    """The stage function raised."""
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One named output of a stage call.
+
+    Attributes:
+        name: the output name (the key in ``record.state``).
+        path: the artifact's file in the cache, or ``None`` when it has no cacher.
+        cacher: the cacher class name, or ``None``.
+        computed: ``True`` when the value was computed in this run, ``False`` when
+            it came from the cache.
+        preview: a short text preview of the value (empty when it was never loaded).
+        files: every file the cacher wrote (the artifact, extra files, metadata).
+    """
+
+    name: str
+    path: str | None
+    cacher: str | None
+    computed: bool
+    preview: str = ""
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One call of a stage on a record.
+
+    Attributes:
+        stage: the stage (function) name.
+        record_index: position of the record in ``manager.records``.
+        inputs: the input names the stage declared.
+        outputs: the artifacts of its outputs, in declaration order.
+        status: how the call was resolved.
+        seconds: wall time of the call (including saving), 0 when cached.
+        aggregate: whether the stage is an aggregate.
+        input_records: for an aggregate, indices of the records it combined.
+        reportables: how many reportables the stage produced.
+    """
+
+    stage: str
+    record_index: int
+    inputs: tuple[str, ...]
+    outputs: tuple[ArtifactInfo, ...]
+    status: StageStatus
+    seconds: float = 0.0
+    aggregate: bool = False
+    input_records: tuple[int, ...] = field(default_factory=tuple)
+    reportables: int = 0

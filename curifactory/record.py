@@ -1,0 +1,185 @@
+"""``Record``: one parameter set's state as it flows through stages."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Iterator
+
+from curifactory import hashing
+from curifactory.caching import Lazy
+from curifactory.history import StageRun
+
+
+class State(dict):
+    """A record's outputs by name; ``Lazy`` values load when read.
+
+    A cached output that was never needed stays on disk until somebody reads it;
+    then it is loaded once and kept. A user's ``Lazy`` output is loaded on every
+    read, so it is never held in memory longer than the caller needs it.
+    """
+
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        if isinstance(value, Lazy) and value.resolve:
+            loaded = value.load()
+            if value.memoize:
+                dict.__setitem__(self, key, loaded)
+            return loaded
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def values(self) -> Iterator[Any]:  # type: ignore[override]
+        return (self[k] for k in list(self.keys()))
+
+    def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
+        return ((k, self[k]) for k in list(self.keys()))
+
+    def raw(self, key: str) -> Any:
+        """The stored value without loading it (a ``Lazy`` stays a ``Lazy``)."""
+        return dict.__getitem__(self, key)
+
+    def is_loaded(self, key: str) -> bool:
+        """Whether the value is in memory."""
+        return not isinstance(dict.__getitem__(self, key), Lazy)
+
+    def copy(self) -> State:
+        return State(dict.items(self))
+
+
+class Record:
+    """The parameter set, state and stage history of one line of an experiment.
+
+    Args:
+        manager: the ``ArtifactManager`` the record belongs to.
+        param_set: the parameter set (``None`` for e.g. an aggregate's own record).
+        hide: keep the record out of the report and the stage graph.
+    """
+
+    def __init__(self, manager: Any, param_set: Any, hide: bool = False):
+        self.manager = manager
+        self.params = param_set
+        self.args = param_set  # 0.20 name
+        self.hide = hide
+        self.state = State()
+        self._output: Any = None
+        self.stages: list[str] = []
+        self.stage_inputs: list[list[str]] = []
+        self.stage_outputs: list[list[str]] = []
+        self.history: list[StageRun] = []
+        self.reportables: list[Any] = []
+        self.input_records: list[Record] = []
+        self.is_aggregate = False
+        self.combo_hash: str | None = None
+        self.stage_cachers: list[Any] | None = None
+        self.unstored_tracked_paths: list[dict[str, Any]] = []
+        self.overwritten: set[str] = set()  # state keys recomputed because of overwrite
+        if manager is not None:
+            manager.add_record(self)
+
+    # -- identity ---------------------------------------------------------------
+    @property
+    def output(self) -> Any:
+        """The value(s) the last stage returned (loaded on access when cached)."""
+        value = self._output
+        if isinstance(value, Lazy) and value.resolve:
+            return value.load()
+        if isinstance(value, tuple) and any(isinstance(v, Lazy) for v in value):
+            return tuple(v.load() if isinstance(v, Lazy) and v.resolve else v for v in value)
+        return value
+
+    @output.setter
+    def output(self, value: Any) -> None:
+        self._output = value
+
+    def get_hash(self) -> str:
+        """The parameter set's hash; for an aggregate, the combined hash."""
+        if self.is_aggregate:
+            if self.combo_hash is None:
+                self.combo_hash = hashing.combine_hashes(
+                    self._own_hash(), (r.get_hash() for r in self.input_records)
+                )
+            return self.combo_hash
+        return self._own_hash()
+
+    def _own_hash(self) -> str:
+        if self.params is None:
+            return "none"
+        return hashing.hash_param_set(self.params)
+
+    @property
+    def name(self) -> str:
+        """The parameter set's name (``"None"`` without one)."""
+        return str(getattr(self.params, "name", None))
+
+    def get_reference_name(self) -> str:
+        """``<index>:<param set name>`` as shown in logs and reports."""
+        index = self.manager.records.index(self) if self.manager and self in self.manager.records else "?"
+        return f"{index}:{self.name}"
+
+    def set_aggregate(self, aggregate_records: list[Record]) -> None:
+        """Mark this record as combining ``aggregate_records`` (changes its hash)."""
+        self.is_aggregate = True
+        self.input_records = list(aggregate_records)
+        self.combo_hash = None
+
+    # -- paths --------------------------------------------------------------------
+    def get_path(self, obj_name: str, subdir: str | None = None, prefix: str | None = None,
+                 stage_name: str | None = None, track: bool = True) -> str:
+        """A cache path for a file this record's current stage writes itself."""
+        path = self.manager.get_artifact_path(obj_name, self, subdir=subdir, prefix=prefix, stage_name=stage_name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if track:
+            self.unstored_tracked_paths.append({"obj_name": obj_name, "path": path})
+        return path
+
+    def get_dir(self, dir_name: str, subdir: str | None = None, prefix: str | None = None,
+                stage_name: str | None = None, track: bool = True) -> str:
+        """Like :meth:`get_path`, but creates and returns a folder."""
+        path = self.get_path(dir_name, subdir=subdir, prefix=prefix, stage_name=stage_name, track=track)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    # -- reporting and copies -------------------------------------------------------
+    def report(self, reportable: Any) -> Any:
+        """Attach a reportable to this record and the current stage; returns it."""
+        stage = getattr(self.manager, "current_stage_name", None)
+        reportable.record = self
+        reportable.stage = stage
+        base = reportable.name or type(reportable).__name__
+        reportable.qualified_name = f"{self.name}_{stage}_{base}" if stage else f"{self.name}_{base}"
+        self.reportables.append(reportable)
+        if self.manager is not None:
+            self.manager.reportables.append(reportable)
+        return reportable
+
+    def make_copy(self, param_set: Any = None, add_to_manager: bool = True) -> Record:
+        """A new record with a copy of this one's state and history."""
+        new = Record(self.manager if add_to_manager else None, param_set if param_set is not None else self.params,
+                     hide=self.hide)
+        if not add_to_manager:
+            new.manager = self.manager
+        new.state = State({k: _copy_value(dict.__getitem__(self.state, k)) for k in self.state.keys()})
+        new.stages = list(self.stages)
+        new.stage_inputs = [list(i) for i in self.stage_inputs]
+        new.stage_outputs = [list(o) for o in self.stage_outputs]
+        new.history = list(self.history)
+        new._output = self._output
+        new.input_records = list(self.input_records)
+        new.is_aggregate = self.is_aggregate
+        return new
+
+    def __repr__(self) -> str:
+        return f"<Record {self.name!r} hash={self.get_hash()[:10]} stages={self.stages}>"
+
+    def _repr_html_(self) -> str:
+        from curifactory.notebook import record_html
+
+        return record_html(self)
+
+
+def _copy_value(value: Any) -> Any:
+    # a Lazy points at its cacher, record and manager: share it, never deep-copy it
+    return value if isinstance(value, Lazy) else copy.deepcopy(value)
