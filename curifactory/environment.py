@@ -99,6 +99,8 @@ def _run(args: list[str], cwd: str | None, timeout: float, env: dict[str, str] |
             check=False,
         )
     except FileNotFoundError:
+        if cwd is not None and not os.path.isdir(cwd):
+            return _Result(False, problem=f"the folder {cwd} does not exist")
         return _Result(False, problem=f"{args[0]} is not installed (not found on PATH)")
     except subprocess.TimeoutExpired:
         return _Result(False, problem=f"'{' '.join(args[:3])}' took more than {timeout:g} s")

@@ -85,8 +85,7 @@ class StageCall:
         spec, record, manager = self.spec, self.record, self.manager
         if not spec.outputs:
             return Reason.NO_OUTPUTS
-        params = record.params
-        if manager.overwrite or getattr(params, "overwrite", False) or spec.name in manager.overwrite_stages:
+        if self.overwrite_applies():
             return Reason.OVERWRITE
         status = Reason.CACHED
         for name, cacher in zip(spec.output_names, self.cachers):
@@ -104,6 +103,15 @@ class StageCall:
                 emit(manager.listeners, CacheInvalid(spec.name, self.key[0], name, path, reason))
                 return Reason.INVALID
         return status
+
+    def overwrite_applies(self) -> bool:
+        """Whether --overwrite, --overwrite-stage or the set's ``overwrite`` asks for a rerun."""
+        spec, record, manager = self.spec, self.record, self.manager
+        asked = manager.overwrite or spec.name in manager.overwrite_stages
+        if getattr(manager, "parallel_filled", False):
+            # the workers already reran what they ran; aggregates see all records only here
+            return record.is_aggregate and (asked or bool(manager.overwrite_stages))
+        return asked or bool(getattr(record.params, "overwrite", False))
 
     def upstream_overwritten(self) -> bool:
         sources = self.input_records()
@@ -290,6 +298,9 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
     record.stages.append(spec.name)
     record.stage_inputs.append(list(spec.inputs))
     record.stage_outputs.append(list(spec.output_names))
+    if manager.parallel_mode and (spec.aggregate or _needs_unmapped(call)):
+        call.map()  # a worker leaves aggregates (and what follows them) to the parent
+        return record
     if manager.map_mode:
         manager.mapped_nodes.append(call.map())
         return record
@@ -310,7 +321,10 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
 
     logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), reason.value)
     try:
-        infos, produced = call.execute(overrides, reason)
+        if manager.artifact_locks and reason is not Reason.NO_OUTPUTS and call.cachers[0] is not None:
+            infos, produced = _execute_locked(call, overrides, reason)
+        else:
+            infos, produced = call.execute(overrides, reason)
     except BaseException as exc:
         seconds = time.perf_counter() - started
         record.history.append(StageRun(spec.name, index, spec.inputs, (), StageStatus.FAILED, seconds,
@@ -323,6 +337,22 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
                                    spec.aggregate, _indices(manager, records), produced))
     emit(manager.listeners, StageFinished(spec.name, index, name, StageStatus.EXECUTED, seconds))
     return record
+
+
+def _needs_unmapped(call: StageCall) -> bool:
+    return any(isinstance(call.record.state.raw(n), MappedValue) for n in call.spec.inputs if n in call.record.state)
+
+
+def _execute_locked(call: StageCall, overrides: dict[str, Any], reason: Reason) -> tuple[list[ArtifactInfo], int]:
+    """Execute under the artifact's inter-process lock, unless another process just cached it."""
+    from curifactory.parallel import artifact_lock
+
+    first = call.cachers[0]
+    assert first is not None
+    with artifact_lock(call.manager.cache_path, first._final_path()):
+        if reason in (Reason.NOT_CACHED, Reason.INVALID) and call.own_status() is Reason.CACHED:
+            return call.skip(), 0
+        return call.execute(overrides, reason)
 
 
 def _indices(manager: Any, records: list[Any] | None) -> tuple[int, ...]:

@@ -126,10 +126,7 @@ def collect_param_sets(module: ModuleType, param_files: list[str] | None, settin
     loaded: list[tuple[str, list[Any]]] = []
     if param_files:
         for name in param_files:
-            sets = load_param_file(name, settings)
-            if selection.indices:
-                sets = [sets[i] for i in _parse_ranges(selection.indices, len(sets))]
-            loaded.append((name, sets))
+            loaded.append((name, load_param_file(name, settings)))
     elif callable(getattr(module, "get_params", None)):
         name = module.__name__.rsplit(".", 1)[-1]
         loaded.append((name, check_param_sets(module.get_params(), f"{module.__name__}.get_params()")))
@@ -138,6 +135,8 @@ def collect_param_sets(module: ModuleType, param_files: list[str] | None, settin
             f"Experiment {module.__name__} has no get_params() and no parameter file was given. "
             f"Pass one with -p NAME (see 'experiment ls')."
         )
+    if selection.indices:
+        loaded = [(name, [sets[i] for i in _parse_ranges(selection.indices, len(sets))]) for name, sets in loaded]
     if selection.global_indices:
         flat = [(name, s) for name, sets in loaded for s in sets]
         keep = {id(flat[i][1]) for i in _parse_ranges(selection.global_indices, len(flat))}
@@ -183,6 +182,8 @@ def run_experiment(
     listeners: list[Any] | None = None,
     settings: Settings | None = None,
     runner: Callable[..., Any] | None = None,
+    parallel: int | None = None,
+    parallel_safe: bool = False,
     **_ignored: Any,
 ) -> tuple[Any, Any]:
     """Run an experiment as the ``experiment`` command does; returns ``(results, manager)``.
@@ -197,17 +198,25 @@ def run_experiment(
             ``error`` (the manager's ``error_stage`` says which stage and record).
     """
     from curifactory.manager import ArtifactManager
+    from curifactory.parallel import distributed_rank, fill_cache
 
+    follower = distributed_rank() > 0
+    if follower:  # a non-zero rank of a distributed launch: only rank 0 writes
+        dry_cache, report, store_full = True, False, False
     settings = settings or (mngr.settings if mngr is not None else load_settings())
     module = load_experiment(experiment_name, settings)
     selection = ParamSelection(tuple(param_set_names or ()), tuple(param_set_indices or ()),
                                tuple(global_param_set_indices or ()))
     param_sets, block = collect_param_sets(module, param_files, settings, selection)
 
-    if mngr is None:
-        mngr = ArtifactManager(experiment_name, store_full=store_full, dry=dry, dry_cache=dry_cache, prefix=prefix,
+    def make_manager(**extra: Any) -> Any:
+        return ArtifactManager(experiment_name, store_full=store_full, dry=dry, dry_cache=dry_cache, prefix=prefix,
                                run_line=run_string or "", lazy=lazy, ignore_lazy=ignore_lazy, notes=notes,
-                               cache_path=cache_dir_override, status_override="incomplete", settings=settings)
+                               cache_path=cache_dir_override, status_override="incomplete", settings=settings,
+                               **extra)
+
+    if mngr is None:
+        mngr = make_manager(parallel_mode=follower)
     else:
         mngr.dry = mngr.dry or dry
         mngr.dry_cache = mngr.dry_cache or dry_cache
@@ -219,7 +228,18 @@ def run_experiment(
     mngr.parameter_files = list(param_files or block.keys())
     mngr.param_file_param_sets = block
 
+    mngr.artifact_locks = mngr.artifact_locks or parallel_safe or follower
     run = runner or module.run
+    if parallel and parallel > 1 and not mngr.dry and mngr.may_write_cache:
+        def worker_manager() -> Any:
+            worker = make_manager(parallel_mode=True)
+            worker.experiment_run_number, worker.run_timestamp = mngr.experiment_run_number, mngr.run_timestamp
+            worker.overwrite, worker.overwrite_stages = mngr.overwrite, list(mngr.overwrite_stages)
+            return worker
+
+        codes = fill_cache(run, param_sets, parallel, worker_manager)
+        logger.info("parallel workers finished with exit codes %s", codes)
+        mngr.parallel_filled = True  # workers applied overwrites; the parent redoes only aggregates
     if not no_dag:
         mngr.map_experiment(run, param_sets)
     plan = mngr.plan

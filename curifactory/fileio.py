@@ -105,3 +105,37 @@ def hash_files(paths: Iterable[str]) -> str:
         else:
             hash_file(path, h)
     return h.hexdigest()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[str]:
+    """Delete temporary files left in ``folder`` by processes that no longer run.
+
+    A killed save leaves its ``.cftmp-<pid>-...`` file behind; it is never loaded
+    (it has no metadata and not the final name), and this sweeps it away.
+    """
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(TEMP_MARK):
+            continue
+        try:
+            pid = int(entry.name[len(TEMP_MARK):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            discard(entry.path)
+            removed.append(entry.path)
+    return removed

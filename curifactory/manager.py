@@ -16,7 +16,7 @@ import socket
 import time
 from typing import Any
 
-from curifactory import dag, execution, hashing
+from curifactory import dag, execution, fileio, hashing
 from curifactory.config import Settings, load_settings
 from curifactory.events import Listener, RunFinished, emit
 from curifactory.store import ManagerStore, ParamsRegistry
@@ -125,6 +125,7 @@ class ArtifactManager:
         self.reproduction_line: str | None = None
         self.log_path: str | None = None
         self.stored = False
+        self.artifact_locks = parallel_mode
 
         self.run_timestamp = datetime.datetime.now()
         self.hostname = socket.gethostname()
@@ -288,6 +289,8 @@ class ArtifactManager:
             self.error = error
             self.error_thrown = True
         self.store()
+        if self.may_write_cache and not self.parallel_mode:
+            fileio.remove_stale_temps(self.cache_path)
         emit(self.listeners, RunFinished(self.get_reference_name(), status,
                                          time.perf_counter() - self._started, self.error))
 

@@ -8,7 +8,7 @@ Fill colours tell executed from cached stages and computed from cached artifacts
 
 The whole run is laid out by a single ``dot -Tsvg`` subprocess (0.20.5 called it
 once per record). When graphviz is not installed the report shows the DOT source
-with install instructions instead.
+with install instructions instead. The legend is part of the report page.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from curifactory.reporting.colors import record_color
+from curifactory.reporting.context import record_label
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +62,6 @@ def quote(text: Any) -> str:
     """A DOT double-quoted string (backslashes and quotes escaped, newlines kept as ``\\n``)."""
     value = str(text).replace("\\", "\\\\").replace('"', '\\"')
     return '"' + value.replace("\r", "").replace("\n", "\\n") + '"'
-
-
-def record_label(record: Any) -> str:
-    """``<param set name> (<short hash>)``, marking aggregates."""
-    name = getattr(record.params, "name", None) if record.params is not None else None
-    label = f"{name if name is not None else 'no parameters'} ({record.get_hash()[:8]})"
-    return f"aggregate: {label}" if record.is_aggregate else label
 
 
 def _status(stage_run: Any) -> str:

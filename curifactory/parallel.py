@@ -1,0 +1,80 @@
+"""``--parallel N``: fill the cache from N worker processes, then run once in the parent.
+
+Each worker (forked, so it shares the loaded experiment code) runs the experiment
+on every N-th parameter set with per-artifact file locks: when two workers need
+the same artifact (a shared ``path_override``, or two sets with the same hash),
+one computes it while the other waits and then loads it. Workers skip aggregates,
+which need every record. The parent then runs the whole experiment as usual: what
+the workers computed is cached, so it only runs the aggregates and writes the one
+store entry and the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+logger = logging.getLogger(__name__)
+
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK")
+
+
+def distributed_rank() -> int:
+    """The highest of ``RANK``/``LOCAL_RANK``/``NODE_RANK`` (0 when none is set)."""
+    ranks = []
+    for name in RANK_VARIABLES:
+        try:
+            ranks.append(int(os.environ.get(name, "0")))
+        except ValueError:
+            ranks.append(0)
+    return max(ranks)
+
+
+@contextmanager
+def artifact_lock(cache_path: str, artifact_path: str) -> Iterator[None]:
+    """Hold the inter-process lock of one artifact path."""
+    from filelock import FileLock
+
+    folder = os.path.join(cache_path, ".locks")
+    os.makedirs(folder, exist_ok=True)
+    name = hashlib.blake2b(os.path.abspath(artifact_path).encode(), digest_size=12).hexdigest()
+    with FileLock(os.path.join(folder, name + ".lock")):
+        yield
+
+
+def _worker(run: Callable[..., Any], param_sets: list[Any], manager_factory: Callable[[], Any]) -> None:
+    manager = manager_factory()
+    try:
+        manager.map_experiment(run, param_sets)
+        run(param_sets, manager)
+    except Exception as exc:  # the parent's own pass reports the failure properly
+        logger.info("parallel worker stopped: %s: %s", type(exc).__name__, exc)
+        os._exit(1)
+    os._exit(0)
+
+
+def fill_cache(run: Callable[..., Any], param_sets: list[Any], workers: int,
+               manager_factory: Callable[[], Any]) -> list[int]:
+    """Run ``run`` on interleaved slices of ``param_sets`` in ``workers`` processes.
+
+    Returns the workers' exit codes. Without the ``fork`` start method (Windows,
+    macOS by default) nothing runs in parallel and an empty list is returned.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        logger.warning("--parallel needs the 'fork' start method, which this platform lacks; running serially.")
+        return []
+    workers = max(1, min(workers, len(param_sets)))
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_worker, args=(run, param_sets[i::workers], manager_factory), daemon=False)
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    return [p.exitcode or 0 for p in processes]

@@ -1,0 +1,138 @@
+"""The run index ``reports/index.html``: every stored run, grouped by experiment.
+
+Built from the run blocks of ``store.json`` alone, so it can be rebuilt without a
+manager (``experiment reports --update``). A run links to its report only when the
+report folder exists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from curifactory import fileio
+from curifactory.reporting.templating import default_css, environment, first_line, safe
+
+logger = logging.getLogger(__name__)
+
+INDEX_NAME = "index.html"
+CSS_NAME = "style.css"
+
+
+@dataclass
+class RunEntry:
+    """One run as the index shows it."""
+
+    reference: str
+    experiment: str
+    run_number: Any
+    timestamp: str
+    status: str
+    dirty: bool
+    hostname: str
+    notes: str
+    cli: str
+    error: str
+    full_store: bool
+    has_report: bool
+
+
+@dataclass
+class ExperimentRuns:
+    """The runs of one experiment, newest first."""
+
+    name: str
+    runs: list[RunEntry] = field(default_factory=list)
+
+
+def load_runs(store_path: str | None) -> list[dict[str, Any]]:
+    """The run blocks of ``store.json`` (a file, or the folder holding it); [] if missing."""
+    if not store_path:
+        return []
+    if os.path.isdir(store_path):
+        from curifactory.store import STORE_FILENAME
+
+        store_path = os.path.join(store_path, STORE_FILENAME)
+    try:
+        with open(store_path, encoding="utf-8") as handle:
+            runs = json.load(handle)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        logger.warning("Could not read the experiment store %s (%s); the run index lists no runs.", store_path, exc)
+        return []
+    if not isinstance(runs, list):
+        logger.warning("%s does not hold a list of runs; the run index lists no runs.", store_path)
+        return []
+    return [run for run in runs if isinstance(run, dict) and run.get("reference")]
+
+
+def run_entry(run: dict[str, Any], reports_path: str) -> RunEntry:
+    """The index line of one run block."""
+    reference = str(run["reference"])
+    report = os.path.join(reports_path, reference, INDEX_NAME)
+    return RunEntry(
+        reference=reference,
+        experiment=str(run.get("experiment_name") or "(unnamed)"),
+        run_number=run.get("run_number", ""),
+        timestamp=str(run.get("timestamp") or ""),
+        status=str(run.get("status") or "unknown"),
+        dirty=bool(run.get("workdir_dirty")),
+        hostname=str(run.get("hostname") or ""),
+        notes=first_line(run.get("notes")),
+        cli=str(run.get("cli") or ""),
+        error=first_line(run.get("error")),
+        full_store=bool(run.get("full_store")),
+        has_report=os.path.isfile(report),
+    )
+
+
+def group_runs(entries: Iterable[RunEntry]) -> list[ExperimentRuns]:
+    """Runs grouped by experiment, newest first; the experiment run most recently first."""
+    ordered = sorted(entries, key=lambda e: (e.timestamp, _number(e.run_number)), reverse=True)
+    groups: dict[str, ExperimentRuns] = {}
+    for entry in ordered:
+        groups.setdefault(entry.experiment, ExperimentRuns(entry.experiment)).runs.append(entry)
+    return list(groups.values())
+
+
+def _number(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def update_index(reports_path: str, store_path: str | None, extra_runs: list[dict[str, Any]] | None = None) -> str:
+    """Rewrite ``<reports_path>/index.html`` from the store's run blocks.
+
+    Args:
+        reports_path: the reports folder (created if missing).
+        store_path: ``store.json`` or the folder holding it (``manager_cache_path``).
+        extra_runs: run blocks to list even if the store does not hold them yet
+            (e.g. a live run's block); a stored block with the same reference wins.
+
+    Returns:
+        The path of the written index.
+    """
+    reports_path = os.path.abspath(reports_path)
+    os.makedirs(reports_path, exist_ok=True)
+    runs = load_runs(store_path)
+    known = {run["reference"] for run in runs}
+    runs += [r for r in extra_runs or [] if isinstance(r, dict) and r.get("reference") and r["reference"] not in known]
+    experiments = group_runs(run_entry(run, reports_path) for run in runs)
+    has_css = os.path.isfile(os.path.join(reports_path, CSS_NAME))
+    latest = os.path.isfile(os.path.join(reports_path, "_latest", INDEX_NAME))
+    html = environment().get_template("index.html").render(
+        experiments=experiments,
+        run_count=sum(len(e.runs) for e in experiments),
+        css=CSS_NAME if has_css else None,
+        inline_css=None if has_css else safe(default_css()),
+        latest=latest,
+    )
+    path = os.path.join(reports_path, INDEX_NAME)
+    fileio.atomic_write_text(path, html)
+    return path

@@ -1,0 +1,163 @@
+"""Writing a run's report folder: ``<reports_path>/<reference>/index.html`` and friends.
+
+The report is built in a temporary folder beside its final place and swapped in
+when complete, so a reader (or the run index) never sees half a report. Then the
+run index (``reports/index.html``) and ``reports/_latest`` (a copy of the newest
+report, which works on every file system and web server) are refreshed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import traceback
+from typing import Any
+
+from curifactory import fileio
+from curifactory.reporting import context
+from curifactory.reporting.graph import stage_graph
+from curifactory.reporting.templating import DEFAULT_CSS, environment, safe
+
+logger = logging.getLogger(__name__)
+
+REPORTABLES_DIR = "reportables"
+CSS_NAME = "style.css"
+LATEST_DIR = "_latest"
+INDEX_NAME = "index.html"
+
+
+def render_reportable(reportable: Any, folder: str, display_path: str = REPORTABLES_DIR) -> str:
+    """Render one reportable into ``folder`` and return its HTML.
+
+    ``reportable.path`` is ``folder`` while it renders, then ``display_path`` (the
+    same folder as the page will link to it) while its HTML is made.
+    """
+    os.makedirs(folder, exist_ok=True)
+    reportable.path = folder
+    reportable.render()
+    reportable.path = display_path
+    return reportable.html()
+
+
+def reportable_views(manager: Any, folder: str, records: list[context.RecordView]) -> list[context.ReportableView]:
+    """Render every reportable of the run into ``folder``; a failing one shows its error."""
+    reportables = [r for r in (getattr(manager, "reportables", None) or [])]
+    position = {id(r): i for i, r in enumerate(getattr(manager, "records", None) or [])}
+    context.assign_file_names(reportables)
+    views = []
+    for number, reportable in enumerate(reportables):
+        index = position.get(id(getattr(reportable, "record", None)))
+        record = records[index] if index is not None else None
+        if record is not None and record.hidden:
+            continue
+        try:
+            html, error = render_reportable(reportable, folder), None
+        except Exception as exc:  # one broken reportable must not cost the whole report
+            logger.warning("Reportable %r could not be rendered: %s", reportable.name, exc)
+            html, error = "", "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        views.append(
+            context.ReportableView(
+                anchor=f"reportable-{number}",
+                name=str(reportable.name or reportable.qualified_name),
+                group=reportable.group,
+                stage=reportable.stage,
+                record=record,
+                html=safe(html),
+                error=error,
+            )
+        )
+    return views
+
+
+def copy_css(manager: Any, folder: str) -> None:
+    """The project's ``report_css_path`` when that file exists, else the packaged style."""
+    css_path = getattr(manager, "report_css_path", None)
+    source = css_path if css_path and os.path.isfile(css_path) else DEFAULT_CSS
+    shutil.copyfile(source, os.path.join(folder, CSS_NAME))
+
+
+def report_html(manager: Any, folder: str, final_folder: str) -> str:
+    """Render the reportables into ``folder`` and return the page's HTML."""
+    records = list(getattr(manager, "records", None) or [])
+    record_views = context.record_views(records)
+    reportables = reportable_views(manager, os.path.join(folder, REPORTABLES_DIR), record_views)
+    groups, ungrouped = context.group_reportables(reportables)
+    graph = stage_graph(records)
+    log_path = getattr(manager, "log_path", None)
+    log = None
+    if log_path:
+        log = {
+            "href": os.path.relpath(log_path, final_folder).replace(os.sep, "/"),
+            "exists": os.path.isfile(log_path),
+            "name": os.path.basename(log_path),
+        }
+    visible = [r for r in record_views if not r.hidden]
+    return environment().get_template("report.html").render(
+        run=context.run_info(manager),
+        log=log,
+        css=CSS_NAME,
+        records=visible,
+        groups=groups,
+        ungrouped=ungrouped,
+        graph=graph,
+        graph_svg=safe(graph.svg) if graph.svg else None,
+        param_sets=context.param_set_views(records, record_views),
+    )
+
+
+def write_report(manager: Any) -> str:
+    """Write the report of ``manager``'s run and refresh the run index and ``_latest``.
+
+    Nothing is written when ``manager.dry`` is true.
+
+    Returns:
+        The path of the report's ``index.html`` (where it is, or would be, written).
+    """
+    reports_path = os.path.abspath(manager.reports_path)
+    final = os.path.join(reports_path, manager.get_reference_name())
+    page = os.path.join(final, INDEX_NAME)
+    if getattr(manager, "dry", False):
+        logger.debug("Dry run: no report written (it would be %s)", page)
+        return page
+    os.makedirs(reports_path, exist_ok=True)
+    tmp = fileio.temp_path_for(final)
+    try:
+        os.makedirs(tmp)
+        copy_css(manager, tmp)
+        html = report_html(manager, tmp, final)
+        with open(os.path.join(tmp, INDEX_NAME), "w", encoding="utf-8") as handle:
+            handle.write(html)
+        fileio.commit(tmp, final)
+    except BaseException:
+        fileio.discard(tmp)
+        raise
+    copy_folder(final, os.path.join(reports_path, LATEST_DIR))
+    if getattr(manager, "store_full", False) and getattr(manager, "runs_path", None):
+        copy_folder(final, os.path.join(manager.runs_path, manager.get_reference_name(), "report"))
+    _refresh_index(manager, reports_path)
+    logger.info("Report written to %s", page)
+    return page
+
+
+def copy_folder(source: str, destination: str) -> None:
+    """Replace ``destination`` by a copy of ``source`` (copied aside, then swapped in)."""
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    tmp = fileio.temp_path_for(destination)
+    try:
+        shutil.copytree(source, tmp)
+        fileio.commit(tmp, destination)
+    except BaseException:
+        fileio.discard(tmp)
+        raise
+
+
+def _refresh_index(manager: Any, reports_path: str) -> None:
+    from curifactory.reporting.index import update_index
+    from curifactory.store import STORE_FILENAME
+
+    settings = getattr(manager, "settings", None)
+    cache_path = getattr(settings, "manager_cache_path", None) or getattr(manager, "manager_cache_path", None)
+    store_path = os.path.join(cache_path, STORE_FILENAME) if cache_path else None
+    extra = getattr(manager, "run_info", None)
+    update_index(reports_path, store_path, extra_runs=[extra] if isinstance(extra, dict) else None)
