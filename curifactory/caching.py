@@ -126,19 +126,27 @@ class Cacheable:
             if suffix:
                 stem, ext = os.path.splitext(path)
                 path = stem + suffix + ("" if os.path.splitext(suffix)[1] else ext)
-            return path
+            return self._relocate(path)
         if self.record is None:
             raise CacheError(
                 f"{type(self).__name__} for '{self.name}' has neither a record nor a "
                 f"path_override, so it has no path. Pass record= or path_override=."
             )
         name = (self.name or "artifact") + (suffix or "")
-        path = self.record.get_path(
-            name, subdir=self.subdir, prefix=self.prefix, stage_name=self.stage, track=False
+        path = self.record.manager.get_artifact_path(
+            name, self.record, subdir=self.subdir, prefix=self.prefix, stage_name=self.stage
         )
         if not (suffix and os.path.splitext(suffix)[1]):
             path += extension
         return path
+
+    def _relocate(self, path: str) -> str:
+        """Where a reproduction run finds a file stored outside the cache (or ``path``)."""
+        manager = getattr(self.record, "manager", None)
+        manifest = getattr(manager, "artifact_manifest", None)
+        if manifest is None:
+            return path
+        return manifest.locate(path, manager.settings.root) or path
 
     def _expand_template(self, template: str) -> str:
         if "{" not in template:
@@ -178,9 +186,12 @@ class Cacheable:
                 tmp = self._session[final] = fileio.temp_path_for(final)
             return tmp
         folder = os.path.dirname(final)
-        if folder:
+        if folder and not self._dry():
             os.makedirs(folder, exist_ok=True)
         return final
+
+    def _dry(self) -> bool:
+        return bool(getattr(getattr(self.record, "manager", None), "dry", False))
 
     def get_dir(self, suffix: str | None = None) -> str:
         """A folder to write into or read from (created; temporary while ``save`` runs)."""
@@ -197,7 +208,8 @@ class Cacheable:
                 tmp = self._session[final] = fileio.temp_path_for(final)
                 os.makedirs(tmp)
             return tmp
-        os.makedirs(final, exist_ok=True)
+        if not self._dry():
+            os.makedirs(final, exist_ok=True)
         return final
 
     def metadata_path(self) -> str:
@@ -410,10 +422,6 @@ class FileReferenceCacher(Cacheable):
             json.dump(files, handle, indent=4)
         return path
 
-    def load(self) -> Any:
-        with open(self.get_path(), encoding="utf-8") as handle:
-            return json.load(handle)
-
     def referenced_files(self) -> list[str]:
         """The paths in the saved list (empty when unreadable)."""
         try:
@@ -421,6 +429,13 @@ class FileReferenceCacher(Cacheable):
         except (OSError, ValueError):
             return []
         return [files] if isinstance(files, str) else list(files)
+
+    def load(self) -> Any:
+        with open(self.get_path(), encoding="utf-8") as handle:
+            files = json.load(handle)
+        if isinstance(files, str):
+            return self._relocate(files)
+        return [self._relocate(f) for f in files]
 
     def _validate(self) -> str | None:
         reason = super()._validate()

@@ -227,6 +227,8 @@ def run_experiment(
     mngr.listeners.extend(listeners or [])
     mngr.parameter_files = list(param_files or block.keys())
     mngr.param_file_param_sets = block
+    if mngr.store_full:
+        mngr.reproduction_line = reproduction_line(mngr, experiment_name, param_files, param_set_names)
 
     mngr.artifact_locks = mngr.artifact_locks or parallel_safe or follower
     run = runner or module.run
@@ -251,17 +253,35 @@ def run_experiment(
     except BaseException as exc:
         mngr.finish("error" if not mngr.interactive else mngr.status,
                     error=f"{type(exc).__name__}: {exc}")
-        if report and not mngr.dry:
-            _report_safely(mngr)
+        _close_run(mngr, report)
         raise
     mngr.finish(final_status)
-    if report and not mngr.dry:
-        _report_safely(mngr)
+    _close_run(mngr, report)
     return results, mngr
 
 
-def _report_safely(mngr: Any) -> None:
-    try:
-        mngr.generate_report()
-    except Exception:  # the run's results matter more than its report
-        logger.warning("Could not write the report of %s", mngr.get_reference_name(), exc_info=True)
+def reproduction_line(mngr: Any, experiment_name: str, param_files: list[str] | None,
+                      names: list[str] | None) -> str:
+    """The command that reruns a ``--store-full`` run from its run folder's artifacts."""
+    artifacts = os.path.relpath(os.path.join(mngr.get_run_output_path(), "artifacts"), mngr.settings.root)
+    parts = ["experiment", experiment_name]
+    for name in param_files or []:
+        parts += ["-p", name]
+    for name in names or []:
+        parts += ["-n", name]
+    parts += ["--cache", artifacts, "--dry-cache"]
+    return " ".join(parts)
+
+
+def _close_run(mngr: Any, report: bool) -> None:
+    """Write the report and the store-full folder; neither may hide the run's outcome."""
+    if report and not mngr.dry:
+        try:
+            mngr.generate_report()
+        except Exception:  # the run's results matter more than its report
+            logger.warning("Could not write the report of %s", mngr.get_reference_name(), exc_info=True)
+    if mngr.store_full:
+        try:
+            mngr.write_run_env_output()
+        except Exception:
+            logger.warning("Could not complete the run folder of %s", mngr.get_reference_name(), exc_info=True)

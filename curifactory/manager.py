@@ -139,8 +139,14 @@ class ArtifactManager:
         self._started = time.perf_counter()
         self._store = ManagerStore(self.manager_cache_path)
         self._registry = ParamsRegistry(self.manager_cache_path)
+        self.artifact_manifest: Any = None
+        self._run_dir: str | None = None
+        self._environment: Any = None
         self._capture_git()
         self._register_run()
+        self._load_manifest()
+        if store_full and not dry and not parallel_mode:
+            self._start_store_full()
         if self.interactive and not suppress_live_log and not dry:
             self._start_live_log()
 
@@ -320,6 +326,53 @@ class ArtifactManager:
     def map_records(self) -> None:
         """Compatibility no-op: mapping happens in :meth:`map_experiment`."""
 
+    # -- --store-full run folders -----------------------------------------------------------
+    def _load_manifest(self) -> None:
+        # a reproduction run reads from a run folder's artifacts/: map outside paths into it
+        if os.path.exists(os.path.join(self.cache_path, "_manifest.json")):
+            from curifactory.runfolder import ArtifactManifest
+
+            self.artifact_manifest = ArtifactManifest.load(self.cache_path)
+
+    def _start_store_full(self) -> None:
+        from curifactory import environment, runfolder
+
+        self._run_dir = runfolder.create_run_dir(self.runs_path, self.get_reference_name())
+        self._environment = environment.start_environment_capture(
+            self.settings.root, pip_cache_dir=self.manager_cache_path)
+
+    def used_artifact_paths(self) -> list[str]:
+        """Every artifact file this run computed or loaded, and files stages wrote via ``get_path``."""
+        paths: list[str] = []
+        for record in self.records:
+            for run in record.history:
+                for artifact in run.outputs:
+                    if artifact.path is None:
+                        continue
+                    paths.append(artifact.path)
+                    if artifact.cacher == "FileReferenceCacher" and os.path.exists(artifact.path):
+                        paths.extend(_referenced_files(artifact.path))
+            paths.extend(entry["path"] for entry in record.unstored_tracked_paths if os.path.exists(entry["path"]))
+        return list(dict.fromkeys(paths))
+
+    def write_run_env_output(self) -> str | None:
+        """Write (or refresh) this run's ``--store-full`` folder; returns its path."""
+        if self._run_dir is None:
+            return None
+        from curifactory import runfolder
+
+        report_dir = os.path.join(self.reports_path, self.get_reference_name())
+        registry = {hashing.hash_param_set(p): hashing.param_set_string_hash_representations(p)
+                    for p in self.get_all_param_sets()}
+        runfolder.write_run_folder(
+            self._run_dir, run_info=self.run_info, artifacts=self.used_artifact_paths(),
+            registry_entries=registry, project_root=self.settings.root, cache_root=self.cache_path,
+            log_path=self.log_path, report_dir=report_dir if os.path.isdir(report_dir) else None,
+            environment=self._environment.result() if self._environment is not None else None,
+            pip_cache_dir=self.manager_cache_path,
+        )
+        return self._run_dir
+
     # -- parallel locks ---------------------------------------------------------------------
     def lock(self) -> None:
         """Acquire the lock shared with parallel workers, if any."""
@@ -418,3 +471,15 @@ class ArtifactManager:
 
     def __repr__(self) -> str:
         return f"<ArtifactManager {self.get_reference_name()} status={self.status} records={len(self.records)}>"
+
+
+def _referenced_files(path: str) -> list[str]:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            files = json.load(handle)
+    except (OSError, ValueError):
+        return []
+    files = [files] if isinstance(files, str) else files
+    return [f for f in files if isinstance(f, str) and os.path.exists(f)]

@@ -130,7 +130,8 @@ class Record:
                  stage_name: str | None = None, track: bool = True) -> str:
         """A cache path for a file this record's current stage writes itself."""
         path = self.manager.get_artifact_path(obj_name, self, subdir=subdir, prefix=prefix, stage_name=stage_name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not self.manager.dry:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         if track:
             self.unstored_tracked_paths.append({"obj_name": obj_name, "path": path})
         return path
@@ -139,7 +140,8 @@ class Record:
                 stage_name: str | None = None, track: bool = True) -> str:
         """Like :meth:`get_path`, but creates and returns a folder."""
         path = self.get_path(dir_name, subdir=subdir, prefix=prefix, stage_name=stage_name, track=track)
-        os.makedirs(path, exist_ok=True)
+        if not self.manager.dry:
+            os.makedirs(path, exist_ok=True)
         return path
 
     # -- reporting and copies -------------------------------------------------------

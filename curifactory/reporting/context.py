@@ -34,6 +34,14 @@ class RecordView:
     reportable_count: int = 0
 
     @property
+    def status_counts(self) -> str:
+        """E.g. ``"2 executed, 1 cached"``."""
+        counts: dict[str, int] = {}
+        for run in self.stage_runs:
+            counts[run["status"]] = counts.get(run["status"], 0) + 1
+        return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+    @property
     def anchor(self) -> str:
         """The HTML id of the record's stage detail."""
         return f"record-{self.index}"

@@ -1,0 +1,515 @@
+"""Jupyter views of a run: run info, stage graph, reportables, records; experiment notebooks.
+
+The ``ArtifactManager.display_*`` methods and the ``_repr_html_`` of managers,
+records and reportables call the functions here. Each ``display_*`` function
+returns an ``IPython.display.HTML`` object, or the HTML string itself when IPython
+is not installed. IPython is imported only inside the functions that need it.
+
+Reportables are rendered into a folder (``<reports_path>/_live/<reference>/reportables``
+for a run that may write, a temporary folder for a dry one) and every file they
+link to from there is embedded as a ``data:`` URI, so images show in Jupyter, in
+executed notebooks and in exported HTML without serving any file.
+
+Every value shown is escaped with :func:`html.escape`; only a reportable's own
+HTML (which its author controls) and the SVG drawn by graphviz are included as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import json
+import logging
+import mimetypes
+import os
+import re
+import tempfile
+import traceback
+from typing import Any, Iterable
+
+logger = logging.getLogger(__name__)
+
+LIVE_REPORTS_DIR = "_live"
+REPORTABLES_DIR = "reportables"
+MAX_EMBED_BYTES = 20 * 1024 * 1024
+"""Files a reportable links to are embedded up to this size; larger ones keep their path."""
+MAX_VALUE_CHARS = 300
+
+_LINK_ATTRIBUTE = re.compile(r"""\b(src|href)(\s*=\s*)(["'])(.*?)\3""", re.IGNORECASE | re.DOTALL)
+_STATUS_COLORS = {"executed": "#9fd8a8", "cached": "#d9dee6", "failed": "#f2a3a3"}
+_TABLE = "<table class='cf-nb-table' style='border-collapse:collapse;text-align:left'>"
+_CELL = "style='text-align:left;vertical-align:top;padding:2px 8px'"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _as_display(markup: str) -> Any:
+    """``IPython.display.HTML(markup)``, or ``markup`` itself without IPython."""
+    try:
+        from IPython.display import HTML
+    except ImportError:
+        return markup
+    return HTML(markup)
+
+
+def _rows(pairs: Iterable[tuple[str, str]]) -> str:
+    """A two-column table; the keys are escaped here, the values must already be HTML."""
+    body = "".join(f"<tr><th {_CELL}>{_e(key)}</th><td {_CELL}>{value}</td></tr>" for key, value in pairs)
+    return f"{_TABLE}{body}</table>"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """A table with a header row; the cells must already be HTML."""
+    head = "".join(f"<th {_CELL}>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td {_CELL}>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"{_TABLE}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _status_badge(status: Any) -> str:
+    text = str(getattr(status, "value", status))
+    color = _STATUS_COLORS.get(text, "#eeeeee")
+    return f"<span style='background:{color};padding:0 4px;border-radius:3px'>{_e(text)}</span>"
+
+
+def _short(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- run info ----------------------------------------------------------------------------------
+def info_html(manager: Any) -> str:
+    """The run-info block of ``manager`` as an HTML string."""
+    from curifactory.reporting.context import run_info
+
+    info = run_info(manager)
+    commit = info["commit"] or "(no git repository)"
+    if info["commit"] and info["dirty"]:
+        commit += " (uncommitted changes)"
+    pairs = [
+        ("reference", _e(info["reference"])),
+        ("experiment", _e(info["experiment"])),
+        ("status", _e(info["status"]) + (" (dry: nothing is written)" if getattr(manager, "dry", False) else "")),
+        ("started", _e(info["timestamp"])),
+        ("host", _e(info["hostname"])),
+        ("git commit", _e(commit)),
+    ]
+    for name, sets in info["param_files"]:
+        listing = ", ".join(f"{_e(set_name)} <code>{_e(set_hash[:10])}</code>" for set_name, set_hash in sets)
+        pairs.append((f"parameters: {name}", listing or "(none)"))
+    if info["run_line"]:
+        pairs.append(("command", f"<code>{_e(info['run_line'])}</code>"))
+    if info["reproduction_line"]:
+        pairs.append(("reproduce", f"<code>{_e(info['reproduction_line'])}</code>"))
+    if info["notes"]:
+        pairs.append(("notes", f"<pre style='margin:0'>{_e(info['notes'])}</pre>"))
+    log_path = getattr(manager, "log_path", None)
+    if log_path:
+        pairs.append(("log", f"<code>{_e(log_path)}</code>"))
+    pairs.append(("cache", f"<code>{_e(getattr(manager, 'cache_path', ''))}</code>"))
+    records = list(getattr(manager, "records", None) or [])
+    pairs.append(("records", _e(f"{len(records)} ({len(getattr(manager, 'reportables', None) or [])} reportables)")))
+    if info["error"]:
+        pairs.append(("error", f"<pre style='margin:0;color:#a00'>{_e(info['error'])}</pre>"))
+    return f"<div class='cf-nb-info'><h3>Run {_e(info['reference'])}</h3>{_rows(pairs)}</div>"
+
+
+def display_info(manager: Any) -> Any:
+    """The run-info block (reference, status, commit, parameter files, notes, log) for a notebook.
+
+    Args:
+        manager: the ``ArtifactManager``.
+
+    Returns:
+        An ``IPython.display.HTML`` (the HTML string without IPython).
+    """
+    return _as_display(info_html(manager))
+
+
+# -- stage graph --------------------------------------------------------------------------------
+def stage_graph_html(manager: Any) -> str:
+    """The stage graph of ``manager``'s records as inline SVG (or why it could not be drawn)."""
+    from curifactory.reporting.graph import stage_graph
+
+    graph = stage_graph(list(getattr(manager, "records", None) or []))
+    if graph.svg is None:
+        return (f"<div class='cf-nb-graph'><p>{_e(graph.error)}</p>"
+                f"<pre>{_e(graph.dot)}</pre></div>")
+    legend = " ".join(_status_badge(status) for status in _STATUS_COLORS)
+    return (f"<div class='cf-nb-graph'><div style='overflow:auto'>{graph.svg}</div>"
+            f"<p style='font-size:smaller'>stages: {legend}</p></div>")
+
+
+def display_stage_graph(manager: Any) -> Any:
+    """The stage graph (records, their stages and artifacts), drawn by one ``dot`` call.
+
+    Args:
+        manager: the ``ArtifactManager``.
+
+    Returns:
+        An ``IPython.display.HTML`` holding inline SVG (the DOT source and an install
+        hint when graphviz is missing); the HTML string without IPython.
+    """
+    return _as_display(stage_graph_html(manager))
+
+
+# -- reportables -------------------------------------------------------------------------------------
+def _live_folder(manager: Any) -> str | None:
+    """Where a live run renders reportables (``None`` when it may not write)."""
+    if manager is None or getattr(manager, "dry", False) or not getattr(manager, "reports_path", None):
+        return None
+    return os.path.join(manager.reports_path, LIVE_REPORTS_DIR, manager.get_reference_name(), REPORTABLES_DIR)
+
+
+def _data_uri(path: str) -> str:
+    kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    with open(path, "rb") as handle:
+        encoded = base64.b64encode(handle.read()).decode("ascii")
+    return f"data:{kind};base64,{encoded}"
+
+
+def embed_files(markup: str, folder: str) -> str:
+    """Replace ``src``/``href`` links to files inside ``folder`` by ``data:`` URIs.
+
+    Args:
+        markup: a reportable's HTML.
+        folder: the folder it was rendered into (absolute).
+    """
+    root = os.path.realpath(folder)
+
+    def replace(match: re.Match[str]) -> str:
+        target = html.unescape(match.group(4))
+        if "://" in target or target.startswith(("data:", "#")):
+            return match.group(0)
+        path = os.path.realpath(os.path.join(folder, target) if not os.path.isabs(target) else target)
+        inside = os.path.commonpath([root, path]) == root
+        if not inside or not os.path.isfile(path) or os.path.getsize(path) > MAX_EMBED_BYTES:
+            return match.group(0)
+        return f"{match.group(1)}{match.group(2)}{match.group(3)}{_data_uri(path)}{match.group(3)}"
+
+    return _LINK_ATTRIBUTE.sub(replace, markup)
+
+
+def _name_files(manager: Any, reportables: list[Any]) -> None:
+    """Unique, file-safe ``qualified_name``s, stable across calls (the report uses the same rule)."""
+    from curifactory.reporting.context import assign_file_names
+
+    known = list(getattr(manager, "reportables", None) or []) if manager is not None else []
+    known_ids = {id(r) for r in known}
+    assign_file_names(known + [r for r in reportables if id(r) not in known_ids])
+
+
+def _render_one(reportable: Any, folder: str) -> str:
+    """Render ``reportable`` into ``folder`` and return its HTML with files embedded."""
+    os.makedirs(folder, exist_ok=True)
+    reportable.path = folder
+    reportable.render()
+    # html() links to files through ``path``; an absolute folder lets us find and embed them
+    return embed_files(reportable.html(), folder)
+
+
+def _reportable_section(reportable: Any, folder: str) -> str:
+    """One reportable with its title and origin; a failing one shows its error instead."""
+    from curifactory.reporting.context import record_label
+
+    try:
+        body = _render_one(reportable, folder)
+    except Exception as exc:  # one broken reportable must not hide the others
+        logger.warning("Reportable %r could not be rendered: %s", getattr(reportable, "name", None), exc)
+        message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        body = f"<pre style='color:#a00'>{_e(message)}</pre>"
+    title = getattr(reportable, "name", None) or getattr(reportable, "qualified_name", None) or type(reportable).__name__
+    origin = []
+    record = getattr(reportable, "record", None)
+    if record is not None:
+        origin.append(f"record {record_label(record)}")
+    if getattr(reportable, "stage", None):
+        origin.append(f"stage {reportable.stage}")
+    if getattr(reportable, "group", None):
+        origin.append(f"group {reportable.group}")
+    meta = f"<p style='font-size:smaller;color:#666;margin:0'>{_e(', '.join(origin))}</p>" if origin else ""
+    return (f"<div class='cf-nb-reportable' style='margin-bottom:1em'>"
+            f"<h4 style='margin-bottom:0'>{_e(title)}</h4>{meta}<div>{body}</div></div>")
+
+
+def reportables_html(manager: Any, reportables: Iterable[Any]) -> str:
+    """Render ``reportables`` and return them as one HTML string.
+
+    Files go to ``<reports_path>/_live/<reference>/reportables``; with a dry (or
+    missing) manager, to a temporary folder removed afterwards, so nothing is written.
+    """
+    reportables = list(reportables)
+    if not reportables:
+        return "<p class='cf-nb-reportables'><em>No reportables.</em></p>"
+    _name_files(manager, reportables)
+    folder = _live_folder(manager)
+    if folder is not None:
+        sections = [_reportable_section(r, os.path.abspath(folder)) for r in reportables]
+    else:
+        with tempfile.TemporaryDirectory(prefix="cf-reportables-") as scratch:
+            sections = [_reportable_section(r, scratch) for r in reportables]
+    return f"<div class='cf-nb-reportables'>{''.join(sections)}</div>"
+
+
+def display_reportables(manager: Any, reportables: Iterable[Any]) -> Any:
+    """Render reportables for a notebook (the target of every ``display_*_reportables``).
+
+    Args:
+        manager: the ``ArtifactManager`` (decides where files are rendered; a dry
+            manager writes nothing).
+        reportables: the reportables to show, in order.
+
+    Returns:
+        An ``IPython.display.HTML`` (the HTML string without IPython).
+    """
+    return _as_display(reportables_html(manager, reportables))
+
+
+def reportable_html(reportable: Any) -> str:
+    """One reportable as HTML (for ``Reportable._repr_html_``), rendered via its record's manager."""
+    manager = getattr(getattr(reportable, "record", None), "manager", None)
+    return reportables_html(manager, [reportable])
+
+
+# -- records and managers -------------------------------------------------------------------------
+def _params_html(params: Any) -> str:
+    if params is None:
+        return "<em>no parameters</em>"
+    if not dataclasses.is_dataclass(params) or isinstance(params, type):
+        return f"<code>{_e(_short(repr(params)))}</code>"
+    pairs = []
+    for f in dataclasses.fields(params):
+        if f.name == "hash_representations":
+            continue
+        value = getattr(params, f.name, None)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            pairs.append((f.name, _params_html(value)))
+        else:
+            pairs.append((f.name, f"<code>{_e(_short(repr(value)))}</code>"))
+    return _rows(pairs)
+
+
+def _artifact_previews(record: Any) -> dict[str, str]:
+    """The newest non-empty preview of each output name in the record's history."""
+    previews: dict[str, str] = {}
+    for run in getattr(record, "history", None) or []:
+        for artifact in run.outputs:
+            if artifact.preview:
+                previews[artifact.name] = artifact.preview
+    return previews
+
+
+def _metadata_preview(value: Any) -> str:
+    """The preview saved in a cached value's metadata, read without loading the value."""
+    cacher = getattr(value, "cacher", None)
+    if cacher is None:
+        return ""
+    metadata = getattr(cacher, "metadata", None)
+    if not isinstance(metadata, dict):
+        try:
+            metadata = cacher.load_metadata()
+        except Exception:  # a cacher we cannot ask: no preview, never an error
+            metadata = None
+    return str(metadata.get("preview") or "") if isinstance(metadata, dict) else ""
+
+
+def _state_rows(record: Any) -> list[list[str]]:
+    from curifactory.caching import Deferred, preview
+
+    state = record.state
+    previews = _artifact_previews(record)
+    rows = []
+    for key in list(dict.keys(state)):
+        if state.is_loaded(key):
+            where, text = "in memory", preview(state.raw(key))
+        else:
+            raw = state.raw(key)
+            where = "(cached, not loaded)" if isinstance(raw, Deferred) else "(lazy, loaded on access)"
+            text = previews.get(key) or _metadata_preview(raw)
+        rows.append([f"<code>{_e(key)}</code>", _e(where), f"<code>{_e(_short(text))}</code>"])
+    return rows
+
+
+def _history_rows(record: Any) -> list[list[str]]:
+    rows = []
+    for run in getattr(record, "history", None) or []:
+        outputs = ", ".join(
+            f"{_e(a.name)} ({'computed' if a.computed else 'from cache'})" for a in run.outputs
+        )
+        seconds = float(getattr(run, "seconds", 0.0) or 0.0)
+        rows.append([
+            _e(run.stage) + (" (aggregate)" if run.aggregate else ""),
+            _status_badge(run.status),
+            _e(f"{seconds:.3f} s") if seconds else "",
+            _e(", ".join(run.inputs)),
+            outputs,
+        ])
+    return rows
+
+
+def record_html(record: Any) -> str:
+    """A record's parameters, state (with previews, nothing loaded) and stage history.
+
+    Cached values that were not loaded stay on disk: they show ``(cached, not
+    loaded)`` and the preview saved when they were computed.
+    """
+    from curifactory.reporting.context import record_label
+
+    manager = getattr(record, "manager", None)
+    index = manager.record_index(record) if manager is not None and hasattr(manager, "record_index") else -1
+    title = f"Record {'#' + str(index) + ' ' if index >= 0 else ''}{record_label(record)}"
+    parts = [f"<div class='cf-nb-record'><h3>{_e(title)}</h3>",
+             f"<p>hash <code>{_e(record.get_hash())}</code>"
+             f"{' (hidden)' if getattr(record, 'hide', False) else ''}</p>"]
+    inputs = getattr(record, "input_records", None) or []
+    if inputs:
+        parts.append(f"<p>combines: {_e(', '.join(record_label(r) for r in inputs))}</p>")
+    parts.append("<h4>Parameters</h4>" + _params_html(getattr(record, "params", None)))
+    state_rows = _state_rows(record)
+    parts.append("<h4>State</h4>" + (_table(["name", "value", "preview"], state_rows) if state_rows
+                                      else "<p><em>empty</em></p>"))
+    history_rows = _history_rows(record)
+    parts.append("<h4>Stages</h4>" + (_table(["stage", "status", "time", "inputs", "outputs"], history_rows)
+                                       if history_rows else "<p><em>no stage has run</em></p>"))
+    reportables = getattr(record, "reportables", None) or []
+    if reportables:
+        names = ", ".join(_e(getattr(r, "name", None) or type(r).__name__) for r in reportables)
+        parts.append(f"<p>reportables: {names} (<code>manager.display_record_reportables(record)</code>)</p>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def manager_html(manager: Any) -> str:
+    """The run info and a table of the manager's records and their stages."""
+    from curifactory.reporting.context import record_label
+
+    rows = []
+    for index, record in enumerate(getattr(manager, "records", None) or []):
+        stages = " ".join(f"{_e(run.stage)} {_status_badge(run.status)}" for run in (record.history or []))
+        rows.append([
+            _e(index),
+            _e(record_label(record)) + (" (hidden)" if getattr(record, "hide", False) else ""),
+            stages or "<em>none</em>",
+            _e(", ".join(dict.keys(record.state))),
+            _e(len(getattr(record, "reportables", None) or [])),
+        ])
+    records = _table(["#", "record", "stages", "state", "reportables"], rows) if rows else "<p><em>no records</em></p>"
+    return f"<div class='cf-nb-manager'>{info_html(manager)}<h4>Records</h4>{records}</div>"
+
+
+# -- experiment notebooks -------------------------------------------------------------------------
+def _cell_id(index: int) -> str:
+    return f"cf-cell-{index}"
+
+
+def _markdown(index: int, text: str) -> dict[str, Any]:
+    return {"cell_type": "markdown", "id": _cell_id(index), "metadata": {}, "source": text}
+
+
+def _code(index: int, source: str) -> dict[str, Any]:
+    return {"cell_type": "code", "id": _cell_id(index), "metadata": {}, "execution_count": None,
+            "outputs": [], "source": source}
+
+
+def _manager_arguments(manager: Any, experiment_name: str, root: str) -> str:
+    """Python source of the arguments recreating ``manager``'s cache lookups."""
+    arguments = [repr(experiment_name), "dry=True"]
+    if getattr(manager, "prefix", None):
+        arguments.append(f"prefix={manager.prefix!r}")
+    settings = getattr(manager, "settings", None)
+    cache_path = getattr(manager, "cache_path", None)
+    if cache_path and settings is not None and os.path.abspath(cache_path) != os.path.abspath(settings.cache_path):
+        arguments.append(f"cache_path={os.path.relpath(cache_path, root).replace(os.sep, '/')!r}")
+    for flag in ("lazy", "ignore_lazy"):
+        if getattr(manager, flag, False):
+            arguments.append(f"{flag}=True")
+    return ", ".join(arguments)
+
+
+def experiment_notebook(manager: Any, experiment_name: str, param_files: list[str] | None,
+                        names: list[str] | None = None, root_from_notebook: str = "../..") -> dict[str, Any]:
+    """The nbformat-4 notebook (as a dict) that reloads ``manager``'s run from the cache.
+
+    Args:
+        manager: the manager of the run to reload.
+        experiment_name: the experiment module's name.
+        param_files: the parameter files of the run (``None``: the experiment's own ``get_params``).
+        names: the parameter set names the run was limited to (``-n``), if any.
+        root_from_notebook: the project root relative to the notebook's folder.
+    """
+    settings = getattr(manager, "settings", None)
+    root = getattr(settings, "root", None) or os.getcwd()
+    files = list(param_files) if param_files else None
+    call = [f"    {experiment_name!r},", f"    {files!r},"]
+    if names:
+        call.append(f"    param_set_names={list(names)!r},")
+    call += ["    mngr=manager,", "    dry=True,"]
+    header = (
+        f"# Experiment `{experiment_name}`: run `{manager.get_reference_name()}`\n\n"
+        f"Written by `experiment {experiment_name} --notebook`. Running it reloads the run's results "
+        "from the cache: no stage is rerun, nothing is written, and each value loads when first read "
+        "(e.g. `manager.records[0].state[\"name\"]`)."
+    )
+    cells = [
+        _markdown(0, header),
+        _code(1, "import os\n\n"
+                 "# the project root, relative to this notebook's folder (kept if the cell is rerun)\n"
+                 "if \"PROJECT_ROOT\" not in globals():\n"
+                 f"    PROJECT_ROOT = os.path.abspath({root_from_notebook!r})\n"
+                 "os.chdir(PROJECT_ROOT)"),
+        _code(2, "import curifactory as cf\n"
+                 "from curifactory.experiment import run_experiment\n\n"
+                 "# dry: read the cache, write nothing (no store entry, log or artifacts)\n"
+                 f"manager = cf.ArtifactManager({_manager_arguments(manager, experiment_name, root)})\n"
+                 "results, manager = run_experiment(\n" + "\n".join(call) + "\n)"),
+        _code(3, "manager.display_info()"),
+        _code(4, "manager.display_stage_graph()"),
+        _code(5, "manager.display_all_reportables()"),
+        _markdown(6, "## Records\n\nA cell ending in a record (`manager.records[i]`) shows its parameters, "
+                     "state and stages."),
+        _code(7, "for index, record in enumerate(manager.records):\n"
+                 "    print(index, record.name, record.get_hash()[:10], "
+                 "[(run.stage, run.status.value) for run in record.history])\n"
+                 "manager"),
+    ]
+    return {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def write_experiment_notebook(manager: Any, experiment_name: str, param_files: list[str] | None,
+                              names: list[str] | None = None) -> str:
+    """Write ``<notebooks_path>/experiments/<reference>.ipynb`` for ``experiment --notebook``.
+
+    The notebook changes to the project root, creates a manager, reruns the
+    experiment with ``run_experiment(..., mngr=manager, dry=True)`` (everything is
+    loaded from the cache, lazily) and shows the run info, stage graph, reportables
+    and records. The file is written atomically.
+
+    Args:
+        manager: the manager of the run the notebook reloads.
+        experiment_name: the experiment module's name.
+        param_files: the parameter files of the run (``-p``).
+        names: the parameter set names of the run (``-n``), if any.
+
+    Returns:
+        The path of the written notebook.
+    """
+    from curifactory import fileio
+
+    folder = os.path.join(manager.notebooks_path, "experiments")
+    path = os.path.join(folder, f"{manager.get_reference_name()}.ipynb")
+    root = getattr(getattr(manager, "settings", None), "root", None) or os.getcwd()
+    relative_root = os.path.relpath(os.path.abspath(root), os.path.abspath(folder)).replace(os.sep, "/")
+    notebook = experiment_notebook(manager, experiment_name, param_files, names, relative_root)
+    os.makedirs(folder, exist_ok=True)
+    fileio.atomic_write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    logger.info("Experiment notebook written to %s", path)
+    return path
