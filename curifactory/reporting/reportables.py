@@ -65,6 +65,12 @@ class Reportable:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} group={self.group!r} stage={self.stage!r}>"
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the rendered reportable (see :func:`curifactory.notebook.reportable_html`)."""
+        from curifactory.notebook import reportable_html
+
+        return reportable_html(self)
+
 
 class HTMLReporter(Reportable):
     """The user's own HTML, included as it is (not escaped: it is theirs).
@@ -113,7 +119,7 @@ class DFReporter(Reportable):
     def html(self) -> str:
         precision = self.float_prec
         return self.df.to_html(
-            classes="dataframe cf-table",
+            classes="cf-table",
             border=0,
             escape=True,
             float_format=lambda value: f"{value:.{precision}f}",

@@ -1,0 +1,159 @@
+"""``--map``, ``--hashes``, ``--print-params`` and ``--paths``: look at a run without running it.
+
+Each writes nothing: the experiment is mapped on a ``dry`` manager (stage calls are
+recorded, no stage executes) and the plan, hashes, values or artifact paths are
+printed as plain text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, TextIO
+
+from curifactory import hashing
+from curifactory.dag import Node, Plan, Reason
+from curifactory.errors import UsageError
+
+_HIDDEN_FIELDS = ("name", "hash", "hash_representations")
+
+
+@dataclass(frozen=True)
+class RecordLabel:
+    """How a mapped record is named in the output."""
+
+    index: int
+    name: str
+    hash: str
+    aggregate: bool
+    inputs: tuple[int, ...] = ()
+
+    def title(self) -> str:
+        if self.aggregate:
+            sources = ", ".join(str(i) for i in self.inputs) or "none"
+            return f"record {self.index}  aggregate of records {sources}  (hash {self.hash})"
+        return f"record {self.index}  {self.name}  (hash {self.hash})"
+
+
+@dataclass
+class MappedRun:
+    """The result of the map pass: the plan (None if unmappable) and the records seen."""
+
+    plan: Plan | None
+    records: list[RecordLabel]
+    error: str | None = None
+
+
+def map_run(run: Callable[..., Any], param_sets: list[Any], manager: Any) -> MappedRun:
+    """Map ``run`` on ``manager`` (nothing executes) and label the records it created."""
+    labels: list[RecordLabel] = []
+
+    def mapping_run(sets: list[Any], mngr: Any) -> Any:
+        try:
+            return run(sets, mngr)
+        finally:
+            labels[:] = [label_record(i, r, mngr) for i, r in enumerate(mngr.records)]
+
+    plan = manager.map_experiment(mapping_run, param_sets)
+    error = None if plan is not None else "the experiment's run() could not be mapped ahead of running"
+    return MappedRun(plan, labels, error)
+
+
+def label_record(index: int, record: Any, manager: Any) -> RecordLabel:
+    """A :class:`RecordLabel` for ``record`` (position ``index`` in the manager)."""
+    inputs = tuple(manager.record_index(r) for r in getattr(record, "input_records", None) or ())
+    return RecordLabel(index, record.name, record.get_hash(), bool(record.is_aggregate), inputs)
+
+
+def _nodes_by_record(plan: Plan) -> dict[int, list[Node]]:
+    grouped: dict[int, list[Node]] = {}
+    for node in plan.nodes:
+        grouped.setdefault(node.record_index, []).append(node)
+    return grouped
+
+
+def _stage_label(node: Node) -> str:
+    occurrence = node.key[2]
+    return node.stage if occurrence == 0 else f"{node.stage} (call {occurrence + 1})"
+
+
+def _record_title(index: int, labels: list[RecordLabel]) -> str:
+    if 0 <= index < len(labels):
+        return labels[index].title()
+    return f"record {index}"
+
+
+def print_map(mapped: MappedRun, experiment: str, out: TextIO) -> None:
+    """The planned DAG: per record, each stage call, whether it runs and why."""
+    if mapped.plan is None:
+        print(f"{mapped.error}; each stage will decide from the cache as it is called.", file=out)
+        return
+    plan = mapped.plan
+    to_run = len(plan.to_run)
+    print(f"plan of {experiment}: {len(plan.nodes)} stage calls, {to_run} to run, "
+          f"{len(plan.nodes) - to_run} cached", file=out)
+    width = max((len(_stage_label(n)) for n in plan.nodes), default=0)
+    for index, nodes in _nodes_by_record(plan).items():
+        print(_record_title(index, mapped.records), file=out)
+        for node in nodes:
+            reason = plan.decisions[node.key]
+            verdict = "cached" if reason is Reason.CACHED else f"run     {reason.value}"
+            print(f"  {_stage_label(node):<{width}}  {verdict}", file=out)
+
+
+def print_paths(mapped: MappedRun, out: TextIO) -> None:
+    """The artifact path of every output: ``write`` when its stage runs, ``read`` when cached."""
+    if mapped.plan is None:
+        print(f"{mapped.error}; the artifact paths are only known as the stages run.", file=out)
+        return
+    plan = mapped.plan
+    for index, nodes in _nodes_by_record(plan).items():
+        print(_record_title(index, mapped.records), file=out)
+        for node in nodes:
+            action = "read " if plan.decisions[node.key] is Reason.CACHED else "write"
+            print(f"  {_stage_label(node)}", file=out)
+            for name, path in zip(node.outputs, node.paths or (None,) * len(node.outputs)):
+                shown = path if path is not None else "(no cacher: kept in memory)"
+                print(f"    {action if path else '     '} {name}: {shown}", file=out)
+            if not node.outputs:
+                print("    (no outputs)", file=out)
+
+
+def print_hashes(block: dict[str, list[list[str]]], out: TextIO) -> None:
+    """Each parameter file's sets: name and hash."""
+    for param_file, sets in block.items():
+        print(f"{param_file} ({len(sets)} parameter set{'s' if len(sets) != 1 else ''}):", file=out)
+        width = max((len(name) for name, _ in sets), default=0)
+        for name, hash_ in sets:
+            print(f"  {name:<{width}}  {hash_}", file=out)
+
+
+def select_param_sets(param_sets: list[Any], wanted: str | None) -> list[Any]:
+    """All sets, or those named ``wanted``, or those whose hash starts with it.
+
+    Raises:
+        UsageError: nothing matches ``wanted``.
+    """
+    if not wanted:
+        return list(param_sets)
+    named = [p for p in param_sets if getattr(p, "name", None) == wanted]
+    if named:
+        return named
+    hashed = [p for p in param_sets if hashing.hash_param_set(p).startswith(wanted.lower())]
+    if hashed:
+        return hashed
+    names = ", ".join(repr(getattr(p, "name", None)) for p in param_sets)
+    raise UsageError(f"--print-params {wanted}: no parameter set has that name or a hash starting with it "
+                     f"(the sets are {names}). Use --hashes to list names and hashes.")
+
+
+def print_params(param_sets: list[Any], out: TextIO) -> None:
+    """The field values of each parameter set."""
+    for number, param_set in enumerate(param_sets):
+        if number:
+            print(file=out)
+        print(f"{param_set.name}  ({type(param_set).__name__}, hash {hashing.hash_param_set(param_set)})", file=out)
+        for field in dataclasses.fields(param_set):
+            if field.name in _HIDDEN_FIELDS or (field.name == "overwrite" and not param_set.overwrite):
+                continue
+            print(f"  {field.name} = {getattr(param_set, field.name)!r}", file=out)

@@ -1,0 +1,170 @@
+"""Progress displays for the command line: listeners of :mod:`curifactory.events`.
+
+* :class:`PlainProgress`: one line per executed (or failed) stage and a summary;
+  for logs, pipes and CI.
+* :class:`RichProgress`: a live bar over every planned stage call (records x
+  stages) with executed and cached counts; for a terminal. rich is imported only
+  when one is created.
+* :class:`QuietProgress`: counts, prints nothing.
+
+Every display ends with the same summary line (see :meth:`Counts.summary`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from curifactory.events import Event, RunFinished, RunStarted, StageFinished, StageStarted
+from curifactory.history import StageStatus
+
+
+@dataclass
+class Counts:
+    """What happened to the stage calls of a run so far."""
+
+    executed: int = 0
+    cached: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    status: str | None = None
+
+    def add(self, status: StageStatus) -> None:
+        if status is StageStatus.EXECUTED:
+            self.executed += 1
+        elif status is StageStatus.CACHED:
+            self.cached += 1
+        else:
+            self.failed += 1
+
+    def summary(self) -> str:
+        """``N stages executed, M cached in T s`` (and failures)."""
+        text = f"{self.executed} stage{'s' if self.executed != 1 else ''} executed, {self.cached} cached"
+        if self.failed:
+            text += f", {self.failed} failed"
+        return f"{text} in {self.seconds:.2f} s"
+
+
+class QuietProgress:
+    """Counts stage calls; prints nothing (``--quiet``)."""
+
+    def __init__(self) -> None:
+        self.counts = Counts()
+        self.reference: str | None = None
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.reference = event.reference
+        elif isinstance(event, StageFinished):
+            self.counts.add(event.status)
+        elif isinstance(event, RunFinished):
+            self.counts.seconds, self.counts.status = event.seconds, event.status
+
+    def close(self) -> None:
+        """Stop any live display (nothing to do here)."""
+
+
+class PlainProgress(QuietProgress):
+    """One line per executed or failed stage call, then a summary line.
+
+    Args:
+        stream: where to print (``sys.stdout`` when it is printed to).
+    """
+
+    def __init__(self, stream: TextIO | None = None):
+        super().__init__()
+        self.stream = stream
+
+    def _print(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        print(text, file=stream, flush=True)
+
+    def on_event(self, event: Event) -> None:
+        super().on_event(event)
+        if isinstance(event, RunStarted):
+            cached = event.planned_stages - event.planned_to_run
+            plan = f"{event.planned_to_run} to run, {cached} cached" if event.planned_stages else "not mapped"
+            self._print(f"run {event.reference}: {event.records} parameter sets, "
+                        f"{event.planned_stages} stage calls ({plan})")
+        elif isinstance(event, StageFinished) and event.status is not StageStatus.CACHED:
+            word = "executed" if event.status is StageStatus.EXECUTED else "FAILED"
+            self._print(f"  {word} {event.stage} on record {event.record_index}:{event.record_name} "
+                        f"({event.seconds:.2f} s)")
+        elif isinstance(event, RunFinished):
+            self._print(f"{event.status}: {self.counts.summary()}")
+
+
+class RichProgress(QuietProgress):
+    """A live progress bar over the planned stage calls (rich, imported on creation).
+
+    Args:
+        no_color: print without colors.
+        console: a ``rich.console.Console`` to draw on (a new one on stdout otherwise).
+    """
+
+    def __init__(self, no_color: bool = False, console: Any = None):
+        super().__init__()
+        from rich.console import Console
+
+        self.console = console or Console(no_color=no_color, highlight=False)
+        self._progress: Any = None
+        self._task: Any = None
+
+    def _start(self, event: RunStarted) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._progress.start()
+        total = event.planned_stages or None
+        self._task = self._progress.add_task(event.experiment_name, total=total, counts="")
+
+    def _counts_text(self) -> str:
+        text = f"[green]{self.counts.executed} executed[/] [cyan]{self.counts.cached} cached[/]"
+        if self.counts.failed:
+            text += f" [red]{self.counts.failed} failed[/]"
+        return text
+
+    def on_event(self, event: Event) -> None:
+        super().on_event(event)
+        if isinstance(event, RunStarted):
+            self.console.print(f"run [bold]{event.reference}[/]: {event.records} parameter sets, "
+                               f"{event.planned_stages} stage calls ({event.planned_to_run} to run)")
+            self._start(event)
+        elif self._progress is None:
+            return
+        elif isinstance(event, StageStarted):
+            verb = "running" if event.will_execute else "loading"
+            self._progress.update(self._task, description=f"{verb} {event.stage} on {event.record_name}")
+        elif isinstance(event, StageFinished):
+            if event.status is StageStatus.FAILED:
+                self.console.print(f"[red]failed[/] {event.stage} on record {event.record_index}:{event.record_name}")
+            self._progress.update(self._task, advance=1, counts=self._counts_text())
+        elif isinstance(event, RunFinished):
+            self.close()
+            style = "green" if event.status == "complete" else "red"
+            self.console.print(f"[{style}]{event.status}[/]: {self.counts.summary()}")
+
+    def close(self) -> None:
+        """Stop the live display (idempotent)."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def make_progress(mode: str, no_color: bool = False) -> QuietProgress:
+    """The display for ``mode`` (``rich``, ``plain`` or ``quiet``)."""
+    if mode == "rich":
+        return RichProgress(no_color=no_color)
+    if mode == "plain":
+        return PlainProgress()
+    return QuietProgress()
