@@ -123,7 +123,7 @@ class StageCall:
     def decide(self) -> Reason:
         """The plan's decision, or the same rules applied now when there is no plan."""
         plan = self.manager.plan
-        if plan is not None and self.key in plan.decisions:
+        if plan is not None and self.key[0] >= 0 and self.key in plan.decisions:
             return plan.decisions[self.key]
         status = self.own_status()
         if status is Reason.CACHED and self.upstream_overwritten():
@@ -302,7 +302,9 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
         call.map()  # a worker leaves aggregates (and what follows them) to the parent
         return record
     if manager.map_mode:
-        manager.mapped_nodes.append(call.map())
+        node = call.map()
+        if node.record_index >= 0:  # hidden records are decided when they run
+            manager.mapped_nodes.append(node)
         return record
 
     reason = call.decide()

@@ -230,7 +230,8 @@ def run_experiment(
     if mngr.store_full:
         mngr.reproduction_line = reproduction_line(mngr, experiment_name, param_files, param_set_names)
 
-    mngr.artifact_locks = mngr.artifact_locks or parallel_safe or follower
+    # ranks of a distributed launch run every stage together (collectives): no locks for them
+    mngr.artifact_locks = (mngr.artifact_locks or parallel_safe) and not follower
     run = runner or module.run
     if parallel and parallel > 1 and not mngr.dry and mngr.may_write_cache:
         def worker_manager() -> Any:

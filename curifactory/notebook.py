@@ -445,9 +445,12 @@ def experiment_notebook(manager: Any, experiment_name: str, param_files: list[st
     if names:
         call.append(f"    param_set_names={list(names)!r},")
     call += ["    mngr=manager,", "    dry=True,"]
+    command = getattr(manager, "run_line", "") or " ".join(
+        ["experiment", experiment_name, *(f"-p {f}" for f in files or []), *(f"-n {n}" for n in names or [])]
+    )
     header = (
         f"# Experiment `{experiment_name}`: run `{manager.get_reference_name()}`\n\n"
-        f"Written by `experiment {experiment_name} --notebook`. Running it reloads the run's results "
+        f"Written by `{command}` with `--notebook`. Running it reloads the run's results "
         "from the cache: no stage is rerun, nothing is written, and each value loads when first read "
         "(e.g. `manager.records[0].state[\"name\"]`)."
     )

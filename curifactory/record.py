@@ -76,7 +76,7 @@ class Record:
         self.stage_cachers: list[Any] | None = None
         self.unstored_tracked_paths: list[dict[str, Any]] = []
         self.overwritten: set[str] = set()  # state keys recomputed because of overwrite
-        if manager is not None:
+        if manager is not None and not hide:
             manager.add_record(self)
 
     # -- identity ---------------------------------------------------------------

@@ -199,6 +199,17 @@ def test_fully_cached_rerun_still_shows_reportables(tmp_path):
     assert graph.STAGE_FILL["cached"] in page
 
 
+def test_cached_reportables_do_not_carry_the_manager(tmp_path):
+    manager = make_run(str(tmp_path / "proj"))
+    reportable = manager.records[0].reportables[0]
+    assert reportable.record is manager.records[0]
+    data = pickle.dumps(reportable)
+    assert b"ArtifactManager" not in data and len(data) < 5000
+    assert pickle.loads(data).record is None and reportable.record is manager.records[0]
+    cached = [p for p in os.listdir(manager.cache_path) if p.endswith("_reportables.pkl")]
+    assert cached and all(os.path.getsize(os.path.join(manager.cache_path, p)) < 5000 for p in cached)
+
+
 def test_run_warnings_log_link_notes_and_reproduction_line(tmp_path):
     manager = make_run(str(tmp_path / "proj"), notes="tried <b>this</b>\nsecond line")
     manager.git_workdir_dirty = True

@@ -62,6 +62,13 @@ class Reportable:
         :meth:`html` links to (the same expression works in both steps)."""
         return f"{self.path}/{self.qualified_name}{extension}"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the record drags its manager and every other record along; ``record.report``
+        # attaches a cached reportable to its new record when the cache is loaded
+        state = dict(self.__dict__)
+        state["record"] = None
+        return state
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} group={self.group!r} stage={self.stage!r}>"
 

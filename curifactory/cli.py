@@ -1,0 +1,300 @@
+"""The ``experiment`` and ``curifactory`` commands: parse, call the library, report, exit.
+
+``experiment NAME [flags]`` runs ``experiments/NAME.py`` through
+:func:`curifactory.experiment.run_experiment`; ``experiment ls`` lists the
+project's experiments and parameter files; ``experiment reports`` serves the
+reports folder. ``curifactory init`` sets up a project and ``curifactory
+completion bash|zsh`` prints a shell completion script.
+
+Exit codes: 0 success, 1 a failing experiment (or any other error), 2 a usage
+error (:class:`curifactory.errors.UsageError`), 130 interrupted. Errors print as
+one ``error: ...`` paragraph on stderr; the traceback only with ``-v``.
+
+This module imports only the standard library at start-up; the library, rich and
+the reporting package are imported when a command needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+from curifactory import __version__
+
+logger = logging.getLogger(__name__)
+
+EDIT_NOTES = "\0edit"
+"""The value of a bare ``--notes``: ask for the notes (editor or prompt)."""
+SUBCOMMANDS = ("ls", "reports")
+VERSION = f"curifactory {__version__}"
+
+
+# -- parsers ------------------------------------------------------------------------------
+
+
+def build_experiment_parser() -> argparse.ArgumentParser:
+    """The parser of ``experiment NAME [flags]``."""
+    parser = argparse.ArgumentParser(
+        prog="experiment",
+        usage="experiment NAME [options]\n       experiment ls [--names {experiments,params}]\n"
+              "       experiment reports [--host HOST] [--port PORT] [--update]",
+        description="Run experiments/NAME.py with parameter sets from params/ (see 'experiment ls').",
+        epilog="'experiment ls' lists experiments and parameter files; 'experiment reports' serves the reports.",
+    )
+    parser.add_argument("experiment", metavar="NAME", help="the experiment module to run (experiments/NAME.py)")
+    parser.add_argument("--version", action="version", version=VERSION)
+    _add_selection_flags(parser.add_argument_group("parameter sets"))
+    _add_cache_flags(parser.add_argument_group("cache and run"))
+    _add_output_flags(parser.add_argument_group("records and output"))
+    _add_inspect_flags(parser.add_argument_group("inspect without running (imply --dry)"))
+    _add_display_flags(parser.add_argument_group("display"))
+    return parser
+
+
+def _add_selection_flags(group: Any) -> None:
+    group.add_argument("-p", "--params", action="append", metavar="FILE", dest="params",
+                       help="a parameter file (params/FILE.py, else experiments/FILE.py) whose get_params() "
+                            "gives the sets; repeatable. Default: the experiment's own get_params()")
+    group.add_argument("-n", "--names", action="append", metavar="NAME", dest="names",
+                       help="run only the parameter sets with this name; repeatable")
+    group.add_argument("--indices", action="append", metavar="A-B",
+                       help="run only these sets of each parameter file: an index or an end-exclusive range; "
+                            "repeatable or comma-separated")
+    group.add_argument("--global-indices", action="append", metavar="A-B",
+                       help="like --indices, over all parameter files' sets in order")
+
+
+def _add_cache_flags(group: Any) -> None:
+    group.add_argument("-c", "--cache", metavar="DIR", help="the cache folder to use instead of the configured one")
+    group.add_argument("-s", "--store-full", action="store_true",
+                       help="also copy every artifact, the environment and the report into data/runs/<ref>/")
+    group.add_argument("--dry", action="store_true",
+                       help="run without writing anything: no cache, store, log or report")
+    group.add_argument("--dry-cache", action="store_true",
+                       help="run without writing cache entries (the store, log and report are written)")
+    group.add_argument("--overwrite", action="store_true", help="recompute every stage, ignoring the cache")
+    group.add_argument("--overwrite-stage", action="append", metavar="STAGE",
+                       help="recompute this stage and every stage downstream of it; repeatable")
+    group.add_argument("--prefix", metavar="PREFIX", help="artifact file prefix instead of the experiment name")
+    group.add_argument("--lazy", action="store_true",
+                       help="make every stage output Lazy (saved, dropped from memory, loaded on access)")
+    group.add_argument("--ignore-lazy", action="store_true", help="keep every output in memory, even Lazy ones")
+    group.add_argument("--no-dag", action="store_true",
+                       help="do not map the experiment first; each stage decides from the cache as it is called")
+    group.add_argument("--parallel", type=_positive_int, metavar="N",
+                       help="run the parameter sets in N worker processes")
+    group.add_argument("--parallel-safe", action="store_true",
+                       help="lock each artifact while it is computed, for experiments started several times at once")
+
+
+def _add_output_flags(group: Any) -> None:
+    group.add_argument("--notes", nargs="?", const=EDIT_NOTES, metavar="TEXT",
+                       help="notes stored with the run; without TEXT, opens $EDITOR (or asks) on a terminal")
+    group.add_argument("--notebook", action="store_true", help="also write a notebook that loads this run")
+    group.add_argument("--no-log", action="store_true", help="do not write logs/<ref>.log")
+    group.add_argument("--log-errors", action="store_true", help="write the traceback of a failure into the log")
+    group.add_argument("--all-loggers", action="store_true",
+                       help="log every library's messages, not only curifactory's and the project's")
+    group.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+
+
+def _add_inspect_flags(group: Any) -> None:
+    group.add_argument("--map", action="store_true",
+                       help="print the planned stage calls of each record: run (and why) or cached")
+    group.add_argument("--hashes", action="store_true", help="print the name and hash of each parameter set")
+    group.add_argument("--print-params", nargs="?", const="", metavar="NAME|HASH",
+                       help="print the values of every parameter set, or of the one with this name or hash prefix")
+    group.add_argument("--paths", action="store_true",
+                       help="print the artifact path each stage call will write or read")
+
+
+def _add_display_flags(group: Any) -> None:
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="log at INFO on the console (DEBUG in the log file) and show tracebacks")
+    group.add_argument("--quiet", action="store_true", help="print only errors and the report path")
+    group.add_argument("--progress", action="store_true", help="show the live progress bar even without a terminal")
+    group.add_argument("--plain", action="store_true", help="plain progress lines instead of the live progress bar")
+    group.add_argument("--no-color", action="store_true", help="no colors in the progress display")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of workers, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 worker, got {value}")
+    return value
+
+
+def build_ls_parser() -> argparse.ArgumentParser:
+    """The parser of ``experiment ls``."""
+    parser = argparse.ArgumentParser(prog="experiment ls",
+                                     description="List the project's experiments and parameter files.")
+    parser.add_argument("--names", choices=("experiments", "params"),
+                        help="print only the names of experiments or parameter files, one a line")
+    return parser
+
+
+def build_reports_parser() -> argparse.ArgumentParser:
+    """The parser of ``experiment reports``."""
+    parser = argparse.ArgumentParser(prog="experiment reports", description="Serve the reports folder over HTTP.")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8080, help="the port (default: %(default)s)")
+    parser.add_argument("--update", action="store_true", help="rebuild the run index from the store first")
+    return parser
+
+
+def build_curifactory_parser() -> argparse.ArgumentParser:
+    """The parser of ``curifactory init`` and ``curifactory completion``."""
+    parser = argparse.ArgumentParser(prog="curifactory", description="Set up a curifactory project.")
+    parser.add_argument("--version", action="version", version=VERSION)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    init = commands.add_parser("init", help="create curifactory_config.json, the folders and the style sheet")
+    init.add_argument("-y", "--yes", action="store_true", help="use the defaults without asking")
+    completion = commands.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    return parser
+
+
+def all_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every parser by command, e.g. for the documentation check."""
+    main_parser = build_curifactory_parser()
+    subparsers = next(a for a in main_parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        "experiment": build_experiment_parser(),
+        "experiment ls": build_ls_parser(),
+        "experiment reports": build_reports_parser(),
+        "curifactory": main_parser,
+        "curifactory init": subparsers.choices["init"],
+        "curifactory completion": subparsers.choices["completion"],
+    }
+
+
+def option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """The long and short flags of a parser (without ``-h/--help``)."""
+    flags = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        flags.extend(action.option_strings)
+    return flags
+
+
+# -- entry points ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``experiment`` command (also ``python -m curifactory``); returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list:
+        build_experiment_parser().print_usage(sys.stderr)
+        print("experiment: error: name an experiment to run (see 'experiment ls')", file=sys.stderr)
+        return 2
+    verbose = "-v" in args_list or "--verbose" in args_list
+    return _guarded(lambda: _dispatch(args_list), verbose)
+
+
+def curifactory_main(argv: Sequence[str] | None = None) -> int:
+    """The ``curifactory`` command; returns the exit code."""
+    parser = build_curifactory_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command == "init":
+        from curifactory.cli_project import InitOptions, init_project, stdin_is_interactive
+
+        options = InitOptions(interactive=not args.yes and stdin_is_interactive())
+        return _guarded(lambda: init_project(os.getcwd(), options, sys.stdout), False)
+    if args.command == "completion":
+        print(completion(args.shell), end="")
+        return 0
+    parser.print_help()
+    return 2
+
+
+def completion(shell: str) -> str:
+    """The completion script of ``shell`` built from the parsers' flags."""
+    from curifactory.cli_project import completion_script
+
+    experiment = build_experiment_parser()
+    takes_value = [flag for action in experiment._actions if action.nargs != 0 and action.option_strings
+                   and action.option_strings[0] not in ("-p", "-c") and action.nargs != "?"
+                   for flag in action.option_strings]
+    parsers = all_parsers()
+    return completion_script(shell, option_strings(experiment) + ["--help"], takes_value,
+                             option_strings(parsers["curifactory"]) + ["--help"],
+                             option_strings(parsers["curifactory init"]))
+
+
+def _dispatch(args_list: list[str]) -> int:
+    if args_list[0] == "ls":
+        from curifactory.cli_project import list_project
+        from curifactory.config import load_settings
+
+        ls_args = build_ls_parser().parse_args(args_list[1:])
+        list_project(load_settings(), sys.stdout, ls_args.names)
+        return 0
+    if args_list[0] == "reports":
+        return serve(build_reports_parser().parse_args(args_list[1:]))
+    args = build_experiment_parser().parse_args(args_list)
+    from curifactory.cli_run import run_command
+
+    return run_command(args, args_list)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """``experiment reports``: serve the configured reports folder until Ctrl-C."""
+    from curifactory.config import load_settings
+    from curifactory.reporting import serve_reports
+
+    settings = load_settings()
+    print(f"serving {settings.reports_path} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    try:
+        serve_reports(settings.reports_path, host=args.host, port=args.port, update=args.update,
+                      store_path=os.path.join(settings.manager_cache_path, "store.json"))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _guarded(command: Callable[[], int], verbose: bool) -> int:
+    """Run ``command``; turn an escaping exception into an ``error:`` paragraph and exit code."""
+    try:
+        return command()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: no traceback unless -v
+        from curifactory.errors import CurifactoryError
+
+        if verbose:
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+        if isinstance(exc, CurifactoryError):
+            print_error(str(exc))
+            return exc.exit_code
+        print_error(f"{type(exc).__name__}: {exc}" + ("" if verbose else " (run with -v for the traceback)"))
+        return 1
+
+
+def print_error(message: str) -> None:
+    """``error: <message>`` as one paragraph on stderr."""
+    text = " ".join(message.split())
+    print(f"error: {text}", file=sys.stderr, flush=True)
+
+
+def quote_argv(argv: Sequence[str]) -> str:
+    """The run line stored with a run: ``experiment`` and the arguments as typed."""
+    return shlex.join(["experiment", *argv])
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if relative.startswith("..") else relative
