@@ -217,6 +217,8 @@ def run_experiment(
 
     if mngr is None:
         mngr = make_manager(parallel_mode=follower)
+        # a follower rank runs every stage (aggregates too) but never writes the store
+        mngr.parallel_mode = False
     else:
         mngr.dry = mngr.dry or dry
         mngr.dry_cache = mngr.dry_cache or dry_cache

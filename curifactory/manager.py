@@ -126,6 +126,7 @@ class ArtifactManager:
         self.log_path: str | None = None
         self.stored = False
         self.artifact_locks = parallel_mode
+        self.writes_store = not parallel_mode  # False for workers and non-zero distributed ranks
 
         self.run_timestamp = datetime.datetime.now()
         self.hostname = socket.gethostname()
@@ -145,7 +146,7 @@ class ArtifactManager:
         self._capture_git()
         self._register_run()
         self._load_manifest()
-        if store_full and not dry and not parallel_mode:
+        if store_full and not dry and self.writes_store:
             self._start_store_full()
         if self.interactive and not suppress_live_log and not dry:
             self._start_live_log()
@@ -252,7 +253,7 @@ class ArtifactManager:
         return {"live": sets} if sets else {}
 
     def _register_run(self) -> None:
-        if self.parallel_mode:
+        if not self.writes_store:
             return
         if self.dry:
             self.experiment_run_number = self._store.next_run_number(self.experiment_name)
@@ -267,7 +268,7 @@ class ArtifactManager:
 
     def store(self) -> None:
         """Write this run's block to the store and its sets to the registry."""
-        if self.dry or self.parallel_mode:
+        if self.dry or not self.writes_store:
             return
         self._store.replace_run(self.run_info)
         self._registry.add({hashing.hash_param_set(p): hashing.param_set_string_hash_representations(p)
@@ -295,7 +296,7 @@ class ArtifactManager:
             self.error = error
             self.error_thrown = True
         self.store()
-        if self.may_write_cache and not self.parallel_mode:
+        if self.may_write_cache and self.writes_store:
             fileio.remove_stale_temps(self.cache_path)
         emit(self.listeners, RunFinished(self.get_reference_name(), status,
                                          time.perf_counter() - self._started, self.error))
