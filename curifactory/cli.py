@@ -220,11 +220,11 @@ def completion(shell: str) -> str:
     """The completion script of ``shell`` built from the parsers' flags."""
     from curifactory.cli_project import completion_script
 
-    experiment = build_experiment_parser()
-    takes_value = [flag for action in experiment._actions if action.nargs != 0 and action.option_strings
-                   and action.option_strings[0] not in ("-p", "-c") and action.nargs != "?"
-                   for flag in action.option_strings]
     parsers = all_parsers()
+    experiment = parsers["experiment"]
+    completed = {"-p", "--params", "-c", "--cache"}  # the script completes these itself
+    takes_value = [flag for action in experiment._actions if action.option_strings and action.nargs is None
+                   for flag in action.option_strings if flag not in completed]
     return completion_script(shell, option_strings(experiment) + ["--help"], takes_value,
                              option_strings(parsers["curifactory"]) + ["--help"],
                              option_strings(parsers["curifactory init"]))

@@ -12,11 +12,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+import itertools
+import secrets
 from pathlib import Path
 from typing import Any, Iterable
 
 TEMP_MARK = ".cftmp-"
+_counter = itertools.count()
 _CHUNK = 1 << 20
 
 
@@ -31,10 +33,10 @@ def temp_path_for(path: str | os.PathLike[str]) -> str:
     folder, name = os.path.split(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_MARK}{os.getpid()}-", suffix=f"-{name}", dir=folder or ".")
-    os.close(fd)
-    os.unlink(tmp)  # callers (and third-party writers) create the file themselves
-    return tmp
+    # pid + a process-wide counter + randomness: unique without creating the file,
+    # which third-party writers do themselves (creating files is the slow part)
+    unique = f"{os.getpid()}-{next(_counter)}{secrets.token_hex(4)}"
+    return os.path.join(folder, f"{TEMP_MARK}{unique}-{name}")
 
 
 def commit(tmp: str, final: str | os.PathLike[str]) -> None:

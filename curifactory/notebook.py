@@ -203,10 +203,13 @@ def _name_files(manager: Any, reportables: list[Any]) -> None:
 def _render_one(reportable: Any, folder: str) -> str:
     """Render ``reportable`` into ``folder`` and return its HTML with files embedded."""
     os.makedirs(folder, exist_ok=True)
-    reportable.path = folder
-    reportable.render()
-    # html() links to files through ``path``; an absolute folder lets us find and embed them
-    return embed_files(reportable.html(), folder)
+    previous, reportable.path = getattr(reportable, "path", None), folder
+    try:
+        reportable.render()
+        # html() links to files through ``path``; an absolute folder lets us find and embed them
+        return embed_files(reportable.html(), folder)
+    finally:
+        reportable.path = previous  # the report writer sets its own; leave no scratch folder behind
 
 
 def _reportable_section(reportable: Any, folder: str) -> str:
@@ -399,17 +402,12 @@ def manager_html(manager: Any) -> str:
 
 
 # -- experiment notebooks -------------------------------------------------------------------------
-def _cell_id(index: int) -> str:
-    return f"cf-cell-{index}"
-
-
 def _markdown(index: int, text: str) -> dict[str, Any]:
-    return {"cell_type": "markdown", "id": _cell_id(index), "metadata": {}, "source": text}
+    return {"cell_type": "markdown", "id": f"cf-cell-{index}", "metadata": {}, "source": text}
 
 
 def _code(index: int, source: str) -> dict[str, Any]:
-    return {"cell_type": "code", "id": _cell_id(index), "metadata": {}, "execution_count": None,
-            "outputs": [], "source": source}
+    return {**_markdown(index, source), "cell_type": "code", "execution_count": None, "outputs": []}
 
 
 def _manager_arguments(manager: Any, experiment_name: str, root: str) -> str:

@@ -46,6 +46,21 @@ class Counts:
         return f"{text} in {self.seconds:.2f} s"
 
 
+def outcome(status: str) -> str:
+    """The word a summary line starts with for a run's store status."""
+    return {"complete": "done", "error": "failed"}.get(status, status)
+
+
+def started_text(event: RunStarted, reference: str) -> str:
+    """``run <ref>: N parameter sets, M stage calls (R to run, C cached)``."""
+    if event.planned_stages:
+        cached = event.planned_stages - event.planned_to_run
+        plan = f"{event.planned_stages} stage calls ({event.planned_to_run} to run, {cached} cached)"
+    else:
+        plan = "stages decide as they are called (not mapped)"
+    return f"run {reference}: {event.records} parameter sets, {plan}"
+
+
 class QuietProgress:
     """Counts stage calls; prints nothing (``--quiet``)."""
 
@@ -83,16 +98,13 @@ class PlainProgress(QuietProgress):
     def on_event(self, event: Event) -> None:
         super().on_event(event)
         if isinstance(event, RunStarted):
-            cached = event.planned_stages - event.planned_to_run
-            plan = f"{event.planned_to_run} to run, {cached} cached" if event.planned_stages else "not mapped"
-            self._print(f"run {event.reference}: {event.records} parameter sets, "
-                        f"{event.planned_stages} stage calls ({plan})")
+            self._print(started_text(event, event.reference))
         elif isinstance(event, StageFinished) and event.status is not StageStatus.CACHED:
             word = "executed" if event.status is StageStatus.EXECUTED else "FAILED"
             self._print(f"  {word} {event.stage} on record {event.record_index}:{event.record_name} "
                         f"({event.seconds:.2f} s)")
         elif isinstance(event, RunFinished):
-            self._print(f"{event.status}: {self.counts.summary()}")
+            self._print(f"{outcome(event.status)}: {self.counts.summary()}")
 
 
 class RichProgress(QuietProgress):
@@ -122,7 +134,7 @@ class RichProgress(QuietProgress):
             TextColumn("{task.fields[counts]}"),
             TimeElapsedColumn(),
             console=self.console,
-            transient=True,
+            transient=self.console.is_terminal,
         )
         self._progress.start()
         total = event.planned_stages or None
@@ -137,8 +149,7 @@ class RichProgress(QuietProgress):
     def on_event(self, event: Event) -> None:
         super().on_event(event)
         if isinstance(event, RunStarted):
-            self.console.print(f"run [bold]{event.reference}[/]: {event.records} parameter sets, "
-                               f"{event.planned_stages} stage calls ({event.planned_to_run} to run)")
+            self.console.print(started_text(event, f"[bold]{event.reference}[/]"))
             self._start(event)
         elif self._progress is None:
             return
@@ -152,7 +163,7 @@ class RichProgress(QuietProgress):
         elif isinstance(event, RunFinished):
             self.close()
             style = "green" if event.status == "complete" else "red"
-            self.console.print(f"[{style}]{event.status}[/]: {self.counts.summary()}")
+            self.console.print(f"[{style}]{outcome(event.status)}[/]: {self.counts.summary()}")
 
     def close(self) -> None:
         """Stop the live display (idempotent)."""

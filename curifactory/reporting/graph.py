@@ -64,11 +64,6 @@ def quote(text: Any) -> str:
     return '"' + value.replace("\r", "").replace("\n", "\\n") + '"'
 
 
-def _status(stage_run: Any) -> str:
-    status = getattr(stage_run.status, "value", stage_run.status)
-    return str(status)
-
-
 class _RecordNodes:
     """Node ids of one record: its stage calls and the latest artifact per name."""
 
@@ -95,10 +90,9 @@ def _record_lines(record: Any, nodes: _RecordNodes) -> tuple[list[str], list[tup
         nodes.last_node = node
     for k, run in enumerate(history):
         stage_id = f"r{index}_s{k}"
-        status = _status(run)
+        status = str(getattr(run.status, "value", run.status))
         body.append(
-            f"{stage_id} [label={quote(run.stage)}, shape=box, fillcolor={quote(STAGE_FILL.get(status, '#eeeeee'))}, "
-            f"tooltip={quote(f'{run.stage}: {status}')}];"
+            f"{stage_id} [label={quote(run.stage)}, shape=box, fillcolor={quote(STAGE_FILL.get(status, '#eeeeee'))}];"
         )
         if run.aggregate:
             aggregates.append((run, stage_id))
@@ -113,11 +107,9 @@ def _record_lines(record: Any, nodes: _RecordNodes) -> tuple[list[str], list[tup
         nodes.last_node = stage_id
         for a, artifact in enumerate(run.outputs):
             artifact_id = f"r{index}_s{k}_a{a}"
-            where = "computed this run" if artifact.computed else "from cache"
             body.append(
                 f"{artifact_id} [label={quote(artifact.name)}, shape=note, "
-                f"fillcolor={quote(ARTIFACT_FILL[bool(artifact.computed)])}, "
-                f"tooltip={quote(f'{artifact.name}: {where}')}];"
+                f"fillcolor={quote(ARTIFACT_FILL[bool(artifact.computed)])}];"
             )
             body.append(f"{stage_id} -> {artifact_id};")
             nodes.artifacts[artifact.name] = artifact_id

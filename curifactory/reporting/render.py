@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import traceback
+import urllib.parse
 from typing import Any
 
 from curifactory import fileio
@@ -42,7 +43,7 @@ def render_reportable(reportable: Any, folder: str, display_path: str = REPORTAB
 
 def reportable_views(manager: Any, folder: str, records: list[context.RecordView]) -> list[context.ReportableView]:
     """Render every reportable of the run into ``folder``; a failing one shows its error."""
-    reportables = [r for r in (getattr(manager, "reportables", None) or [])]
+    reportables = list(getattr(manager, "reportables", None) or [])
     position = {id(r): i for i, r in enumerate(getattr(manager, "records", None) or [])}
     context.assign_file_names(reportables)
     views = []
@@ -88,7 +89,7 @@ def report_html(manager: Any, folder: str, final_folder: str) -> str:
     log = None
     if log_path:
         log = {
-            "href": os.path.relpath(log_path, final_folder).replace(os.sep, "/"),
+            "href": urllib.parse.quote(os.path.relpath(log_path, final_folder).replace(os.sep, "/")),
             "exists": os.path.isfile(log_path),
             "name": os.path.basename(log_path),
         }
