@@ -1,0 +1,1 @@
+"""Experiments of the bundled example project (run one with `experiment NAME`)."""

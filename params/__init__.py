@@ -1,0 +1,1 @@
+"""Parameter files of the bundled example project (pick one with `-p NAME`)."""
