@@ -421,7 +421,10 @@ class ArtifactManager:
             return None
         from curifactory.reporting import write_report
 
-        return write_report(self)
+        page = write_report(self)
+        if self.interactive and self.store_full:
+            self.write_run_env_output()  # a live run's folder follows its latest report
+        return page
 
     def display_info(self) -> Any:
         """The report's run-info block, for a notebook."""

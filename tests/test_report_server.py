@@ -84,7 +84,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
         server.make_server(str(tmp_path / "nope"), port=0)
 
 
-def test_serve_reports_updates_the_index_first(tmp_path, monkeypatch, capsys):
+def test_serve_reports_updates_the_index_first(tmp_path, monkeypatch, caplog):
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "index.html").write_text("stale")
@@ -108,7 +108,8 @@ def test_serve_reports_updates_the_index_first(tmp_path, monkeypatch, capsys):
         return FakeServer()
 
     monkeypatch.setattr(server, "make_server", fake_make_server)
-    server.serve_reports(str(reports), update=True, store_path=str(store))
+    with caplog.at_level("INFO", logger="curifactory.reporting.server"):
+        server.serve_reports(str(reports), update=True, store_path=str(store))
     assert started["args"] == (str(reports), "127.0.0.1", 8080)
     assert "e_1_2024-01-01-T000000" in started["index"] and started["closed"]
-    assert "http://127.0.0.1:8080/" in capsys.readouterr().out
+    assert "http://127.0.0.1:8080/" in caplog.text

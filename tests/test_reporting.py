@@ -232,7 +232,6 @@ def test_run_warnings_log_link_notes_and_reproduction_line(tmp_path):
     manager.runs_path = str(tmp_path / "runs")
     page = read(manager.generate_report())
     assert "experiment rep --cache somewhere" in page
-    assert os.path.isfile(tmp_path / "runs" / manager.get_reference_name() / "report" / "index.html")
 
 
 def test_custom_css_is_copied(tmp_path):

@@ -134,10 +134,6 @@ def write_report(manager: Any) -> str:
         fileio.discard(tmp)
         raise
     copy_folder(final, os.path.join(reports_path, LATEST_DIR))
-    if getattr(manager, "store_full", False) and getattr(manager, "runs_path", None):
-        from curifactory.runfolder import copy_report
-
-        copy_report(os.path.join(manager.runs_path, manager.get_reference_name()), final)
     _refresh_index(manager, reports_path)
     logger.info("Report written to %s", page)
     return page

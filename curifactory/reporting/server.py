@@ -81,7 +81,7 @@ def serve_reports(
         update_index(reports_path, store_path)
     server = make_server(reports_path, host, port)
     bound_host, bound_port = server.server_address[:2]
-    print(f"Serving {os.path.abspath(reports_path)} at http://{bound_host}:{bound_port}/ (Ctrl-C to stop)")
+    logger.info("Serving %s at http://%s:%s/ (Ctrl-C to stop)", os.path.abspath(reports_path), bound_host, bound_port)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
