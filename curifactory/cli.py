@@ -30,8 +30,13 @@ logger = logging.getLogger(__name__)
 
 EDIT_NOTES = "\0edit"
 """The value of a bare ``--notes``: ask for the notes (editor or prompt)."""
-SUBCOMMANDS = ("ls", "reports")
 VERSION = f"curifactory {__version__}"
+
+
+class CommandError(Exception):
+    """A failure the command explains in its own words (exit code 1); the cause is chained."""
+
+    exit_code = 1
 
 
 # -- parsers ------------------------------------------------------------------------------
@@ -268,15 +273,23 @@ def _guarded(command: Callable[[], int], verbose: bool) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `experiment x --map | head`: the reader has gone, say nothing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # keep the interpreter's final flush from failing too
+        return 1
     except Exception as exc:  # the last line of defence: no traceback unless -v
         from curifactory.errors import CurifactoryError
 
         if verbose:
             traceback.print_exception(type(exc), exc, exc.__traceback__)
-        if isinstance(exc, CurifactoryError):
+        hint = "" if verbose else " Run with -v for the traceback."
+        if isinstance(exc, CurifactoryError):  # a message written for users: no hint needed
             print_error(str(exc))
             return exc.exit_code
-        print_error(f"{type(exc).__name__}: {exc}" + ("" if verbose else " (run with -v for the traceback)"))
+        if isinstance(exc, CommandError):
+            print_error(f"{exc}{hint}")
+            return exc.exit_code
+        print_error(f"{type(exc).__name__}: {exc}.{hint}")
         return 1
 
 

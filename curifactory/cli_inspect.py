@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from curifactory import hashing
+from curifactory.cli import display_path
 from curifactory.dag import Node, Plan, Reason
 from curifactory.errors import UsageError
 
@@ -113,7 +114,7 @@ def print_paths(mapped: MappedRun, out: TextIO) -> None:
             action = "read " if plan.decisions[node.key] is Reason.CACHED else "write"
             print(f"  {_stage_label(node)}", file=out)
             for name, path in zip(node.outputs, node.paths or (None,) * len(node.outputs)):
-                shown = path if path is not None else "(no cacher: kept in memory)"
+                shown = display_path(path) if path is not None else "(no cacher: kept in memory)"
                 print(f"    {action if path else '     '} {name}: {shown}", file=out)
             if not node.outputs:
                 print("    (no outputs)", file=out)

@@ -189,11 +189,11 @@ def _copy_css(root: str, css_relative: str) -> bool:
 def _update_gitignore(root: str, entries: list[str]) -> list[str]:
     """Append the entries ``.gitignore`` lacks (an entry under another one is left out)."""
     path = os.path.join(root, ".gitignore")
-    existing: list[str] = []
+    text = ""
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
-            existing = handle.read().splitlines()
-    present = {line.strip().strip("/") for line in existing}
+            text = handle.read()
+    present = {line.strip().strip("/") for line in text.splitlines()}
     wanted: list[str] = []
     for entry in entries:
         covered = any(entry.startswith(other) and entry != other for other in entries)
@@ -201,9 +201,12 @@ def _update_gitignore(root: str, entries: list[str]) -> list[str]:
             wanted.append(entry)
     missing = [e for e in wanted if e.strip("/") not in present]
     if missing:
-        header = "# curifactory\n" if not existing else ("\n" if existing[-1].strip() else "")
+        if not text:
+            separator = "# curifactory\n"
+        else:
+            separator = ("" if text.endswith("\n") else "\n") + ("" if text.endswith("\n\n") else "\n")
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(header + "\n".join(missing) + "\n")
+            handle.write(separator + "\n".join(missing) + "\n")
     return missing
 
 

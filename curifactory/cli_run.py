@@ -12,9 +12,9 @@ import tempfile
 import traceback
 from typing import Any, Callable
 
-from curifactory.cli import EDIT_NOTES, display_path, print_error, quote_argv
+from curifactory.cli import EDIT_NOTES, CommandError, display_path, print_error, quote_argv
 from curifactory.logs import CliLogging, LogOptions
-from curifactory.progress import QuietProgress, make_progress
+from curifactory.progress import make_progress
 
 logger = logging.getLogger("curifactory.cli")
 
@@ -28,7 +28,7 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     if dry:  # "writes nothing" includes the __pycache__ of the project's modules
         sys.dont_write_bytecode = True
     settings = load_settings()
-    options = LogOptions(verbose=args.verbose, quiet=args.quiet or inspect, to_file=not (args.no_log or dry),
+    options = LogOptions(verbose=args.verbose, quiet=args.quiet, to_file=not (args.no_log or dry),
                          all_loggers=args.all_loggers, log_errors=args.log_errors)
     logs = CliLogging(options, ("curifactory", settings.experiments_module_name, settings.params_module_name))
     logs.start()
@@ -66,12 +66,12 @@ def selection_lists(values: list[str] | None) -> list[str] | None:
 
 
 class RunSession:
-    """Wraps the experiment's ``run`` to meet the manager ``run_experiment`` creates.
+    """Meets the manager ``run_experiment`` creates and wraps the experiment's ``run``.
 
     The manager exists only once the experiment and its parameter sets loaded
-    without a usage error, so a mistyped name never leaves a run in the store. On
-    the first call (the map pass, or the run itself with ``--no-dag``) the run's
-    log file opens; after the map pass, ``--overwrite-stage`` names are checked.
+    without a usage error, so a mistyped name never leaves a run in the store.
+    ``attach`` (run_experiment's ``on_manager``) opens the run's log file; after
+    the map pass, ``--overwrite-stage`` names are checked.
     """
 
     def __init__(self, run: Callable[..., Any], logs: CliLogging, overwrite_stages: list[str]):
@@ -80,11 +80,13 @@ class RunSession:
         self.overwrite_stages = overwrite_stages
         self.manager: Any = None
 
+    def attach(self, manager: Any) -> None:
+        """Open the run's log as soon as the manager exists (before parallel workers fork)."""
+        self.manager = manager
+        self.logs.attach_run_log(manager)
+        logger.info("run %s: %s", manager.get_reference_name(), manager.run_line)
+
     def __call__(self, param_sets: list[Any], manager: Any) -> Any:
-        if self.manager is None and not manager.parallel_mode:
-            self.manager = manager
-            self.logs.attach_run_log(manager)
-            logger.info("run %s: %s", manager.get_reference_name(), manager.run_line)
         result = self.experiment_run(param_sets, manager)
         if manager.map_mode and manager is self.manager:
             self._check_overwrite_stages(manager.mapped_nodes)
@@ -102,7 +104,7 @@ def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliL
     """Run the experiment with a progress display; print where the results are."""
     from curifactory.experiment import load_experiment, run_experiment
 
-    module = load_experiment(args.experiment, settings)
+    module = load_project_code(lambda: load_experiment(args.experiment, settings), args.experiment)
     session = RunSession(module.run, logs, list(args.overwrite_stage or []))
     notes = resolve_notes(args.notes)
     progress = make_progress(progress_mode(args), args.no_color)
@@ -115,28 +117,53 @@ def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliL
             param_set_indices=selection_lists(args.indices),
             global_param_set_indices=selection_lists(args.global_indices), run_string=quote_argv(argv),
             notes=notes, report=not args.no_report, listeners=[progress], settings=settings,
-            runner=session, parallel=args.parallel, parallel_safe=args.parallel_safe,
+            runner=session, parallel=args.parallel, parallel_safe=args.parallel_safe, on_manager=session.attach,
         )
     except KeyboardInterrupt:
         progress.close()
-        if session.manager is not None:
-            logs.log_failure("interrupted", None)
-            print(f"\ninterrupted: run {session.manager.get_reference_name()} is stored with status 'error'",
-                  file=sys.stderr)
-            return 130
-        raise
+        if session.manager is None or session.manager.dry:
+            raise
+        logs.log_failure("interrupted", None)
+        print(f"\ninterrupted: run {session.manager.get_reference_name()} is stored with status 'error'",
+              file=sys.stderr)
+        return 130
     except Exception as exc:
         progress.close()
-        if session.manager is None:  # nothing ran: a usage error or a broken module
-            raise
+        if session.manager is None:  # nothing ran: a usage error or a broken parameter file
+            raise load_error(exc, args.experiment)
         return report_failure(session.manager, exc, args, logs)
-    finally:
-        progress.close()
-    report_success(manager, args, progress)
+    progress.close()
+    report_success(manager, args)
     return 0
 
 
-def report_success(manager: Any, args: argparse.Namespace, progress: QuietProgress) -> None:
+def load_project_code(load: Callable[[], Any], experiment: str) -> Any:
+    """``load()``, with a failure of the project's own code explained (see :func:`load_error`)."""
+    try:
+        return load()
+    except Exception as exc:
+        raise load_error(exc, experiment)
+
+
+def load_error(exc: Exception, experiment: str) -> Exception:
+    """The error to show for ``exc`` raised before the run began.
+
+    curifactory's errors (unknown experiment, bad ``get_params`` result, ...) are
+    shown as they are; anything else came from importing the experiment or a
+    parameter file, or from a ``get_params()``, and becomes a :class:`CommandError`
+    saying so (the original is its cause).
+    """
+    from curifactory.errors import CurifactoryError
+
+    if isinstance(exc, CurifactoryError):
+        return exc
+    error = CommandError(f"loading experiment '{experiment}' or its parameter sets failed: "
+                         f"{type(exc).__name__}: {exc}.")
+    error.__cause__ = exc
+    return error
+
+
+def report_success(manager: Any, args: argparse.Namespace) -> None:
     """Print the report and log paths (and write the notebook) after a complete run."""
     if args.dry:
         if not args.quiet:
@@ -149,6 +176,8 @@ def report_success(manager: Any, args: argparse.Namespace, progress: QuietProgre
         return
     if manager.log_path:
         print(f"log: {display_path(manager.log_path)}")
+    if args.store_full and os.path.isdir(manager.get_run_output_path()):
+        print(f"run folder: {display_path(manager.get_run_output_path())}")
     if args.notebook:
         path = write_notebook(manager, args)
         if path:
@@ -205,7 +234,8 @@ def write_notebook(manager: Any, args: argparse.Namespace) -> str | None:
         logger.warning("--notebook: notebooks are not available in this installation (%s)", exc)
         return None
     try:
-        return write_experiment_notebook(manager, args.experiment, list(args.params or []))
+        return write_experiment_notebook(manager, args.experiment, list(args.params or []),
+                                         names=list(args.names) if args.names else None)
     except Exception as exc:  # the run succeeded; a notebook problem must not fail it
         logger.warning("--notebook: the notebook could not be written: %s: %s", type(exc).__name__, exc)
         return None
@@ -265,10 +295,11 @@ def inspect_command(args: argparse.Namespace, settings: Any) -> int:
     from curifactory import cli_inspect
     from curifactory.experiment import ParamSelection, collect_param_sets, load_experiment
 
-    module = load_experiment(args.experiment, settings)
+    module = load_project_code(lambda: load_experiment(args.experiment, settings), args.experiment)
     selection = ParamSelection(tuple(args.names or ()), tuple(selection_lists(args.indices) or ()),
                                tuple(selection_lists(args.global_indices) or ()))
-    param_sets, block = collect_param_sets(module, args.params, settings, selection)
+    param_sets, block = load_project_code(lambda: collect_param_sets(module, args.params, settings, selection),
+                                          args.experiment)
     out = sys.stdout
     sections: list[Callable[[], None]] = []
     if args.hashes:

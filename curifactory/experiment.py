@@ -184,12 +184,15 @@ def run_experiment(
     runner: Callable[..., Any] | None = None,
     parallel: int | None = None,
     parallel_safe: bool = False,
+    on_manager: Callable[[Any], None] | None = None,
     **_ignored: Any,
 ) -> tuple[Any, Any]:
     """Run an experiment as the ``experiment`` command does; returns ``(results, manager)``.
 
     With ``mngr`` given (e.g. a live manager in a notebook), the experiment runs on
     it; ``dry=True`` then loads a past run's results from the cache without writing.
+    ``on_manager`` is called with the manager once it exists, before any stage
+    (or ``--parallel`` worker) runs.
 
     Raises:
         UsageError: unknown experiment or parameter file, bad ``get_params`` result,
@@ -227,6 +230,8 @@ def run_experiment(
     if stage_overwrites:
         mngr.overwrite_stages = list(stage_overwrites)
     mngr.listeners.extend(listeners or [])
+    if on_manager is not None:  # e.g. the CLI opens the run's log before anything runs
+        on_manager(mngr)
     mngr.parameter_files = list(param_files or block.keys())
     mngr.param_file_param_sets = block
     if mngr.store_full:

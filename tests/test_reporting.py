@@ -379,3 +379,17 @@ def test_report_generation_is_fast_for_many_records(tmp_path):
     start = time.perf_counter()
     manager.generate_report()
     assert time.perf_counter() - start < 2.0
+
+
+def test_large_runs_get_a_per_stage_summary_graph(tmp_path):
+    from curifactory.reporting.graph import stage_graph
+
+    manager = make_run(str(tmp_path / "proj"))
+    full = stage_graph(manager.records)
+    summary = stage_graph(manager.records, max_clusters=2)
+    assert full.dot.count("subgraph cluster_") == 4
+    assert "subgraph" not in summary.dot and "3 executed" in summary.dot
+    assert "4 records" in summary.dot
+    if summary.svg is not None:
+        assert summary.svg.count("<g id=\"node") == len({r.stage for rec in manager.records for r in rec.history}) + \
+            len({a.name for rec in manager.records for r in rec.history for a in r.outputs})

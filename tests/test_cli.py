@@ -1,0 +1,331 @@
+"""The ``experiment`` command on real projects in ``tmp_path``, run as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+EXPERIMENT = '''
+"""A two-stage test experiment.
+
+The stages append to the file named by CF_TEST_SIDE, so tests see what executed.
+"""
+import os
+from dataclasses import dataclass
+
+import curifactory as cf
+from curifactory.caching import JsonCacher
+
+
+@dataclass
+class P(cf.ExperimentParameters):
+    a: int = 1
+    fail: bool = False
+
+
+def note(stage, record):
+    with open(os.environ["CF_TEST_SIDE"], "a") as handle:
+        handle.write(f"{stage}:{record.params.name}\\n")
+
+
+@cf.stage(None, ["one"], [JsonCacher])
+def first(record):
+    note("first", record)
+    return record.params.a
+
+
+@cf.stage(["one"], ["two"], [JsonCacher])
+def second(record, one):
+    note("second", record)
+    if record.params.fail:
+        raise ValueError("boom " + record.params.name)
+    return one * 2
+
+
+def run(param_sets, manager):
+    for param_set in param_sets:
+        second(first(cf.Record(manager, param_set)))
+'''
+
+PARAMS = {
+    "params/y.py": '''
+        """Two parameter sets."""
+        from experiments.x import P
+
+        def get_params():
+            return [P(name="a", a=1), P(name="b", a=2)]
+        ''',
+    "params/z.py": '''
+        from experiments.x import P
+
+        def get_params():
+            return [P(name="c", a=3)]
+        ''',
+    "params/failing.py": '''
+        from experiments.x import P
+
+        def get_params():
+            return [P(name="ok", a=1), P(name="bad", a=5, fail=True)]
+        ''',
+    "params/notalist.py": '''
+        def get_params():
+            return {"a": 1}
+        ''',
+    "params/notsets.py": '''
+        def get_params():
+            return [1, 2]
+        ''',
+    "params/raises.py": '''
+        def get_params():
+            raise RuntimeError("no sets today")
+        ''',
+    "experiments/broken.py": '''
+        import no_such_module_here
+
+        def run(param_sets, manager):
+            pass
+        ''',
+    "experiments/badrun.py": '''
+        from experiments.x import P
+
+        def get_params():
+            return [P(name="only")]
+
+        def run(param_sets, manager):
+            raise RuntimeError("run() is broken")
+        ''',
+}
+
+
+def write_project(root: Path) -> Path:
+    """The test project: config, experiments/x.py and the parameter files."""
+    (root / "experiments").mkdir(parents=True)
+    (root / "params").mkdir()
+    (root / "curifactory_config.json").write_text("{}")
+    (root / "experiments" / "__init__.py").write_text("")
+    (root / "params" / "__init__.py").write_text("")
+    (root / "experiments" / "x.py").write_text(EXPERIMENT)
+    for relative, text in PARAMS.items():
+        (root / relative).write_text(textwrap.dedent(text))
+    return root
+
+
+class Project:
+    """A test project and a way to run ``experiment`` in it."""
+
+    def __init__(self, tmp_path: Path):
+        self.root = write_project(tmp_path / "proj")
+        self.side = tmp_path / "side.log"
+
+    def run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        env = dict(os.environ, CF_TEST_SIDE=str(self.side))
+        env.pop("NO_COLOR", None)
+        return subprocess.run([sys.executable, "-m", "curifactory", *args], cwd=self.root, env=env,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, **kwargs)
+
+    def executed(self) -> list[str]:
+        """The stage calls that executed so far (and forget them)."""
+        if not self.side.exists():
+            return []
+        lines = self.side.read_text().split()
+        self.side.unlink()
+        return lines
+
+    def store(self) -> list[dict]:
+        return json.loads((self.root / "data" / "store.json").read_text())
+
+
+@pytest.fixture
+def proj(tmp_path) -> Project:
+    return Project(tmp_path)
+
+
+def files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+# -- user errors -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["nope"], "No experiment 'nope'"),
+    (["x", "-p", "nope"], "No parameter file 'nope'"),
+    (["x", "-p", "notalist"], "returned a dict"),
+    (["x", "-p", "notsets"], "not a parameter set"),
+    (["x", "-p", "y", "-n", "zzz"], "'zzz'"),
+])
+def test_usage_errors_exit_2_with_one_message_and_leave_no_run(proj, args, expected):
+    result = proj.run(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ")
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert not (proj.root / "data" / "store.json").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["broken"], "ModuleNotFoundError: No module named 'no_such_module_here'"),
+    (["x", "-p", "raises"], "RuntimeError: no sets today"),
+    (["x", "-p", "raises", "--hashes"], "RuntimeError: no sets today"),
+])
+def test_errors_in_project_code_before_the_run_exit_1(proj, args, expected):
+    result = proj.run(*args)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: loading experiment '{args[0]}'")
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert not (proj.root / "data" / "store.json").exists()
+
+
+def test_a_failing_run_function_is_stored_as_error(proj):
+    result = proj.run("badrun")
+    assert result.returncode == 1
+    assert "error: experiment 'badrun' failed: RuntimeError: run() is broken" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert proj.store()[-1]["status"] == "error"
+
+
+def test_a_bad_flag_is_a_usage_error(proj):
+    result = proj.run("x", "--parallel", "zero")
+    assert result.returncode == 2
+    assert "--parallel" in result.stderr
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def test_a_run_then_a_fully_cached_run(proj):
+    first = proj.run("x", "-p", "y")
+    assert first.returncode == 0, first.stderr
+    assert sorted(proj.executed()) == ["first:a", "first:b", "second:a", "second:b"]
+    assert "done: 4 stages executed, 0 cached" in first.stdout
+    reference = proj.store()[-1]["reference"]
+    assert f"report: reports/{reference}/index.html" in first.stdout
+    assert (proj.root / "reports" / reference / "index.html").exists()
+    assert f"log: logs/{reference}.log" in first.stdout
+    assert "Stage 'first'" in (proj.root / "logs" / f"{reference}.log").read_text()
+
+    second = proj.run("x", "-p", "y")
+    assert second.returncode == 0, second.stderr
+    assert proj.executed() == []
+    assert "done: 0 stages executed, 4 cached" in second.stdout
+    runs = proj.store()
+    assert [r["status"] for r in runs] == ["complete", "complete"]
+    assert runs[-1]["cli"] == "experiment x -p y"
+
+
+def test_dry_runs_the_stages_but_writes_nothing(proj):
+    before = files_under(proj.root)
+    result = proj.run("x", "-p", "y", "--dry")
+    assert result.returncode == 0, result.stderr
+    assert sorted(proj.executed()) == ["first:a", "first:b", "second:a", "second:b"]
+    assert files_under(proj.root) == before
+
+
+def test_overwrite_stage_reruns_the_stages_downstream(proj):
+    assert proj.run("x", "-p", "y").returncode == 0
+    proj.executed()
+    result = proj.run("x", "-p", "y", "--overwrite-stage", "first")
+    assert result.returncode == 0, result.stderr
+    assert sorted(proj.executed()) == ["first:a", "first:b", "second:a", "second:b"]
+    unknown = proj.run("x", "-p", "y", "--overwrite-stage", "nope", "--no-report", "--no-log")
+    assert unknown.returncode == 0
+    assert "--overwrite-stage nope" in unknown.stderr and "first, second" in unknown.stderr
+
+
+def test_a_failing_stage_is_stored_as_error_and_earlier_outputs_stay_cached(proj):
+    result = proj.run("x", "-p", "failing")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    for part in ("error: stage 'second'", "record 1:bad", "parameter set 'bad'", "ValueError: boom bad", "-v"):
+        assert part in message
+    run = proj.store()[-1]
+    assert run["status"] == "error" and "boom bad" in run["error"]
+    assert run["params"]["failing"][1][1] in message  # the hash of 'bad'
+    log = (proj.root / "logs" / f"{run['reference']}.log").read_text()
+    assert "boom bad" in log and "Traceback" not in log
+    assert sorted(proj.executed()) == ["first:bad", "first:ok", "second:bad", "second:ok"]
+
+    again = proj.run("x", "-p", "failing", "-v", "--log-errors")
+    assert again.returncode == 1
+    assert "Traceback" in again.stderr
+    assert proj.executed() == ["second:bad"]  # everything before the failure came from the cache
+    log = (proj.root / "logs" / f"{proj.store()[-1]['reference']}.log").read_text()
+    assert "Traceback" in log
+
+
+def test_names_and_indices_select_parameter_sets(proj):
+    assert proj.run("x", "-p", "y", "-n", "b", "--dry").returncode == 0
+    assert sorted(proj.executed()) == ["first:b", "second:b"]
+    assert proj.run("x", "-p", "y", "--indices", "0-1", "--dry").returncode == 0
+    assert sorted(proj.executed()) == ["first:a", "second:a"]
+    result = proj.run("x", "-p", "y", "-p", "z", "--global-indices", "1-3", "--hashes")
+    assert result.returncode == 0
+    assert " b " in result.stdout and " c " in result.stdout and " a " not in result.stdout
+
+
+def test_notes_quiet_and_no_log(proj):
+    result = proj.run("x", "-p", "y", "--notes", "--quiet", "--no-log")
+    assert result.returncode == 0, result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["report"]
+    assert proj.store()[-1]["notes"] == ""
+    assert not (proj.root / "logs").exists()
+    noted = proj.run("x", "-p", "y", "--notes", "a note", "--no-report")
+    assert noted.returncode == 0
+    assert proj.store()[-1]["notes"] == "a note"
+    assert "report:" not in noted.stdout
+
+
+def test_parallel_runs_every_stage_once_and_stores_one_run(proj):
+    result = proj.run("x", "-p", "y", "-p", "z", "--parallel", "2", "--no-report")
+    assert result.returncode == 0, result.stderr
+    assert sorted(proj.executed()) == ["first:a", "first:b", "first:c", "second:a", "second:b", "second:c"]
+    assert len(proj.store()) == 1
+
+
+# -- inspecting --------------------------------------------------------------------------------
+
+
+def test_map_shows_what_runs_and_why(proj):
+    fresh = proj.run("x", "-p", "y", "--map")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "4 stage calls, 4 to run, 0 cached" in fresh.stdout
+    assert "record 0  a" in fresh.stdout and "an output is not cached" in fresh.stdout
+    assert proj.run("x", "-p", "y", "--no-report").returncode == 0
+    cached = proj.run("x", "-p", "y", "--map", "--overwrite-stage", "second", "-n", "a")
+    lines = [line.split() for line in cached.stdout.splitlines()]
+    assert ["first", "cached"] in lines
+    assert ["second", "run", "overwrite", "applies"] in lines
+    assert "record 1" not in cached.stdout
+
+
+def test_paths_hashes_and_print_params(proj):
+    assert proj.run("x", "-p", "y", "--no-report", "--no-log").returncode == 0
+    result = proj.run("x", "-p", "y", "--paths", "--hashes", "--print-params", "b")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    hash_b = proj.store()[-1]["params"]["y"][1][1]
+    assert f"b  {hash_b}" in out
+    assert "  a = 2" in out and "  a = 1" not in out
+    read_lines = [line.split() for line in out.splitlines() if line.strip().startswith("read")]
+    assert len(read_lines) == 4
+    path = read_lines[0][-1]
+    assert path.endswith(".json") and (proj.root / path).exists()
+    by_hash = proj.run("x", "-p", "y", "--print-params", hash_b[:8])
+    assert "  a = 2" in by_hash.stdout
+    missing = proj.run("x", "-p", "y", "--print-params", "nothing")
+    assert missing.returncode == 2 and "nothing" in missing.stderr
+
+
+def test_inspecting_writes_nothing(proj):
+    before = files_under(proj.root)
+    assert proj.run("x", "-p", "y", "--map", "--paths", "--hashes", "--print-params").returncode == 0
+    assert files_under(proj.root) == before
+    assert proj.executed() == []

@@ -1,0 +1,142 @@
+"""``experiment ls``, ``curifactory init``, ``--version`` and shell completion."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import curifactory
+from curifactory.config import DEFAULTS
+
+CURIFACTORY = "import sys; from curifactory.cli import curifactory_main; sys.exit(curifactory_main())"
+
+
+def experiment(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "curifactory", *args], cwd=cwd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+def curifactory_cmd(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CURIFACTORY, *args], cwd=cwd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+def test_ls_lists_docstrings_without_importing(tmp_path):
+    (tmp_path / "curifactory_config.json").write_text("{}")
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "params").mkdir()
+    (tmp_path / "experiments" / "good.py").write_text('"""Fits a line.\n\nDetails."""\nimport no_such_module\n\n'
+                                                      'def run(param_sets, manager):\n    pass\n')
+    (tmp_path / "experiments" / "broken.py").write_text('"""Broken."""\ndef run(:\n')
+    (tmp_path / "experiments" / "norun.py").write_text('"""Has no run."""\n')
+    (tmp_path / "params" / "grid.py").write_text('"""A grid of sets."""\ndef get_params():\n    return []\n')
+    result = experiment(tmp_path, "ls")
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(None, 1) for line in result.stdout.splitlines() if line.startswith("  ")]
+    found = {name: text for name, text in lines}
+    assert found["good"] == "Fits a line."
+    assert "cannot be parsed" in found["broken"]
+    assert "no run()" in found["norun"]
+    assert found["grid"] == "A grid of sets."
+    names = experiment(tmp_path, "ls", "--names", "experiments")
+    assert names.stdout.split() == ["broken", "good", "norun"]
+
+
+def test_version():
+    expected = f"curifactory {curifactory.__version__}"
+    assert experiment(Path.cwd(), "--version").stdout.strip() == expected
+    assert curifactory_cmd(Path.cwd(), "--version").stdout.strip() == expected
+
+
+def test_init_sets_up_an_empty_folder(tmp_path):
+    (tmp_path / ".gitignore").write_text("logs\n*.pyc")
+    result = curifactory_cmd(tmp_path, "init")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "curifactory_config.json").read_text()) == DEFAULTS
+    for folder in ("experiments", "params", "data/cache", "data/runs", "logs", "notebooks", "reports"):
+        assert (tmp_path / folder).is_dir(), folder
+    assert (tmp_path / "experiments" / "__init__.py").exists()
+    assert (tmp_path / "reports" / "style.css").stat().st_size > 0
+    assert (tmp_path / ".gitignore").read_text().splitlines() == ["logs", "*.pyc", "", "data/", "reports/"]
+    # the project works at once
+    assert experiment(tmp_path, "ls").returncode == 0
+
+
+def test_init_never_overwrites_an_existing_config(tmp_path):
+    (tmp_path / "curifactory_config.json").write_text('{"cache_path": "elsewhere"}')
+    result = curifactory_cmd(tmp_path, "init", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "kept the existing" in result.stdout
+    assert json.loads((tmp_path / "curifactory_config.json").read_text()) == {"cache_path": "elsewhere"}
+    assert (tmp_path / "elsewhere").is_dir()
+    again = curifactory_cmd(tmp_path, "init", "--yes")
+    assert "added to .gitignore" not in again.stdout
+    lines = (tmp_path / ".gitignore").read_text().splitlines()
+    assert len(lines) == len(set(lines))
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_scripts(tmp_path, shell):
+    result = curifactory_cmd(tmp_path, "completion", shell)
+    assert result.returncode == 0
+    assert "--overwrite-stage" in result.stdout and "complete -F _cf_experiment experiment" in result.stdout
+    if shell == "bash":
+        check = subprocess.run(["bash", "-n"], input=result.stdout, text=True, capture_output=True)
+        assert check.returncode == 0, check.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_reports_serves_the_configured_reports_folder(tmp_path):
+    (tmp_path / "curifactory_config.json").write_text('{"reports_path": "out/html"}')
+    (tmp_path / "out" / "html").mkdir(parents=True)
+    (tmp_path / "out" / "html" / "index.html").write_text("<p>the index</p>")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "curifactory", "reports", "--port", str(port)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2) as response:
+                    body = response.read().decode()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.05)
+        assert body == "<p>the index</p>"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_init_asks_on_a_terminal(tmp_path):
+    import io
+
+    from curifactory.cli_project import InitOptions, init_project
+
+    answers = {"cache_path": "store/cache"}
+
+    def ask(question: str) -> str:
+        return answers.get(question.split(" ")[0], "")
+
+    assert init_project(str(tmp_path), InitOptions(interactive=True, ask=ask), io.StringIO()) == 0
+    config = json.loads((tmp_path / "curifactory_config.json").read_text())
+    assert config["cache_path"] == "store/cache" and (tmp_path / "store" / "cache").is_dir()
+    answers = {"curifactory_config.json": "y", "logs_path": "log-files/"}
+    init_project(str(tmp_path), InitOptions(interactive=True, ask=ask), io.StringIO())
+    config = json.loads((tmp_path / "curifactory_config.json").read_text())
+    assert config["logs_path"] == "log-files/" and config["cache_path"] == "data/cache"
