@@ -410,17 +410,8 @@ class PandasJsonCacher(PandasCacher):
         super().__init__(path_override, format="json", to_args=to_json_args, read_args=read_json_args, **kwargs)
 
 
-class FileReferenceCacher(Cacheable):
+class FileReferenceCacher(JsonCacher):
     """Saves a list of file paths (JSON); valid only while every listed file exists."""
-
-    def __init__(self, *args: Any, extension: str = ".json", **kwargs: Any):
-        super().__init__(*args, extension=extension, **kwargs)
-
-    def save(self, files: Any) -> str:
-        path = self.get_path()
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(files, handle, indent=4)
-        return path
 
     def referenced_files(self) -> list[str]:
         """The paths in the saved list (empty when unreadable)."""

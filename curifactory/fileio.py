@@ -15,7 +15,8 @@ import shutil
 import itertools
 import secrets
 from pathlib import Path
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 TEMP_MARK = ".cftmp-"
 _counter = itertools.count()
@@ -64,16 +65,29 @@ def discard(tmp: str) -> None:
             pass
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
+@contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[str]:
+    """Yield a temporary path to write ``path``'s new content to; move it into place
+    when the block succeeds, remove it when the block fails."""
     tmp = temp_path_for(path)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        yield tmp
+        commit(tmp, path)
     except BaseException:
         discard(tmp)
         raise
+
+
+def copy_tree(source: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
+    """Replace the folder ``destination`` by a copy of ``source``."""
+    with replacing(destination) as tmp:
+        shutil.copytree(source, tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with replacing(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -146,13 +146,8 @@ class _Linker:
                 # cross-device, no hard-link support, link count limit, protected links
                 logger.debug("hard link %s -> %s failed (%s); copying from now on", src, dst, exc)
                 self.allow_link = False
-        tmp = fileio.temp_path_for(dst)
-        try:
+        with fileio.replacing(dst) as tmp:
             shutil.copy2(src, tmp)
-            os.replace(tmp, dst)
-        except BaseException:
-            fileio.discard(tmp)
-            raise
         return "copy"
 
     @staticmethod
@@ -162,13 +157,8 @@ class _Linker:
         except FileExistsError:
             if os.path.samefile(src, dst):
                 return
-            tmp = fileio.temp_path_for(dst)
-            try:
+            with fileio.replacing(dst) as tmp:
                 os.link(src, tmp)
-                os.replace(tmp, dst)
-            except BaseException:
-                fileio.discard(tmp)
-                raise
 
 
 def _is_within(path: str, root: str) -> bool:
@@ -389,13 +379,7 @@ def copy_report(run_dir: str, report_dir: str | os.PathLike[str] | None) -> str 
     if report_dir is None or not os.path.isdir(report_dir):
         return None
     target = os.path.join(run_dir, REPORT_DIR)
-    tmp = fileio.temp_path_for(target)
-    try:
-        shutil.copytree(report_dir, tmp)
-        fileio.commit(tmp, target)
-    except BaseException:
-        fileio.discard(tmp)
-        raise
+    fileio.copy_tree(report_dir, target)
     return target
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -218,11 +219,16 @@ def test_pip_freeze_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    first = pip_freeze(cache_dir=tmp_path)
-    assert (tmp_path / "pip_freeze_cache.json").is_file()
+    # pip's real output, minus editable VCS lines (never cached by design: a
+    # checkout's commit moves without any install, and CI installs this repo so)
+    real = environment._run_pip_freeze()
+    stable = re.sub(rb"(?m)^-e \w+\+.*\n?", b"", real.stdout)
     calls = []
-    real = environment._run_pip_freeze
-    monkeypatch.setattr(environment, "_run_pip_freeze", lambda: calls.append(1) or real())
+    monkeypatch.setattr(environment, "_run_pip_freeze",
+                        lambda: calls.append(1) or environment._Result(True, stable))
+    first = pip_freeze(cache_dir=tmp_path)
+    assert (tmp_path / "pip_freeze_cache.json").is_file() and calls == [1]
+    calls.clear()
     assert pip_freeze(cache_dir=tmp_path) == first and calls == []
     (site / "newpkg-1.0.dist-info").mkdir()  # an install changes the folder's mtime
     os.utime(site, ns=(0, 10**9))
@@ -283,3 +289,10 @@ def test_capture_environment(repo: Path) -> None:
     assert snapshot.untracked == ("new.txt",)
     assert snapshot.requirements.endswith("\n")
     assert snapshot.host["cpu_count"] == os.cpu_count()
+
+
+def test_editable_vcs_installs_are_never_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    output = b"-e git+https://example.invalid/x.git@abc#egg=x\nsix==1.16.0\n"
+    monkeypatch.setattr(environment, "_run_pip_freeze", lambda: environment._Result(True, output))
+    assert pip_freeze(cache_dir=tmp_path) == output.decode()
+    assert not (tmp_path / "pip_freeze_cache.json").exists()

@@ -122,33 +122,18 @@ def write_report(manager: Any) -> str:
         logger.debug("Dry run: no report written (it would be %s)", page)
         return page
     os.makedirs(reports_path, exist_ok=True)
-    tmp = fileio.temp_path_for(final)
-    try:
+    with fileio.replacing(final) as tmp:
         os.makedirs(tmp)
         copy_css(manager, tmp)
         html = report_html(manager, tmp, final)
         with open(os.path.join(tmp, INDEX_NAME), "w", encoding="utf-8") as handle:
             handle.write(html)
-        fileio.commit(tmp, final)
-    except BaseException:
-        fileio.discard(tmp)
-        raise
-    copy_folder(final, os.path.join(reports_path, LATEST_DIR))
+    fileio.copy_tree(final, os.path.join(reports_path, LATEST_DIR))
     _refresh_index(manager, reports_path)
     logger.info("Report written to %s", page)
     return page
 
 
-def copy_folder(source: str, destination: str) -> None:
-    """Replace ``destination`` by a copy of ``source`` (copied aside, then swapped in)."""
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
-    tmp = fileio.temp_path_for(destination)
-    try:
-        shutil.copytree(source, tmp)
-        fileio.commit(tmp, destination)
-    except BaseException:
-        fileio.discard(tmp)
-        raise
 
 
 def _refresh_index(manager: Any, reports_path: str) -> None:
