@@ -202,7 +202,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("experiment: error: name an experiment to run (see 'experiment ls')", file=sys.stderr)
         return 2
     verbose = "-v" in args_list or "--verbose" in args_list
+    _stop_on_sigterm()
     return _guarded(lambda: _dispatch(args_list), verbose)
+
+
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (a scheduler's kill, ``kill PID``) like Ctrl-C, so the run is stored as 'error'."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def curifactory_main(argv: Sequence[str] | None = None) -> int:

@@ -178,6 +178,8 @@ def report_success(manager: Any, args: argparse.Namespace) -> None:
         print(f"log: {display_path(manager.log_path)}")
     if args.store_full and os.path.isdir(manager.get_run_output_path()):
         print(f"run folder: {display_path(manager.get_run_output_path())}")
+        if manager.reproduction_line:
+            print(f"reproduce: {manager.reproduction_line}")
     if args.notebook:
         path = write_notebook(manager, args)
         if path:

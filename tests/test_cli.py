@@ -329,3 +329,75 @@ def test_inspecting_writes_nothing(proj):
     assert proj.run("x", "-p", "y", "--map", "--paths", "--hashes", "--print-params").returncode == 0
     assert files_under(proj.root) == before
     assert proj.executed() == []
+
+
+def test_store_full_prints_and_honours_the_reproduce_line(proj):
+    import shutil
+
+    first = proj.run("x", "-p", "y", "--store-full", "--plain")
+    assert first.returncode == 0, first.stderr
+    line = [ln for ln in first.stdout.splitlines() if ln.startswith("reproduce: ")][0][len("reproduce: "):]
+    assert line == proj.store()[-1]["reproduce"]
+    assert line.startswith("experiment x -p y --cache data/runs/") and line.endswith(" --dry-cache")
+    run_dir = (proj.root / line.split("--cache ")[1].split(" ")[0]).parent
+    assert (run_dir / "run_info.json").is_file() and (run_dir / "report" / "index.html").is_file()
+    proj.executed()
+    shutil.rmtree(proj.root / "data" / "cache")
+    before = {str(p): p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    again = proj.run(*line.split()[1:], "--plain")
+    assert again.returncode == 0, again.stderr
+    assert proj.executed() == [] and "0 stages executed, 4 cached" in again.stdout
+    assert {str(p): p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+    assert len(list(run_dir.parent.iterdir())) == 1, "the reproduction made no run folder of its own"
+    assert not (proj.root / "data" / "cache").exists()
+
+
+SLOW = '''
+"""Sleeps in its second stage, so it can be killed while running."""
+import time
+from dataclasses import dataclass
+import curifactory as cf
+from curifactory.caching import JsonCacher
+
+@dataclass
+class P(cf.ExperimentParameters):
+    a: int = 1
+
+@cf.stage(None, ["one"], [JsonCacher])
+def quick(record):
+    return 1
+
+@cf.stage(["one"], ["two"], [JsonCacher])
+def slow(record, one):
+    print("slow stage started", flush=True)
+    time.sleep(60)
+    return 2
+
+def get_params():
+    return [P(name="only")]
+
+def run(param_sets, manager):
+    for p in param_sets:
+        slow(quick(cf.Record(manager, p)))
+'''
+
+
+def test_a_terminated_run_is_stored_as_error_and_keeps_its_cache(proj):
+    import signal
+    import time
+
+    (proj.root / "experiments" / "slow.py").write_text(SLOW)
+    env = dict(os.environ, CF_TEST_SIDE=str(proj.side))
+    process = subprocess.Popen([sys.executable, "-m", "curifactory", "slow", "--plain"], cwd=proj.root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    for line in process.stdout:
+        if "slow stage started" in line or time.time() > deadline:
+            break
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in err
+    run = proj.store()[-1]
+    assert run["status"] == "error"
+    cached = list((proj.root / "data" / "cache").glob("*_quick_one.json"))
+    assert len(cached) == 1 and not list((proj.root / "data" / "cache").glob("*_slow_*"))
