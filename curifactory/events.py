@@ -71,6 +71,15 @@ class StageFinished(Event):
 
 
 @dataclass(frozen=True)
+class WorkersFinished(Event):
+    """The ``--parallel`` workers filled the cache (the parent's pass then finds it cached)."""
+
+    workers: int
+    executed: int
+    failed_workers: int
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     """A run ended; ``status`` is the store status (complete, error, LIVE)."""
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from curifactory import hashing
 from curifactory.config import Settings, load_settings
 from curifactory.errors import ExperimentNotFoundError, ParamsError, ParamsNotFoundError, UsageError
-from curifactory.events import RunStarted, emit
+from curifactory.events import RunStarted, WorkersFinished, emit
 
 logger = logging.getLogger(__name__)
 
@@ -247,8 +247,10 @@ def run_experiment(
             worker.overwrite, worker.overwrite_stages = mngr.overwrite, list(mngr.overwrite_stages)
             return worker
 
-        codes = fill_cache(run, param_sets, parallel, worker_manager)
-        logger.info("parallel workers finished with exit codes %s", codes)
+        outcomes = fill_cache(run, param_sets, parallel, worker_manager)
+        logger.info("parallel workers finished: %s", outcomes)
+        emit(mngr.listeners, WorkersFinished(len(outcomes), sum(o.executed for o in outcomes),
+                                             sum(1 for o in outcomes if o.exit_code)))
         mngr.parallel_filled = True  # workers applied overwrites; the parent redoes only aggregates
     if not no_dag:
         mngr.map_experiment(run, param_sets)

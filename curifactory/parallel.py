@@ -16,7 +16,11 @@ import logging
 import multiprocessing
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
+
+from curifactory.events import StageFinished
+from curifactory.history import StageStatus
 
 logger = logging.getLogger(__name__)
 
@@ -46,35 +50,59 @@ def artifact_lock(cache_path: str, artifact_path: str) -> Iterator[None]:
         yield
 
 
-def _worker(run: Callable[..., Any], param_sets: list[Any], manager_factory: Callable[[], Any]) -> None:
-    manager = manager_factory()
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """What one worker did: its exit code and how many stage calls it executed."""
+
+    exit_code: int
+    executed: int
+
+
+class _ExecutedCounter:
+    def __init__(self) -> None:
+        self.executed = 0
+
+    def on_event(self, event: Any) -> None:
+        if isinstance(event, StageFinished) and event.status is StageStatus.EXECUTED:
+            self.executed += 1
+
+
+def _worker(run: Callable[..., Any], param_sets: list[Any], manager_factory: Callable[[], Any], results: Any) -> None:
+    counter = _ExecutedCounter()
+    code = 0
     try:
+        manager = manager_factory()
+        manager.listeners = [counter]
         manager.map_experiment(run, param_sets)
         run(param_sets, manager)
     except Exception as exc:  # the parent's own pass reports the failure properly
         logger.info("parallel worker stopped: %s: %s", type(exc).__name__, exc)
-        os._exit(1)
-    os._exit(0)
+        code = 1
+    results.put(counter.executed)
+    os._exit(code)
 
 
 def fill_cache(run: Callable[..., Any], param_sets: list[Any], workers: int,
-               manager_factory: Callable[[], Any]) -> list[int]:
+               manager_factory: Callable[[], Any]) -> list[WorkerOutcome]:
     """Run ``run`` on interleaved slices of ``param_sets`` in ``workers`` processes.
 
-    Returns the workers' exit codes. Without the ``fork`` start method (Windows,
-    macOS by default) nothing runs in parallel and an empty list is returned.
+    Without the ``fork`` start method (Windows, macOS by default) nothing runs in
+    parallel and an empty list is returned.
     """
     if "fork" not in multiprocessing.get_all_start_methods():
         logger.warning("--parallel needs the 'fork' start method, which this platform lacks; running serially.")
         return []
     workers = max(1, min(workers, len(param_sets)))
     context = multiprocessing.get_context("fork")
+    results = context.SimpleQueue()
     processes = [
-        context.Process(target=_worker, args=(run, param_sets[i::workers], manager_factory), daemon=False)
+        context.Process(target=_worker, args=(run, param_sets[i::workers], manager_factory, results))
         for i in range(workers)
     ]
     for process in processes:
         process.start()
     for process in processes:
         process.join()
-    return [p.exitcode or 0 for p in processes]
+    counts = [results.get() for _ in processes if not results.empty()]
+    counts += [0] * (len(processes) - len(counts))  # a worker killed before reporting
+    return [WorkerOutcome(p.exitcode or 0, n) for p, n in zip(processes, counts)]

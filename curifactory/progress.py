@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from curifactory.events import Event, RunFinished, RunStarted, StageFinished, StageStarted
+from curifactory.events import Event, RunFinished, RunStarted, StageFinished, StageStarted, WorkersFinished
 from curifactory.history import StageStatus
 
 
@@ -61,6 +61,14 @@ def started_text(event: RunStarted, reference: str) -> str:
     return f"run {reference}: {event.records} parameter sets, {plan}"
 
 
+def workers_text(event: WorkersFinished) -> str:
+    """``parallel: N workers executed M stage calls`` (the parent then finds them cached)."""
+    text = f"parallel: {event.workers} workers executed {event.executed} stage calls"
+    if event.failed_workers:
+        text += f" ({event.failed_workers} stopped early; the run below reports why)"
+    return text
+
+
 class QuietProgress:
     """Counts stage calls; prints nothing (``--quiet``)."""
 
@@ -97,7 +105,9 @@ class PlainProgress(QuietProgress):
 
     def on_event(self, event: Event) -> None:
         super().on_event(event)
-        if isinstance(event, RunStarted):
+        if isinstance(event, WorkersFinished):
+            self._print(workers_text(event))
+        elif isinstance(event, RunStarted):
             self._print(started_text(event, event.reference))
         elif isinstance(event, StageFinished) and event.status is not StageStatus.CACHED:
             word = "executed" if event.status is StageStatus.EXECUTED else "FAILED"
@@ -148,7 +158,9 @@ class RichProgress(QuietProgress):
 
     def on_event(self, event: Event) -> None:
         super().on_event(event)
-        if isinstance(event, RunStarted):
+        if isinstance(event, WorkersFinished):
+            self.console.print(workers_text(event))
+        elif isinstance(event, RunStarted):
             self.console.print(started_text(event, f"[bold]{event.reference}[/]"))
             self._start(event)
         elif self._progress is None:

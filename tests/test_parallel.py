@@ -49,12 +49,20 @@ def test_parallel_computes_shared_artifact_once(project, tmp_path, monkeypatch):
     root = project({"experiments/shared.py": SHARED})
     log = tmp_path / "calls.log"
     monkeypatch.setenv("CF_TEST_LOG", str(log))
-    agg, manager = run_experiment("shared", parallel=2, report=False)
+    events = []
+
+    class Collect:
+        def on_event(self, event):
+            events.append(event)
+
+    agg, manager = run_experiment("shared", parallel=2, report=False, listeners=[Collect()])
     lines = log.read_text().splitlines()
     assert len([line for line in lines if line.startswith("load")]) == 1
     computes = [line for line in lines if line.startswith("compute")]
     assert len(computes) == 6 and len({line.split()[-1] for line in computes}) == 2, "two workers shared the sets"
     assert lines.count("total") == 1
+    finished = [e for e in events if type(e).__name__ == "WorkersFinished"]
+    assert len(finished) == 1 and finished[0].workers == 2 and finished[0].executed == 7
     assert agg.state["total"] == 45 * 15
     runs = json.loads((root / "data" / "store.json").read_text())
     assert len(runs) == 1 and runs[0]["status"] == "complete"
