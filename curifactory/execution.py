@@ -309,52 +309,48 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
 
     reason = call.decide()
     will_execute = reason is not Reason.CACHED
-    index, name = call.key[0], record.name
-    emit(manager.listeners, StageStarted(spec.name, index, name, will_execute))
+    emit(manager.listeners, StageStarted(spec.name, call.key[0], record.name, will_execute))
     started = time.perf_counter()
     if not will_execute:
-        infos = call.skip()
-        run = StageRun(spec.name, index, spec.inputs, tuple(infos), StageStatus.CACHED,
-                       aggregate=spec.aggregate, input_records=_indices(manager, records),
-                       reportables=0)
-        record.history.append(run)
-        emit(manager.listeners, StageFinished(spec.name, index, name, StageStatus.CACHED, 0.0))
-        return record
-
+        return _finished(call, StageStatus.CACHED, call.skip(), 0, started)
     logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), reason.value)
     try:
-        if manager.artifact_locks and reason is not Reason.NO_OUTPUTS and call.cachers[0] is not None:
-            infos, produced = _execute_locked(call, overrides, reason)
-        else:
-            infos, produced = call.execute(overrides, reason)
+        status, infos, produced = _run_call(call, overrides, reason)
     except BaseException as exc:
-        seconds = time.perf_counter() - started
-        record.history.append(StageRun(spec.name, index, spec.inputs, (), StageStatus.FAILED, seconds,
-                                       spec.aggregate, _indices(manager, records)))
         manager.note_failure(spec.name, record, exc)
-        emit(manager.listeners, StageFinished(spec.name, index, name, StageStatus.FAILED, seconds))
+        _finished(call, StageStatus.FAILED, [], 0, started)
         raise
-    seconds = time.perf_counter() - started
-    record.history.append(StageRun(spec.name, index, spec.inputs, tuple(infos), StageStatus.EXECUTED, seconds,
-                                   spec.aggregate, _indices(manager, records), produced))
-    emit(manager.listeners, StageFinished(spec.name, index, name, StageStatus.EXECUTED, seconds))
+    return _finished(call, status, infos, produced, started)
+
+
+def _run_call(call: StageCall, overrides: dict[str, Any],
+              reason: Reason) -> tuple[StageStatus, list[ArtifactInfo], int]:
+    """Execute the call; with artifact locks, under the lock of its first artifact,
+    unless another process cached it meanwhile."""
+    first = call.cachers[0] if call.cachers else None
+    if not call.manager.artifact_locks or first is None:
+        return (StageStatus.EXECUTED, *call.execute(overrides, reason))
+    from curifactory.parallel import artifact_lock
+
+    with artifact_lock(call.manager.cache_path, first._final_path()):
+        if reason in (Reason.NOT_CACHED, Reason.INVALID) and call.own_status() is Reason.CACHED:
+            return StageStatus.CACHED, call.skip(), 0
+        return (StageStatus.EXECUTED, *call.execute(overrides, reason))
+
+
+def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], produced: int,
+              started: float) -> Any:
+    """Record the call in the record's history and tell the listeners."""
+    seconds = 0.0 if status is StageStatus.CACHED else time.perf_counter() - started
+    spec, record = call.spec, call.record
+    record.history.append(StageRun(spec.name, call.key[0], spec.inputs, tuple(infos), status, seconds,
+                                   spec.aggregate, _indices(call.manager, call.records), produced))
+    emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))
     return record
 
 
 def _needs_unmapped(call: StageCall) -> bool:
     return any(isinstance(call.record.state.raw(n), MappedValue) for n in call.spec.inputs if n in call.record.state)
-
-
-def _execute_locked(call: StageCall, overrides: dict[str, Any], reason: Reason) -> tuple[list[ArtifactInfo], int]:
-    """Execute under the artifact's inter-process lock, unless another process just cached it."""
-    from curifactory.parallel import artifact_lock
-
-    first = call.cachers[0]
-    assert first is not None
-    with artifact_lock(call.manager.cache_path, first._final_path()):
-        if reason in (Reason.NOT_CACHED, Reason.INVALID) and call.own_status() is Reason.CACHED:
-            return call.skip(), 0
-        return call.execute(overrides, reason)
 
 
 def _indices(manager: Any, records: list[Any] | None) -> tuple[int, ...]:
