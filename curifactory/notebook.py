@@ -448,7 +448,7 @@ def experiment_notebook(manager: Any, experiment_name: str, param_files: list[st
     )
     header = (
         f"# Experiment `{experiment_name}`: run `{manager.get_reference_name()}`\n\n"
-        f"Written by `{command}` with `--notebook`. Running it reloads the run's results "
+        f"Written for the run of `{command}`. Running it reloads the run's results "
         "from the cache: no stage is rerun, nothing is written, and each value loads when first read "
         "(e.g. `manager.records[0].state[\"name\"]`)."
     )
