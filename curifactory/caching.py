@@ -27,6 +27,12 @@ from curifactory.errors import CacheError
 logger = logging.getLogger(__name__)
 
 METADATA_SUFFIX = "_metadata.json"
+ALTERNATE_METADATA_SUFFIX = "_cf_metadata.json"
+"""Used when ``<stem>_metadata.json`` is another output's artifact (an output named
+``<name>_metadata``): the two must not overwrite each other."""
+TRUST_STAT_BYTES = 16 * 1024 * 1024
+"""Entries at least this large are not re-hashed on every lookup while their files
+keep the size and modification time recorded at save time; smaller ones always are."""
 
 
 def preview(obj: Any, limit: int = 120) -> str:
@@ -43,6 +49,13 @@ def preview(obj: Any, limit: int = 120) -> str:
         text = f"<{kind}>"
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _stat(path: str) -> list[int]:
+    if os.path.isdir(path):
+        return [-1, -1]  # folders are always hashed
+    info = os.stat(path)
+    return [info.st_size, info.st_mtime_ns]
 
 
 def _atomic_save(save: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,6 +123,7 @@ class Cacheable:
         self.extra_metadata: dict[str, Any] = {}
         self.cache_paths: list[str] = []
         self.invalid_reason: str | None = None
+        self.metadata_suffix = METADATA_SUFFIX
         self._session: dict[str, str] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -216,7 +230,7 @@ class Cacheable:
         """The metadata file beside the artifact: its stem plus ``_metadata.json``."""
         final = self._final_path()
         stem = os.path.splitext(final)[0] if self.extension and final.endswith(self.extension) else final
-        return stem + METADATA_SUFFIX
+        return stem + self.metadata_suffix
 
     # -- metadata and validity --------------------------------------------------
     def _write_metadata(self, obj: Any, written: list[str]) -> None:
@@ -237,9 +251,10 @@ class Cacheable:
             "run_reference": manager.get_reference_name() if manager is not None else None,
             "experiment_name": getattr(manager, "experiment_name", None),
             "files": [os.path.relpath(f, folder) for f in files],
+            "files_stat": [_stat(f) for f in files],
             "content_hash": fileio.hash_files(files),
             "preview": preview(obj),
-            "extra_metadata": self.extra_metadata,
+            "extra": self.extra_metadata,
         }
         fileio.atomic_write_json(meta_path, metadata)
         self.metadata = metadata
@@ -252,7 +267,7 @@ class Cacheable:
         except (OSError, ValueError):
             return None
         if isinstance(self.metadata, dict):
-            self.extra_metadata = self.metadata.get("extra_metadata") or {}
+            self.extra_metadata = self.metadata.get("extra") or {}
         return self.metadata
 
     def validate(self) -> str | None:
@@ -269,15 +284,22 @@ class Cacheable:
         if not os.path.exists(meta_path):
             return "missing"
         metadata = self.load_metadata()
-        if not isinstance(metadata, dict) or "content_hash" not in metadata:
-            return f"its metadata file {meta_path} is unreadable or incomplete"
+        if not isinstance(metadata, dict):
+            return f"its metadata file {meta_path} is unreadable"
+        if "content_hash" not in metadata:
+            return self._validate_legacy(metadata, meta_path)
         folder = os.path.dirname(meta_path)
         files = [os.path.join(folder, f) for f in metadata.get("files", [])]
         if not files:
             return f"its metadata file {meta_path} lists no files"
+        stats = []
         for path in files:
             if not os.path.exists(path):
                 return f"the file {path} named by its metadata is missing"
+            stats.append(_stat(path))
+        recorded = metadata.get("files_stat")
+        if recorded == stats and sum(size for size, _ in stats) >= TRUST_STAT_BYTES:
+            return None  # a large entry untouched since it was saved: skip re-reading it
         try:
             actual = fileio.hash_files(files)
         except OSError as exc:
@@ -286,9 +308,31 @@ class Cacheable:
             return f"the content of {files[0]} does not match the hash in its metadata (corrupt or edited)"
         return None
 
+    def _validate_legacy(self, metadata: dict[str, Any], meta_path: str) -> str | None:
+        """An entry written by curifactory 0.20 (no content hash): valid while its file exists."""
+        if "artifact_name" not in metadata and "params_hash" not in metadata:
+            return f"its metadata file {meta_path} is incomplete"
+        path = self._final_path()
+        if not os.path.exists(path):
+            return "missing"
+        logger.debug("%s has 0.20 metadata without a content hash; trusting that the file exists", path)
+        return None
+
     def check(self) -> bool:
         """Whether a complete, uncorrupted entry is in the cache."""
         return self.validate() is None
+
+    # -- curifactory 0.20 helpers that custom cachers call ---------------------------
+    def set_record(self, record: Any) -> None:
+        """Attach the cacher to ``record`` (0.20 API)."""
+        self.record = record
+
+    def collect_metadata(self) -> dict[str, Any]:
+        """The metadata last written or read (0.20 API); saving writes it for you."""
+        return dict(self.metadata or {"artifact_name": self.name, "stage": self.stage, "extra": self.extra_metadata})
+
+    def save_metadata(self) -> None:
+        """Kept for 0.20 cachers: metadata is written after every ``save`` already."""
 
     # -- the plug-in surface ------------------------------------------------------
     def save(self, obj: Any) -> Any:
@@ -338,7 +382,7 @@ class JsonCacher(Cacheable):
 
 
 _PANDAS_EXTENSIONS = {
-    "pickle": ".pkl_df",
+    "pickle": ".pkl",
     "csv": ".csv",
     "json": ".json",
     "parquet": ".parquet",
@@ -348,6 +392,8 @@ _PANDAS_EXTENSIONS = {
     "xml": ".xml",
 }
 _PANDAS_METHODS = {"hdf5": "hdf", "pickle": "pickle"}
+_PANDAS_TO_DEFAULTS = {"json": {"double_precision": 15}, "hdf5": {"key": "df"}, "xml": {"index": False}}
+_PANDAS_READ_DEFAULTS = {"csv": {"index_col": 0}, "excel": {"index_col": 0}}
 
 
 class PandasCacher(Cacheable):
@@ -375,10 +421,10 @@ class PandasCacher(Cacheable):
         kwargs.setdefault("extension", _PANDAS_EXTENSIONS[format])
         super().__init__(path_override, **kwargs)
         self.format = format
-        self.to_args = dict(to_args or {})
-        self.read_args = dict(read_args or {})
-        if format == "hdf5":
-            self.to_args.setdefault("key", "df")
+        # as in 0.20: defaults that make a cached frame read back equal, used only
+        # when the caller passes no arguments of their own
+        self.to_args = dict(to_args) if to_args is not None else dict(_PANDAS_TO_DEFAULTS.get(format, {}))
+        self.read_args = dict(read_args) if read_args is not None else dict(_PANDAS_READ_DEFAULTS.get(format, {}))
 
     def save(self, obj: Any) -> str:
         path = self.get_path()

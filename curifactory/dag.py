@@ -49,6 +49,9 @@ class Node:
     status: Reason
     paths: tuple[str | None, ...] = ()
     aggregate: bool = False
+    sources: tuple[NodeKey, ...] = ()
+    """Producers of the values it reads, as seen in the map pass (e.g. across
+    ``record.make_copy()`` or values passed as keyword arguments)."""
 
     @property
     def record_index(self) -> int:
@@ -95,9 +98,9 @@ def producers(nodes: tuple[Node, ...] | list[Node]) -> list[tuple[NodeKey, NodeK
 def plan(nodes: list[Node]) -> Plan:
     """Decide which mapped calls run (nodes are in call order)."""
     edges = producers(nodes)
-    upstream: dict[NodeKey, list[NodeKey]] = {}
+    upstream: dict[NodeKey, list[NodeKey]] = {node.key: list(node.sources) for node in nodes}
     for source, target, _ in edges:
-        upstream.setdefault(target, []).append(source)
+        upstream[target].append(source)
     decisions: dict[NodeKey, Reason] = {}
     overwritten: set[NodeKey] = set()
     for node in nodes:  # call order is a topological order

@@ -69,17 +69,19 @@ class MissingInputError(CurifactoryError, KeyError):
     Also a :class:`KeyError`, as in curifactory 0.20.
     """
 
-    def __init__(self, stage: str, input_name: str, record: str, available: list[str]):
+    def __init__(self, stage: str, input_name: str, record: str, available: list[str], suppressed: bool = False):
         self.stage = stage
         self.input_name = input_name
         self.record = record
         self.available = available
         have = ", ".join(repr(a) for a in available) or "nothing yet"
+        fix = (f"give '{input_name}' a default value in the function signature (the stage uses "
+               f"suppress_missing_inputs=True)" if suppressed else
+               f"use suppress_missing_inputs=True with a default value for '{input_name}'")
         message = (
             f"Stage '{stage}' needs input '{input_name}', but record {record} has no "
             f"'{input_name}' in its state (it holds {have}). Run the stage that outputs "
-            f"'{input_name}' on this record first, or pass it as a keyword argument, or "
-            f"use suppress_missing_inputs=True with a default value for '{input_name}'."
+            f"'{input_name}' on this record first, or pass it as a keyword argument, or {fix}."
         )
         super().__init__(message)
 

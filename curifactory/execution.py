@@ -10,6 +10,7 @@ that load if somebody reads them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -26,11 +27,17 @@ REPORTABLES_NAME = "_reportables"
 
 
 class MappedValue:
-    """What a record's state holds for an output during the map pass."""
+    """What a record's state holds for an output during the map pass.
 
-    def __init__(self, name: str, stage: str):
+    It remembers the stage call that will produce it, so the planner links a
+    consumer to its producer even across ``record.make_copy()`` or when the value
+    is passed to another record's stage as a keyword argument.
+    """
+
+    def __init__(self, name: str, stage: str, key: NodeKey):
         self.name = name
         self.stage = stage
+        self.key = key
 
     def __repr__(self) -> str:
         return f"<output {self.name!r} of stage {self.stage!r}, not computed (map pass)>"
@@ -77,10 +84,11 @@ class StageCall:
             cacher.record = self.record
             cacher.stage = self.spec.name
             cachers.append(cacher)
+        _separate_metadata_from_artifacts([c for c in cachers if c is not None])
         return cachers
 
     # -- deciding ----------------------------------------------------------------
-    def own_status(self) -> Reason:
+    def own_status(self, warn: bool = True) -> Reason:
         """Whether this call must run on its own account (no plan needed)."""
         spec, record, manager = self.spec, self.record, self.manager
         if not spec.outputs:
@@ -91,9 +99,11 @@ class StageCall:
         for name, cacher in zip(spec.output_names, self.cachers):
             if cacher is None:
                 return Reason.NOT_CACHED
-            reason = cacher.validate()
+            reason = _entry_problem(cacher)
             if reason == "missing":
                 status = Reason.NOT_CACHED
+            elif reason is not None and not warn:
+                return Reason.INVALID
             elif reason is not None:
                 path = cacher.cache_paths[0] if cacher.cache_paths else cacher.metadata_path()
                 logger.warning(
@@ -108,9 +118,11 @@ class StageCall:
         """Whether --overwrite, --overwrite-stage or the set's ``overwrite`` asks for a rerun."""
         spec, record, manager = self.spec, self.record, self.manager
         asked = manager.overwrite or spec.name in manager.overwrite_stages
-        if getattr(manager, "parallel_filled", False):
-            # the workers already reran what they ran; aggregates see all records only here
-            return record.is_aggregate and (asked or bool(manager.overwrite_stages))
+        if manager.parallel_filled:
+            # the workers already reran what they ran; aggregates see all records only here,
+            # and rerun when a stage of a record they combine was overwritten
+            upstream = any(s in manager.overwrite_stages for r in record.input_records for s in r.stages)
+            return record.is_aggregate and (asked or upstream)
         return asked or bool(getattr(record.params, "overwrite", False))
 
     def upstream_overwritten(self) -> bool:
@@ -124,18 +136,27 @@ class StageCall:
         """The plan's decision, or the same rules applied now when there is no plan."""
         plan = self.manager.plan
         if plan is not None and self.key[0] >= 0 and self.key in plan.decisions:
-            return plan.decisions[self.key]
+            planned = plan.decisions[self.key]
+            if planned in (Reason.NOT_CACHED, Reason.INVALID) and self.own_status(warn=False) is Reason.CACHED:
+                return Reason.CACHED  # an earlier call of this run saved the same entry
+            return planned
         status = self.own_status()
         if status is Reason.CACHED and self.upstream_overwritten():
             return Reason.UPSTREAM
         return status
 
     # -- the map pass ---------------------------------------------------------------
-    def map(self) -> Node:
+    def map(self, overrides: dict[str, Any] | None = None) -> Node:
         """Record this call in the graph without running it."""
         status = self.own_status()
+        sources = [v.key for v in (overrides or {}).values() if isinstance(v, MappedValue)]
+        for record in self.input_records():
+            for name in self.spec.inputs:
+                value = record.state.raw(name) if name in record.state else None
+                if isinstance(value, MappedValue) and name not in (overrides or {}):
+                    sources.append(value.key)
         for name in self.spec.output_names:
-            self.record.state[name] = MappedValue(name, self.spec.name)
+            self.record.state[name] = MappedValue(name, self.spec.name, self.key)
         return Node(
             key=self.key,
             inputs=self.spec.inputs,
@@ -144,6 +165,7 @@ class StageCall:
             status=status,
             paths=tuple(c._final_path() if c is not None else None for c in self.cachers),
             aggregate=self.spec.aggregate,
+            sources=tuple(dict.fromkeys(sources)),
         )
 
     # -- skipping ----------------------------------------------------------------------
@@ -202,9 +224,9 @@ class StageCall:
                 kwargs[name] = {r: _read(r.state, name) for r in self.records or [] if name in r.state}
             elif name in self.record.state:
                 kwargs[name] = _read(self.record.state, name)
-            elif not self.spec.suppress_missing_inputs:
+            elif not (self.spec.suppress_missing_inputs and name in self.spec.defaulted_inputs):
                 raise MissingInputError(self.spec.name, name, self.record.get_reference_name(),
-                                        list(self.record.state.keys()))
+                                        list(self.record.state.keys()), self.spec.suppress_missing_inputs)
         kwargs.update(overrides)
         return kwargs
 
@@ -233,7 +255,7 @@ class StageCall:
         else:
             record.output = result
         produced = record.reportables[before:]
-        if produced and manager.may_write_cache:
+        if manager.may_write_cache:
             self._save_reportables(produced)
         return infos, len(produced)
 
@@ -269,6 +291,11 @@ class StageCall:
 
     def _save_reportables(self, reportables: list[Any]) -> None:
         cacher = self._reportables_cacher()
+        if not reportables:  # a rerun that reports nothing must not show the old ones
+            for path in (cacher.metadata_path(), cacher._final_path()):
+                if os.path.exists(path):
+                    os.remove(path)
+            return
         try:
             cacher.save(list(reportables))
         except Exception as exc:
@@ -302,7 +329,7 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
         call.map()  # a worker leaves aggregates (and what follows them) to the parent
         return record
     if manager.map_mode:
-        node = call.map()
+        node = call.map(overrides)
         if node.record_index >= 0:  # hidden records are decided when they run
             manager.mapped_nodes.append(node)
         return record
@@ -347,6 +374,24 @@ def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], p
                                    spec.aggregate, _indices(call.manager, call.records), produced))
     emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))
     return record
+
+
+def _entry_problem(cacher: caching.Cacheable) -> str | None:
+    """Why a cacher's entry can't be used (None if it can); honours a 0.20-style ``check()`` override."""
+    if type(cacher).check is caching.Cacheable.check:
+        return cacher.validate()
+    if cacher.check():
+        return None
+    return cacher.invalid_reason or "missing"
+
+
+def _separate_metadata_from_artifacts(cachers: list[caching.Cacheable]) -> None:
+    """Give an artifact's metadata another name where ``<stem>_metadata.json`` is
+    itself an output of the stage (an output called ``<name>_metadata``)."""
+    artifacts = {c._final_path() for c in cachers}
+    for cacher in cachers:
+        if cacher.metadata_path() in artifacts:
+            cacher.metadata_suffix = caching.ALTERNATE_METADATA_SUFFIX
 
 
 def _needs_unmapped(call: StageCall) -> bool:

@@ -13,7 +13,8 @@ import os
 import sys
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from curifactory import hashing
 from curifactory.config import Settings, load_settings
@@ -201,7 +202,7 @@ def run_experiment(
             ``error`` (the manager's ``error_stage`` says which stage and record).
     """
     from curifactory.manager import ArtifactManager
-    from curifactory.parallel import distributed_rank, fill_cache
+    from curifactory.parallel import distributed_rank
 
     follower = distributed_rank() > 0
     if follower:  # a non-zero rank of a distributed launch: only rank 0 writes
@@ -218,56 +219,102 @@ def run_experiment(
                                cache_path=cache_dir_override, status_override="incomplete", settings=settings,
                                **extra)
 
+    given = mngr is not None
     if mngr is None:
         mngr = make_manager(parallel_mode=follower)
-        # a follower rank runs every stage (aggregates too) but never writes the store
-        mngr.parallel_mode = False
-    else:
-        mngr.dry = mngr.dry or dry
-        mngr.dry_cache = mngr.dry_cache or dry_cache
-    if overwrite_override:
-        mngr.overwrite = True
+        # a follower rank runs every stage (aggregates too), without locks, and never writes the store
+        mngr.parallel_mode = mngr.artifact_locks = False
+    changes = _run_options(mngr, given, dry=dry, dry_cache=dry_cache, cache_dir_override=cache_dir_override,
+                           overwrite=overwrite_override, stage_overwrites=stage_overwrites, listeners=listeners,
+                           locks=parallel_safe and not follower)
+    # a manager passed in (a notebook's) gets this run's options only for this run
+    with _temporarily(mngr, **changes):
+        if on_manager is not None:  # e.g. the CLI opens the run's log before anything runs
+            on_manager(mngr)
+        mngr.parameter_files = list(param_files or block.keys())
+        mngr.param_file_param_sets = block
+        if mngr.store_full:
+            mngr.reproduction_line = reproduction_line(mngr, experiment_name, param_files, param_set_names)
+        run = runner or module.run
+        if parallel and parallel > 1 and not mngr.dry and mngr.may_write_cache:
+            _fill_in_parallel(mngr, run, param_sets, parallel, make_manager)
+        if not no_dag:
+            mngr.map_experiment(run, param_sets)
+        return _execute(mngr, run, param_sets, experiment_name, report), mngr
+
+
+def _run_options(mngr: Any, given: bool, *, dry: bool, dry_cache: bool, cache_dir_override: str | None,
+                 overwrite: bool | None, stage_overwrites: list[str] | None, listeners: list[Any] | None,
+                 locks: bool) -> dict[str, Any]:
+    """The manager attributes this run sets (restored afterwards on a manager passed in)."""
+    changes: dict[str, Any] = {
+        "dry": mngr.dry or dry,
+        "dry_cache": mngr.dry_cache or dry_cache,
+        "listeners": [*mngr.listeners, *(listeners or [])],
+        # ranks of a distributed launch run every stage together (collectives): no locks for them
+        "artifact_locks": mngr.artifact_locks or locks,
+    }
+    if overwrite:
+        changes["overwrite"] = True
     if stage_overwrites:
-        mngr.overwrite_stages = list(stage_overwrites)
-    mngr.listeners.extend(listeners or [])
-    if on_manager is not None:  # e.g. the CLI opens the run's log before anything runs
-        on_manager(mngr)
-    mngr.parameter_files = list(param_files or block.keys())
-    mngr.param_file_param_sets = block
-    if mngr.store_full:
-        mngr.reproduction_line = reproduction_line(mngr, experiment_name, param_files, param_set_names)
+        changes["overwrite_stages"] = list(stage_overwrites)
+    if given and cache_dir_override:
+        settings = mngr.settings.with_paths(cache_path=cache_dir_override)
+        changes.update(settings=settings, cache_path=settings.cache_path, artifact_manifest=None)
+    return changes
 
-    # ranks of a distributed launch run every stage together (collectives): no locks for them
-    mngr.artifact_locks = (mngr.artifact_locks or parallel_safe) and not follower
-    run = runner or module.run
-    if parallel and parallel > 1 and not mngr.dry and mngr.may_write_cache:
-        def worker_manager() -> Any:
-            worker = make_manager(parallel_mode=True)
-            worker.experiment_run_number, worker.run_timestamp = mngr.experiment_run_number, mngr.run_timestamp
-            worker.overwrite, worker.overwrite_stages = mngr.overwrite, list(mngr.overwrite_stages)
-            return worker
 
-        outcomes = fill_cache(run, param_sets, parallel, worker_manager)
-        logger.info("parallel workers finished: %s", outcomes)
-        emit(mngr.listeners, WorkersFinished(len(outcomes), sum(o.executed for o in outcomes),
-                                             sum(1 for o in outcomes if o.exit_code)))
-        mngr.parallel_filled = True  # workers applied overwrites; the parent redoes only aggregates
-    if not no_dag:
-        mngr.map_experiment(run, param_sets)
+@contextmanager
+def _temporarily(obj: Any, **changes: Any) -> Iterator[None]:
+    saved = {name: getattr(obj, name) for name in changes}
+    for name, value in changes.items():
+        setattr(obj, name, value)
+    if "cache_path" in changes:
+        obj._load_manifest()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(obj, name, value)
+
+
+def _fill_in_parallel(mngr: Any, run: Callable[..., Any], param_sets: list[Any], workers: int,
+                      make_manager: Callable[..., Any]) -> None:
+    """Let ``--parallel`` workers fill the cache before the parent's own pass."""
+    from curifactory.parallel import fill_cache
+
+    def worker_manager() -> Any:
+        worker = make_manager(parallel_mode=True)
+        worker.experiment_run_number, worker.run_timestamp = mngr.experiment_run_number, mngr.run_timestamp
+        worker.overwrite, worker.overwrite_stages = mngr.overwrite, list(mngr.overwrite_stages)
+        worker.cache_path, worker.settings = mngr.cache_path, mngr.settings
+        return worker
+
+    outcomes = fill_cache(run, param_sets, workers, worker_manager)
+    logger.info("parallel workers finished: %s", outcomes)
+    failed = sum(1 for o in outcomes if o.exit_code)
+    emit(mngr.listeners, WorkersFinished(len(outcomes), sum(o.executed for o in outcomes), failed))
+    # the workers applied the overwrites, so the parent redoes only the aggregates; if
+    # one died, the parent cannot tell what it redid and applies them itself
+    mngr.parallel_filled = bool(outcomes) and not failed
+
+
+def _execute(mngr: Any, run: Callable[..., Any], param_sets: list[Any], experiment_name: str, report: bool) -> Any:
+    """The real pass: run, store the outcome, write the report and run folder."""
     plan = mngr.plan
     emit(mngr.listeners, RunStarted(mngr.get_reference_name(), experiment_name, len(param_sets),
                                     len(plan.nodes) if plan else 0, len(plan.to_run) if plan else 0))
-    final_status = "LIVE" if mngr.interactive else "complete"
     try:
         results = run(param_sets, mngr)
     except BaseException as exc:
-        mngr.finish("error" if not mngr.interactive else mngr.status,
-                    error=f"{type(exc).__name__}: {exc}")
+        mngr.finish("error" if not mngr.interactive else mngr.status, error=f"{type(exc).__name__}: {exc}")
         _close_run(mngr, report)
         raise
-    mngr.finish(final_status)
+    finally:
+        mngr.parallel_filled = False
+    mngr.finish("LIVE" if mngr.interactive else "complete")
     _close_run(mngr, report)
-    return results, mngr
+    return results
 
 
 def reproduction_line(mngr: Any, experiment_name: str, param_files: list[str] | None,

@@ -127,6 +127,7 @@ class ArtifactManager:
         self.stored = False
         self.artifact_locks = parallel_mode
         self.writes_store = not parallel_mode  # False for workers and non-zero distributed ranks
+        self.parallel_filled = False  # --parallel workers filled the cache for this run
 
         self.run_timestamp = datetime.datetime.now()
         self.hostname = socket.gethostname()

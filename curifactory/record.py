@@ -171,6 +171,7 @@ class Record:
         new._output = self._output
         new.input_records = list(self.input_records)
         new.is_aggregate = self.is_aggregate
+        new.overwritten = set(self.overwritten)
         return new
 
     def __repr__(self) -> str:

@@ -52,6 +52,8 @@ class StageSpec:
     cachers: tuple[Any, ...] | None
     suppress_missing_inputs: bool
     aggregate: bool
+    defaulted_inputs: frozenset[str] = frozenset()
+    """Inputs whose function parameter has a default (usable when they are missing)."""
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -79,7 +81,8 @@ class StageSpec:
 
 
 def _check_signature(fn: Callable[..., Any], name: str, inputs: tuple[str, ...],
-                     suppress: bool, aggregate: bool) -> None:
+                     aggregate: bool) -> frozenset[str]:
+    """Check the declaration against the function; returns the inputs that have defaults."""
     params = list(inspect.signature(fn).parameters.values())
     leading = 2 if aggregate else 1
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -92,18 +95,13 @@ def _check_signature(fn: Callable[..., Any], name: str, inputs: tuple[str, ...],
     named = {p.name: p for p in params[leading:]}
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params)
     for input_name in inputs:
-        param = named.get(input_name)
-        if param is None and not takes_kwargs:
+        if input_name not in named and not takes_kwargs:
             raise InputSignatureError(
                 f"Stage '{name}' declares input '{input_name}' but its function has no "
                 f"parameter of that name (signature {inspect.signature(fn)}). Add the "
                 f"parameter or remove the input."
             )
-        if suppress and param is not None and param.default is param.empty:
-            raise InputSignatureError(
-                f"Stage '{name}' uses suppress_missing_inputs=True, so input '{input_name}' "
-                f"needs a default value in the function signature."
-            )
+    return frozenset(n for n in inputs if n in named and named[n].default is not named[n].empty)
 
 
 def _as_tuple(value: Any, what: str, name: str) -> tuple[Any, ...]:
@@ -133,8 +131,9 @@ def build_spec(fn: Callable[..., Any], inputs: Any, outputs: Any, cachers: Any,
                 f"Stage '{name}' has {len(cacher_items)} cachers for {len(output_items)} "
                 f"outputs; give exactly one cacher (or None) per output."
             )
-    _check_signature(fn, name, input_names, suppress_missing_inputs, aggregate)
-    return StageSpec(fn, name, input_names, output_items, cacher_items, suppress_missing_inputs, aggregate)
+    defaulted = _check_signature(fn, name, input_names, aggregate)
+    return StageSpec(fn, name, input_names, output_items, cacher_items, suppress_missing_inputs, aggregate,
+                     defaulted)
 
 
 def _dispatch(spec: StageSpec, record: Any, records: Any, overrides: dict[str, Any]) -> Any:

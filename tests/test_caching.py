@@ -28,7 +28,7 @@ IMPLEMENTATIONS = [
     pytest.param(caching.PandasCsvCacher, frame(), lambda a, b: a.equals(b), ".csv", id="pandas-csv"),
     pytest.param(caching.PandasJsonCacher, frame(), lambda a, b: a.values.tolist() == b.values.tolist(), ".json",
                  id="pandas-json"),
-    pytest.param(lambda: caching.PandasCacher(format="pickle"), frame(), lambda a, b: a.equals(b), ".pkl_df",
+    pytest.param(lambda: caching.PandasCacher(format="pickle"), frame(), lambda a, b: a.equals(b), ".pkl",
                  id="pandas-pickle"),
     pytest.param(lambda: caching.PandasCacher(format="parquet"), frame(), lambda a, b: a.equals(b), ".parquet",
                  id="pandas-parquet"),
