@@ -14,12 +14,18 @@ import os
 import shutil
 import itertools
 import secrets
+import socket
+import time
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 TEMP_MARK = ".cftmp-"
 _counter = itertools.count()
+# which machine wrote a temporary file: on a cache shared between hosts, only this
+# host's dead processes can be told apart from another host's live ones
+_HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=2).hexdigest()
+STALE_FOREIGN_SECONDS = 24 * 3600
 _CHUNK = 1 << 20
 
 
@@ -36,7 +42,7 @@ def temp_path_for(path: str | os.PathLike[str]) -> str:
         os.makedirs(folder, exist_ok=True)
     # pid + a process-wide counter + randomness: unique without creating the file,
     # which third-party writers do themselves (creating files is the slow part)
-    unique = f"{os.getpid()}-{next(_counter)}{secrets.token_hex(4)}"
+    unique = f"{os.getpid()}-{_HOST}-{next(_counter)}{secrets.token_hex(3)}"
     return os.path.join(folder, f"{TEMP_MARK}{unique}-{name}")
 
 
@@ -84,10 +90,19 @@ def copy_tree(source: str | os.PathLike[str], destination: str | os.PathLike[str
         shutil.copytree(source, tmp)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically.
+
+    Args:
+        durable: also flush the file to disk before it replaces the old one, so a
+            power loss leaves the old or the new content, never an empty file (used
+            for the store and registry, which no content hash protects).
+    """
     with replacing(path) as tmp, open(tmp, "wb") as handle:
         handle.write(data)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -95,9 +110,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike[str], value: Any, indent: int | None = 2) -> None:
+def atomic_write_json(path: str | os.PathLike[str], value: Any, indent: int | None = 2,
+                      durable: bool = False) -> None:
     """Write ``value`` as JSON to ``path`` atomically (non-JSON values use ``str``)."""
-    atomic_write_text(path, json.dumps(value, indent=indent, default=str))
+    atomic_write_bytes(path, json.dumps(value, indent=indent, default=str).encode("utf-8"), durable)
 
 
 def hash_file(path: str | os.PathLike[str], digest: Any = None) -> str:
@@ -134,24 +150,31 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temps(folder: str | os.PathLike[str]) -> list[str]:
-    """Delete temporary files left in ``folder`` by processes that no longer run.
+    """Delete temporary files left under ``folder`` by processes that no longer run.
 
-    A killed save leaves its ``.cftmp-<pid>-...`` file behind; it is never loaded
-    (it has no metadata and not the final name), and this sweeps it away.
+    A killed save leaves its ``.cftmp-...`` file behind; it is never loaded (it has
+    no metadata and not the final name), and this sweeps it away. A file written on
+    another host (a shared cache) is only removed once it is a day old.
     """
     removed: list[str] = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not entry.name.startswith(TEMP_MARK):
-            continue
-        try:
-            pid = int(entry.name[len(TEMP_MARK):].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
-            discard(entry.path)
-            removed.append(entry.path)
+    now = time.time()
+    for directory, subdirs, files in os.walk(folder):
+        subdirs[:] = [d for d in subdirs if d != ".locks"]
+        for name in [*files, *subdirs]:
+            if not name.startswith(TEMP_MARK):
+                continue
+            path = os.path.join(directory, name)
+            parts = name[len(TEMP_MARK):].split("-", 2)
+            try:
+                pid, host = int(parts[0]), parts[1]
+                age = now - os.lstat(path).st_mtime
+            except (ValueError, IndexError, OSError):
+                continue
+            if host == _HOST:
+                stale = pid != os.getpid() and not _pid_alive(pid)
+            else:
+                stale = age > STALE_FOREIGN_SECONDS
+            if stale:
+                discard(path)
+                removed.append(path)
     return removed

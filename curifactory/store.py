@@ -68,7 +68,7 @@ class ManagerStore:
         with locked(self.path):
             runs = self.load()
             result = change(runs)
-            fileio.atomic_write_json(self.path, runs, indent=2)
+            fileio.atomic_write_json(self.path, runs, indent=2, durable=True)
             return result
 
     def next_run_number(self, experiment_name: str, runs: list[dict[str, Any]] | None = None) -> int:
@@ -129,4 +129,4 @@ class ParamsRegistry:
             if all(registry.get(h) == v for h, v in entries.items()):
                 return
             registry.update(entries)
-            fileio.atomic_write_json(self.path, registry, indent=2)
+            fileio.atomic_write_json(self.path, registry, indent=2, durable=True)
