@@ -59,6 +59,7 @@ ABSOLUTE_DIR = "_absolute"
 MANIFEST_NAME = "_manifest.json"
 REPORT_DIR = "report"
 METADATA_SUFFIX = "_metadata.json"
+ALTERNATE_METADATA_SUFFIX = "_cf_metadata.json"  # see curifactory.caching
 
 
 def create_run_dir(runs_path: str | os.PathLike[str], reference: str) -> str:
@@ -189,7 +190,8 @@ def _metadata_siblings(path: str) -> list[str]:
     The cache layer names them after the artifact's stem (extension dropped) or,
     for a folder or a file without the cacher's extension, after the whole name.
     """
-    candidates = {os.path.splitext(path)[0] + METADATA_SUFFIX, path + METADATA_SUFFIX}
+    stems = {os.path.splitext(path)[0], path}
+    candidates = {stem + suffix for stem in stems for suffix in (METADATA_SUFFIX, ALTERNATE_METADATA_SUFFIX)}
     return sorted(c for c in candidates if c != path and os.path.isfile(c))
 
 
