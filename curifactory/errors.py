@@ -111,3 +111,8 @@ class NestedStageError(CurifactoryError):
 class RunFolderExistsError(CurifactoryError, FileExistsError):
     """Raised by :func:`curifactory.runfolder.create_run_dir` when the ``--store-full``
     folder of a run already exists: an earlier run folder is never overwritten."""
+
+
+class CacheWarning(UserWarning):
+    """Warned by the executor when a cache entry is corrupt or incomplete and its
+    stage is recomputed (also logged; the CLI shows the log line instead)."""

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from typing import Any
 
 from curifactory import caching
 from curifactory.dag import Node, NodeKey, Reason
-from curifactory.errors import CacheError, MissingInputError
+from curifactory.errors import CacheError, CacheWarning, MissingInputError
 from curifactory.events import CacheHit, CacheInvalid, StageFinished, StageStarted, emit
 from curifactory.history import ArtifactInfo, StageRun, StageStatus
 from curifactory.staging import StageSpec
@@ -106,10 +107,11 @@ class StageCall:
                 return Reason.INVALID
             elif reason is not None:
                 path = cacher.cache_paths[0] if cacher.cache_paths else cacher.metadata_path()
-                logger.warning(
-                    "Cache entry for '%s' of stage '%s' (record %s) is not usable: %s. "
-                    "The stage will be recomputed.", name, spec.name, record.get_reference_name(), reason,
-                )
+                message = (f"Cache entry for '{name}' of stage '{spec.name}' (record "
+                           f"{record.get_reference_name()}) is not usable: {reason}. The stage will be recomputed.")
+                logger.warning(message)
+                # a script or notebook may have no console handler: warnings always reach the user
+                warnings.warn(message, CacheWarning, stacklevel=2)
                 emit(manager.listeners, CacheInvalid(spec.name, self.key[0], name, path, reason))
                 return Reason.INVALID
         return status

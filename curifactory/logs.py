@@ -127,6 +127,12 @@ class CliLogging:
 
     def start(self) -> None:
         """Install the console handler (and the buffer for the log file)."""
+        import warnings
+
+        from curifactory.errors import CacheWarning
+
+        # the executor logs a corrupt cache entry too: show it once, as a log line
+        warnings.filterwarnings("ignore", category=CacheWarning)
         root = logging.getLogger()
         self._root_level = root.level
         console = CurrentStderrHandler()

@@ -401,3 +401,14 @@ def test_a_terminated_run_is_stored_as_error_and_keeps_its_cache(proj):
     assert run["status"] == "error"
     cached = list((proj.root / "data" / "cache").glob("*_quick_one.json"))
     assert len(cached) == 1 and not list((proj.root / "data" / "cache").glob("*_slow_*"))
+
+
+def test_corrupt_entry_is_reported_once_and_recomputed(proj):
+    assert proj.run("x", "-p", "y", "--plain").returncode == 0
+    proj.executed()
+    for path in (proj.root / "data" / "cache").glob("x_*_second_two.json"):
+        path.write_text("{broken")
+    result = proj.run("x", "-p", "y", "--plain")
+    assert result.returncode == 0
+    assert result.stderr.count("is not usable") == 2 and "Traceback" not in result.stderr
+    assert sorted(proj.executed()) == ["second:a", "second:b"]

@@ -301,3 +301,22 @@ def test_dry_run_writes_nothing(pipeline):
     assert agg.state["best"]["small"] == 20.0
     after = sorted(p for p in root.rglob("*") if "__pycache__" not in str(p))
     assert before == after
+
+
+def test_plain_script_shows_corrupt_entry_warning_on_stderr(project, tmp_path):
+    root = project({"experiments/pipeline.py": PIPELINE})
+    script = root / "script.py"
+    script.write_text(
+        "import os, sys\nsys.path.insert(0, os.getcwd())\n"
+        "import curifactory as cf\nfrom experiments import pipeline as p\n"
+        "m = cf.ArtifactManager('script')\n"
+        "recs = [p.score(p.summarize(p.load(cf.Record(m, s)))) for s in p.get_params()]\n"
+        "print([r.state['score'] for r in recs])\n"
+    )
+    env = dict(os.environ, CF_TEST_LOG=str(tmp_path / "s.log"))
+    subprocess.run([sys.executable, str(script)], cwd=root, env=env, check=True, capture_output=True)
+    for pkl in (root / "data" / "cache").glob("script_*_score_score.pkl"):
+        pkl.write_bytes(b"not a pickle")
+    second = subprocess.run([sys.executable, str(script)], cwd=root, env=env, capture_output=True, text=True)
+    assert second.returncode == 0 and "[20.0, 180.0, 1140.0]" in second.stdout
+    assert second.stderr.count("is not usable") == 3 and "score" in second.stderr
