@@ -166,7 +166,9 @@ def test_corrupt_entries_warn_and_recompute(pipeline, caplog):
     cache = root / "data" / "cache"
     (cache / f"pipeline_{h}_score_score.pkl").write_bytes(b"\x80\x04garbage")
     (cache / f"pipeline_{h}_summarize_stats.json").write_text('{"total": ')
-    with caplog.at_level(logging.WARNING, logger="curifactory"):
+    from curifactory.errors import CacheWarning
+
+    with caplog.at_level(logging.WARNING, logger="curifactory"), pytest.warns(CacheWarning):
         agg, _ = run_experiment("pipeline", report=False)
     assert sorted(calls()) == ["run best", "run score small", "run summarize small"] or sorted(calls()) == []
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
