@@ -171,7 +171,8 @@ def test_corrupt_entries_warn_and_recompute(pipeline, caplog):
     with caplog.at_level(logging.WARNING, logger="curifactory"), pytest.warns(CacheWarning):
         agg, _ = run_experiment("pipeline", report=False)
     ran = calls()
-    assert sorted(c for c in ran if c.startswith("run")) == ["run best", "run score small", "run summarize small"]
+    # the recomputed values equal the saved ones, so the cached aggregate stays valid
+    assert sorted(c for c in ran if c.startswith("run")) == ["run score small", "run summarize small"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("summarize" in w and "corrupt" in w for w in warnings)
     assert any("score" in w and "small" in w for w in warnings)
