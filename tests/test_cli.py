@@ -341,6 +341,7 @@ def test_store_full_prints_and_honours_the_reproduce_line(proj):
     assert line.startswith("experiment x -p y --cache data/runs/") and line.endswith(" --dry-cache")
     run_dir = (proj.root / line.split("--cache ")[1].split(" ")[0]).parent
     assert (run_dir / "run_info.json").is_file() and (run_dir / "report" / "index.html").is_file()
+    assert (run_dir / f"{run_dir.name}.log").is_file(), "the run's log is in its folder"
     proj.executed()
     shutil.rmtree(proj.root / "data" / "cache")
     before = {str(p): p.stat().st_mtime_ns for p in run_dir.rglob("*")}
