@@ -270,12 +270,20 @@ def serve(args: argparse.Namespace) -> int:
     from curifactory.reporting import serve_reports
 
     settings = load_settings()
-    print(f"serving {settings.reports_path} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+
+    def announce(host: str, port: int) -> None:
+        print(f"serving {settings.reports_path} on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+
     try:
         serve_reports(settings.reports_path, host=args.host, port=args.port, update=args.update,
-                      store_path=os.path.join(settings.manager_cache_path, "store.json"))
+                      store_path=os.path.join(settings.manager_cache_path, "store.json"), on_ready=announce)
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        from curifactory.errors import UsageError
+
+        raise UsageError(f"Cannot serve the reports on {args.host}:{args.port}: {exc.strerror or exc}. "
+                         f"Choose another port with --port.") from None
     return 0
 
 

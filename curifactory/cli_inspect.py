@@ -56,7 +56,9 @@ def map_run(run: Callable[..., Any], param_sets: list[Any], manager: Any) -> Map
             labels[:] = [label_record(i, r, mngr) for i, r in enumerate(mngr.records)]
 
     plan = manager.map_experiment(mapping_run, param_sets)
-    error = None if plan is not None else "the experiment's run() could not be mapped ahead of running"
+    error = None
+    if plan is None:
+        error = f"the experiment's run() could not be mapped ahead of running ({manager.map_error})"
     return MappedRun(plan, labels, error)
 
 

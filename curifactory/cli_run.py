@@ -93,11 +93,16 @@ class RunSession:
         return result
 
     def _check_overwrite_stages(self, nodes: list[Any]) -> None:
-        called = sorted({node.stage for node in nodes})
-        for name in self.overwrite_stages:
-            if name not in called:
-                logger.warning("--overwrite-stage %s: the experiment calls no stage of that name (its stages: %s)",
-                               name, ", ".join(called) or "none")
+        warn_unknown_stages(self.overwrite_stages, nodes)
+
+
+def warn_unknown_stages(names: list[str], nodes: list[Any]) -> None:
+    """Warn about ``--overwrite-stage`` names that no mapped stage call has."""
+    called = sorted({node.stage for node in nodes})
+    for name in names:
+        if name not in called:
+            logger.warning("--overwrite-stage %s: the experiment calls no stage of that name (its stages: %s)",
+                           name, ", ".join(called) or "none")
 
 
 def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliLogging) -> int:
@@ -170,6 +175,7 @@ def report_success(manager: Any, args: argparse.Namespace) -> None:
             print("dry run: nothing was written")
         return
     report = _report_path(manager, args)
+    notebook = write_notebook(manager, args) if args.notebook else None
     if report:
         print(f"report: {display_path(report)}")
     if args.quiet:
@@ -180,10 +186,8 @@ def report_success(manager: Any, args: argparse.Namespace) -> None:
         print(f"run folder: {display_path(manager.get_run_output_path())}")
         if manager.reproduction_line:
             print(f"reproduce: {manager.reproduction_line}")
-    if args.notebook:
-        path = write_notebook(manager, args)
-        if path:
-            print(f"notebook: {display_path(path)}")
+    if notebook:
+        print(f"notebook: {display_path(notebook)}")
 
 
 def _report_path(manager: Any, args: argparse.Namespace) -> str | None:
@@ -237,7 +241,9 @@ def write_notebook(manager: Any, args: argparse.Namespace) -> str | None:
         return None
     try:
         return write_experiment_notebook(manager, args.experiment, list(args.params or []),
-                                         names=list(args.names) if args.names else None)
+                                         names=list(args.names) if args.names else None,
+                                         indices=selection_lists(args.indices),
+                                         global_indices=selection_lists(args.global_indices))
     except Exception as exc:  # the run succeeded; a notebook problem must not fail it
         logger.warning("--notebook: the notebook could not be written: %s: %s", type(exc).__name__, exc)
         return None
@@ -312,6 +318,8 @@ def inspect_command(args: argparse.Namespace, settings: Any) -> int:
     if args.map or args.paths:
         manager = dry_manager(args, settings, block)
         mapped = cli_inspect.map_run(module.run, param_sets, manager)
+        if mapped.plan is not None:
+            warn_unknown_stages(list(args.overwrite_stage or []), list(mapped.plan.nodes))
         if args.map:
             sections.append(lambda: cli_inspect.print_map(mapped, args.experiment, out))
         if args.paths:

@@ -102,7 +102,13 @@ def load_settings(start: str | os.PathLike[str] | None = None) -> Settings:
                 f"The project config {config_file} must hold a JSON object of settings "
                 f"(e.g. {{\"cache_path\": \"data/cache\"}}), not {type(loaded).__name__}."
             )
-        values.update({k: str(v) for k, v in loaded.items() if k in DEFAULTS})
+        wrong = sorted(k for k, v in loaded.items() if k in DEFAULTS and not isinstance(v, str))
+        if wrong:
+            raise ConfigError(
+                f"In the project config {config_file}, {', '.join(wrong)} must be text (a path or "
+                f"module name in quotes, e.g. \"cache_path\": \"data/cache\")."
+            )
+        values.update({k: v for k, v in loaded.items() if k in DEFAULTS})
     for key in PATH_KEYS:
         values[key] = str((root / values[key]).resolve())
     return Settings(root=str(root), config_file=str(config_file) if config_file else None, **values)

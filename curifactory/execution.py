@@ -9,6 +9,7 @@ that load if somebody reads them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -341,7 +342,11 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
     emit(manager.listeners, StageStarted(spec.name, call.key[0], record.name, will_execute))
     started = time.perf_counter()
     if not will_execute:
-        return _finished(call, StageStatus.CACHED, call.skip(), 0, started)
+        infos = call.skip()
+        if infos and infos[0].path in manager.computed_by_workers:  # computed this run, by a worker
+            infos = [dataclasses.replace(info, computed=True) for info in infos]
+            return _finished(call, StageStatus.EXECUTED, infos, 0, started)
+        return _finished(call, StageStatus.CACHED, infos, 0, started)
     logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), reason.value)
     try:
         status, infos, produced = _run_call(call, overrides, reason)
@@ -357,7 +362,7 @@ def _run_call(call: StageCall, overrides: dict[str, Any],
     """Execute the call; with artifact locks, under the lock of its first artifact,
     unless another process cached it meanwhile."""
     first = call.cachers[0] if call.cachers else None
-    if not call.manager.artifact_locks or first is None:
+    if not call.manager.artifact_locks or first is None or not call.manager.may_write_cache:
         return (StageStatus.EXECUTED, *call.execute(overrides, reason))
     from curifactory.parallel import artifact_lock
 

@@ -297,6 +297,7 @@ def _fill_in_parallel(mngr: Any, run: Callable[..., Any], param_sets: list[Any],
     # the workers applied the overwrites, so the parent redoes only the aggregates; if
     # one died, the parent cannot tell what it redid and applies them itself
     mngr.parallel_filled = bool(outcomes) and not failed
+    mngr.computed_by_workers = {path for o in outcomes for path in o.computed}
 
 
 def _execute(mngr: Any, run: Callable[..., Any], param_sets: list[Any], experiment_name: str, report: bool) -> Any:
@@ -311,7 +312,7 @@ def _execute(mngr: Any, run: Callable[..., Any], param_sets: list[Any], experime
         _close_run(mngr, report)
         raise
     finally:
-        mngr.parallel_filled = False
+        mngr.parallel_filled, mngr.computed_by_workers = False, set()
     mngr.finish("LIVE" if mngr.interactive else "complete")
     _close_run(mngr, report)
     return results

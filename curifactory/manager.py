@@ -119,6 +119,7 @@ class ArtifactManager:
         self.map_mode = False
         self.mapped_nodes: list[dag.Node] = []
         self.plan: dag.Plan | None = None
+        self.map_error: str | None = None  # why the map pass failed, if it did
         self.error: str | None = None
         self.error_thrown = False
         self.error_stage: dict[str, Any] | None = None
@@ -128,6 +129,7 @@ class ArtifactManager:
         self.artifact_locks = parallel_mode
         self.writes_store = not parallel_mode  # False for workers and non-zero distributed ranks
         self.parallel_filled = False  # --parallel workers filled the cache for this run
+        self.computed_by_workers: set[str] = set()  # their stage calls' first artifact paths
 
         self.run_timestamp = datetime.datetime.now()
         self.hostname = socket.gethostname()
@@ -296,6 +298,8 @@ class ArtifactManager:
         if error is not None and self.error is None:
             self.error = error
             self.error_thrown = True
+        logger.info("Run %s finished: %s%s", self.get_reference_name(), status,
+                    f" ({self.error})" if self.error else "")
         self.store()
         if self.may_write_cache and self.writes_store:
             fileio.remove_stale_temps(self.cache_path)
@@ -315,8 +319,9 @@ class ArtifactManager:
             run(param_sets, self)
             nodes: list[dag.Node] | None = self.mapped_nodes
         except Exception as exc:
-            logger.info("The experiment could not be mapped ahead of running (%s: %s); each stage "
-                        "decides from the cache as it is called.", type(exc).__name__, exc)
+            self.map_error = f"{type(exc).__name__}: {exc}"
+            logger.info("The experiment could not be mapped ahead of running (%s); each stage "
+                        "decides from the cache as it is called.", self.map_error)
             nodes = None
         finally:
             self.map_mode = False

@@ -426,7 +426,9 @@ def _manager_arguments(manager: Any, experiment_name: str, root: str) -> str:
 
 
 def experiment_notebook(manager: Any, experiment_name: str, param_files: list[str] | None,
-                        names: list[str] | None = None, root_from_notebook: str = "../..") -> dict[str, Any]:
+                        names: list[str] | None = None, root_from_notebook: str = "../..",
+                        indices: list[str] | None = None,
+                        global_indices: list[str] | None = None) -> dict[str, Any]:
     """The nbformat-4 notebook (as a dict) that reloads ``manager``'s run from the cache.
 
     Args:
@@ -435,17 +437,22 @@ def experiment_notebook(manager: Any, experiment_name: str, param_files: list[st
         param_files: the parameter files of the run (``None``: the experiment's own ``get_params``).
         names: the parameter set names the run was limited to (``-n``), if any.
         root_from_notebook: the project root relative to the notebook's folder.
+        indices: the ``--indices`` ranges of the run, if any.
+        global_indices: the ``--global-indices`` ranges of the run, if any.
     """
     settings = getattr(manager, "settings", None)
     root = getattr(settings, "root", None) or os.getcwd()
     files = list(param_files) if param_files else None
     call = [f"    {experiment_name!r},", f"    {files!r},"]
-    if names:
-        call.append(f"    param_set_names={list(names)!r},")
+    for keyword, values in (("param_set_names", names), ("param_set_indices", indices),
+                            ("global_param_set_indices", global_indices)):
+        if values:
+            call.append(f"    {keyword}={list(values)!r},")
     call += ["    mngr=manager,", "    dry=True,"]
     command = getattr(manager, "run_line", "") or " ".join(
         ["experiment", experiment_name, *(f"-p {f}" for f in files or []), *(f"-n {n}" for n in names or [])]
     )
+    command = command.replace("`", "'")  # keep the command inside its code span
     header = (
         f"# Experiment `{experiment_name}`: run `{manager.get_reference_name()}`\n\n"
         f"Written for the run of `{command}`. Running it reloads the run's results "
@@ -486,7 +493,8 @@ def experiment_notebook(manager: Any, experiment_name: str, param_files: list[st
 
 
 def write_experiment_notebook(manager: Any, experiment_name: str, param_files: list[str] | None,
-                              names: list[str] | None = None) -> str:
+                              names: list[str] | None = None, indices: list[str] | None = None,
+                              global_indices: list[str] | None = None) -> str:
     """Write ``<notebooks_path>/experiments/<reference>.ipynb`` for ``experiment --notebook``.
 
     The notebook changes to the project root, creates a manager, reruns the
@@ -499,6 +507,8 @@ def write_experiment_notebook(manager: Any, experiment_name: str, param_files: l
         experiment_name: the experiment module's name.
         param_files: the parameter files of the run (``-p``).
         names: the parameter set names of the run (``-n``), if any.
+        indices: the ``--indices`` ranges of the run, if any.
+        global_indices: the ``--global-indices`` ranges of the run, if any.
 
     Returns:
         The path of the written notebook.
@@ -509,7 +519,8 @@ def write_experiment_notebook(manager: Any, experiment_name: str, param_files: l
     path = os.path.join(folder, f"{manager.get_reference_name()}.ipynb")
     root = getattr(getattr(manager, "settings", None), "root", None) or os.getcwd()
     relative_root = os.path.relpath(os.path.abspath(root), os.path.abspath(folder)).replace(os.sep, "/")
-    notebook = experiment_notebook(manager, experiment_name, param_files, names, relative_root)
+    notebook = experiment_notebook(manager, experiment_name, param_files, names, relative_root, indices,
+                                   global_indices)
     os.makedirs(folder, exist_ok=True)
     fileio.atomic_write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     logger.info("Experiment notebook written to %s", path)

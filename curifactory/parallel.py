@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from curifactory.events import StageFinished
 from curifactory.history import StageStatus
 
 logger = logging.getLogger(__name__)
@@ -52,33 +51,35 @@ def artifact_lock(cache_path: str, artifact_path: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class WorkerOutcome:
-    """What one worker did: its exit code and how many stage calls it executed."""
+    """What one worker did: its exit code, how many stage calls it executed, and the
+    first artifact path of each executed call (so the parent reports them as computed)."""
 
     exit_code: int
     executed: int
+    computed: tuple[str, ...] = ()
 
 
-class _ExecutedCounter:
-    def __init__(self) -> None:
-        self.executed = 0
-
-    def on_event(self, event: Any) -> None:
-        if isinstance(event, StageFinished) and event.status is StageStatus.EXECUTED:
-            self.executed += 1
+def _computed_paths(manager: Any) -> tuple[str, ...]:
+    return tuple(run.outputs[0].path for record in manager.records for run in record.history
+                 if run.status is StageStatus.EXECUTED and run.outputs and run.outputs[0].path)
 
 
 def _worker(run: Callable[..., Any], param_sets: list[Any], manager_factory: Callable[[], Any], results: Any) -> None:
-    counter = _ExecutedCounter()
+    executed = 0
+    computed: tuple[str, ...] = ()
     code = 0
+    manager = None
     try:
         manager = manager_factory()
-        manager.listeners = [counter]
         manager.map_experiment(run, param_sets)
         run(param_sets, manager)
     except Exception as exc:  # the parent's own pass reports the failure properly
         logger.info("parallel worker stopped: %s: %s", type(exc).__name__, exc)
         code = 1
-    results.put(counter.executed)
+    if manager is not None:
+        executed = sum(1 for r in manager.records for h in r.history if h.status is StageStatus.EXECUTED)
+        computed = _computed_paths(manager)
+    results.put((executed, computed))
     os._exit(code)
 
 
@@ -103,6 +104,6 @@ def fill_cache(run: Callable[..., Any], param_sets: list[Any], workers: int,
         process.start()
     for process in processes:
         process.join()
-    counts = [results.get() for _ in processes if not results.empty()]
-    counts += [0] * (len(processes) - len(counts))  # a worker killed before reporting
-    return [WorkerOutcome(p.exitcode or 0, n) for p, n in zip(processes, counts)]
+    reports = [results.get() for _ in processes if not results.empty()]
+    reports += [(0, ())] * (len(processes) - len(reports))  # a worker killed before reporting
+    return [WorkerOutcome(p.exitcode or 0, n, paths) for p, (n, paths) in zip(processes, reports)]

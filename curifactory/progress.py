@@ -55,10 +55,14 @@ def started_text(event: RunStarted, reference: str) -> str:
     """``run <ref>: N parameter sets, M stage calls (R to run, C cached)``."""
     if event.planned_stages:
         cached = event.planned_stages - event.planned_to_run
-        plan = f"{event.planned_stages} stage calls ({event.planned_to_run} to run, {cached} cached)"
+        plan = f"{_count(event.planned_stages, 'stage call')} ({event.planned_to_run} to run, {cached} cached)"
     else:
         plan = "stages decide as they are called (not mapped)"
-    return f"run {reference}: {event.records} parameter sets, {plan}"
+    return f"run {reference}: {_count(event.records, 'parameter set')}, {plan}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def workers_text(event: WorkersFinished) -> str:
@@ -148,7 +152,7 @@ class RichProgress(QuietProgress):
         )
         self._progress.start()
         total = event.planned_stages or None
-        self._task = self._progress.add_task(event.experiment_name, total=total, counts="")
+        self._task = self._progress.add_task(_escape(event.experiment_name), total=total, counts="")
 
     def _counts_text(self) -> str:
         text = f"[green]{self.counts.executed} executed[/] [cyan]{self.counts.cached} cached[/]"
@@ -161,16 +165,17 @@ class RichProgress(QuietProgress):
         if isinstance(event, WorkersFinished):
             self.console.print(workers_text(event))
         elif isinstance(event, RunStarted):
-            self.console.print(started_text(event, f"[bold]{event.reference}[/]"))
+            self.console.print(started_text(event, f"[bold]{_escape(event.reference)}[/]"))
             self._start(event)
         elif self._progress is None:
             return
         elif isinstance(event, StageStarted):
             verb = "running" if event.will_execute else "loading"
-            self._progress.update(self._task, description=f"{verb} {event.stage} on {event.record_name}")
+            self._progress.update(self._task, description=_escape(f"{verb} {event.stage} on {event.record_name}"))
         elif isinstance(event, StageFinished):
             if event.status is StageStatus.FAILED:
-                self.console.print(f"[red]failed[/] {event.stage} on record {event.record_index}:{event.record_name}")
+                where = _escape(f"{event.stage} on record {event.record_index}:{event.record_name}")
+                self.console.print(f"[red]failed[/] {where}")
             self._progress.update(self._task, advance=1, counts=self._counts_text())
         elif isinstance(event, RunFinished):
             self.close()
@@ -182,6 +187,13 @@ class RichProgress(QuietProgress):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def _escape(text: str) -> str:
+    """User text (set names, stage names) shown literally inside rich markup."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def make_progress(mode: str, no_color: bool = False) -> QuietProgress:

@@ -111,7 +111,9 @@ class Record:
 
     @property
     def name(self) -> str:
-        """The parameter set's name (``"None"`` without one)."""
+        """The parameter set's name (``"aggregate"`` or ``"None"`` for a record without one)."""
+        if self.params is None:
+            return "aggregate" if self.is_aggregate else "None"
         return str(getattr(self.params, "name", None))
 
     def get_reference_name(self) -> str:

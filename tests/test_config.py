@@ -49,3 +49,10 @@ def test_broken_config_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="curifactory_config.json"):
         load_settings()
+
+
+def test_non_text_setting_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "curifactory_config.json").write_text(json.dumps({"cache_path": 5}))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="cache_path must be text"):
+        load_settings()

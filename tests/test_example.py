@@ -124,7 +124,7 @@ def test_changing_one_set_reruns_only_that_set_and_the_aggregate(example):
 
     executed = [(record.name, run.stage) for record in manager.records for run in record.history
                 if run.status is StageStatus.EXECUTED]
-    assert executed == [("degree-1", stage) for stage in STAGES] + [("None", "compare_models")]
+    assert executed == [("degree-1", stage) for stage in STAGES] + [("aggregate", "compare_models")]
 
 
 def test_readme_script_reuses_the_cache(example):

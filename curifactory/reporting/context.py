@@ -16,7 +16,7 @@ from curifactory.reporting.colors import record_color
 
 MAX_VALUE_CHARS = 2000
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
-_SKIPPED_FIELDS = {"hash_representations"}
+_SKIPPED_FIELDS = {"hash_representations", "hash", "name"}  # name and hash head each table
 
 
 @dataclass

@@ -78,6 +78,23 @@ def copy_css(manager: Any, folder: str) -> None:
     shutil.copyfile(source, os.path.join(folder, CSS_NAME))
 
 
+def copy_log(log_path: str | None, folder: str) -> dict[str, Any] | None:
+    """Copy the run's log into the report folder and describe the link to it.
+
+    The copy keeps the link working wherever the report goes: served by
+    ``experiment reports`` (which serves nothing outside the reports folder), in
+    ``_latest`` and in a ``--store-full`` run folder. It holds the log as it was
+    when the report was written.
+    """
+    if not log_path:
+        return None
+    name = os.path.basename(log_path)
+    exists = os.path.isfile(log_path)
+    if exists:
+        shutil.copyfile(log_path, os.path.join(folder, name))
+    return {"href": urllib.parse.quote(name), "exists": exists, "name": name}
+
+
 def report_html(manager: Any, folder: str, final_folder: str) -> str:
     """Render the reportables into ``folder`` and return the page's HTML."""
     records = list(getattr(manager, "records", None) or [])
@@ -85,14 +102,7 @@ def report_html(manager: Any, folder: str, final_folder: str) -> str:
     reportables = reportable_views(manager, os.path.join(folder, REPORTABLES_DIR), record_views)
     groups, ungrouped = context.group_reportables(reportables)
     graph = stage_graph(records)
-    log_path = getattr(manager, "log_path", None)
-    log = None
-    if log_path:
-        log = {
-            "href": urllib.parse.quote(os.path.relpath(log_path, final_folder).replace(os.sep, "/")),
-            "exists": os.path.isfile(log_path),
-            "name": os.path.basename(log_path),
-        }
+    log = copy_log(getattr(manager, "log_path", None), folder)
     visible = [r for r in record_views if not r.hidden]
     return environment().get_template("report.html").render(
         run=context.run_info(manager),

@@ -12,7 +12,7 @@ import http.server
 import logging
 import os
 import urllib.parse
-from typing import Any
+from typing import Any, Callable
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def serve_reports(
     port: int = 8080,
     update: bool = False,
     store_path: str | None = None,
+    on_ready: Callable[[str, int], None] | None = None,
 ) -> None:
     """Serve the reports folder until interrupted (Ctrl-C).
 
@@ -74,6 +75,7 @@ def serve_reports(
         port: the TCP port.
         update: rebuild ``index.html`` from the store first.
         store_path: ``store.json`` or ``manager_cache_path``, needed by ``update``.
+        on_ready: called with the bound host and port once the server listens.
     """
     from curifactory.reporting.index import update_index
 
@@ -82,6 +84,8 @@ def serve_reports(
     server = make_server(reports_path, host, port)
     bound_host, bound_port = server.server_address[:2]
     logger.info("Serving %s at http://%s:%s/ (Ctrl-C to stop)", os.path.abspath(reports_path), bound_host, bound_port)
+    if on_ready is not None:
+        on_ready(str(bound_host), int(bound_port))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
