@@ -158,6 +158,8 @@ class CliLogging:
         """Open ``<logs_path>/<reference>.log`` for ``manager``'s run and set its ``log_path``."""
         if not self.options.to_file or self.file is not None or getattr(manager, "dry", False):
             return self.log_path
+        if not getattr(manager, "writes_store", True):  # a non-zero distributed rank: rank 0 logs
+            return self.log_path
         os.makedirs(manager.logs_path, exist_ok=True)
         path = os.path.join(manager.logs_path, f"{manager.get_reference_name()}.log")
         handler = logging.FileHandler(path, encoding="utf-8")

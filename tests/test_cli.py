@@ -413,3 +413,13 @@ def test_corrupt_entry_is_reported_once_and_recomputed(proj):
     assert result.returncode == 0
     assert result.stderr.count("is not usable") == 2 and "Traceback" not in result.stderr
     assert sorted(proj.executed()) == ["second:a", "second:b"]
+
+
+def test_non_zero_rank_writes_nothing(proj):
+    before = files_under(proj.root)
+    env = dict(os.environ, CF_TEST_SIDE=str(proj.side), LOCAL_RANK="1")
+    result = subprocess.run([sys.executable, "-m", "curifactory", "x", "-p", "y", "--plain"], cwd=proj.root,
+                            env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(proj.executed()) == ["first:a", "first:b", "second:a", "second:b"]
+    assert {f for f in files_under(proj.root) - before if "__pycache__" not in f} == set()
