@@ -126,6 +126,7 @@ class ArtifactManager:
         self.reproduction_line: str | None = None
         self.log_path: str | None = None
         self.stored = False
+        self.live_report_path_generated = False  # 0.20 attribute; displays need no folder here
         self.artifact_locks = parallel_mode
         self.writes_store = not parallel_mode  # False for workers and non-zero distributed ranks
         self.parallel_filled = False  # --parallel workers filled the cache for this run
@@ -332,6 +333,21 @@ class ArtifactManager:
 
     def map_records(self) -> None:
         """Compatibility no-op: mapping happens in :meth:`map_experiment`."""
+
+    def update_map_progress(self, record: Any, update_type: str = "") -> None:
+        """Compatibility no-op: progress displays listen to :mod:`curifactory.events`."""
+
+    @property
+    def artifacts(self) -> list[Any]:
+        """Every output of every stage call of this run (``history.ArtifactInfo``)."""
+        return [artifact for record in self.records for run in record.history for artifact in run.outputs]
+
+    @property
+    def mapped_artifacts(self) -> list[tuple[Any, str, str | None]]:
+        """(stage call key, output name, artifact path) of every output the map pass saw."""
+        if self.plan is None:
+            return []
+        return [(node.key, name, path) for node in self.plan.nodes for name, path in zip(node.outputs, node.paths)]
 
     # -- --store-full run folders -----------------------------------------------------------
     def _load_manifest(self) -> None:

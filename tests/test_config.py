@@ -56,3 +56,20 @@ def test_non_text_setting_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="cache_path must be text"):
         load_settings()
+
+
+def test_manager_has_the_0_20_surface(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    manager = cf.ArtifactManager("surface", suppress_live_log=True)
+    names = """artifacts cache_path conda_env config current_stage_name dry dry_cache error error_thrown
+    experiment_name experiment_run_number git_commit_hash git_workdir_dirty hostname ignore_lazy interactive lazy
+    live_report_path_generated logs_path manager_cache_path map_mode mapped_artifacts notebooks_path notes os
+    overwrite overwrite_stages parallel_lock parallel_mode param_file_param_sets parameter_files pip_freeze prefix
+    records report_css_path reportables reports_path reproduction_line run_info run_line run_timestamp runs_path
+    stage_active status store_full stored display_all_reportables display_group_reportables display_info
+    display_record_reportables display_reportable display_stage_graph display_stage_reportables generate_report
+    get_all_param_sets get_artifact_filename get_artifact_path get_grouped_reportables get_reference_name
+    get_run_output_path get_str_timestamp get_ungrouped_reportables lock map_records store unlock
+    update_map_progress write_run_env_output""".split()
+    assert [n for n in names if not hasattr(manager, n)] == []
+    assert manager.artifacts == [] and manager.mapped_artifacts == []
