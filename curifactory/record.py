@@ -61,7 +61,6 @@ class Record:
     def __init__(self, manager: Any, param_set: Any, hide: bool = False):
         self.manager = manager
         self.params = param_set
-        self.args = param_set  # 0.20 name
         self.hide = hide
         self.state = State()
         self._output: Any = None
@@ -80,6 +79,15 @@ class Record:
             manager.add_record(self)
 
     # -- identity ---------------------------------------------------------------
+    @property
+    def args(self) -> Any:
+        """The parameter set (its 0.20 name)."""
+        return self.params
+
+    @args.setter
+    def args(self, value: Any) -> None:
+        self.params = value
+
     @property
     def output(self) -> Any:
         """The value(s) the last stage returned (loaded on access when cached)."""
@@ -149,30 +157,33 @@ class Record:
     # -- reporting and copies -------------------------------------------------------
     def report(self, reportable: Any) -> Any:
         """Attach a reportable to this record and the current stage; returns it."""
-        stage = getattr(self.manager, "current_stage_name", None)
+        stage = getattr(self.manager, "current_stage_name", None) or (self.stages[-1] if self.stages else None)
         reportable.record = self
         reportable.stage = stage
-        base = reportable.name or type(reportable).__name__
-        reportable.qualified_name = f"{self.name}_{stage}_{base}" if stage else f"{self.name}_{base}"
+        count = len(self.manager.reportables) if self.manager is not None else len(self.reportables)
+        qualified = "(Aggregate)_" if self.is_aggregate else ""
+        if self.params is not None:
+            qualified += f"{getattr(self.params, 'name', '')}_"
+        reportable.qualified_name = f"{qualified}{stage}_{reportable.name if reportable.name else count}"
         self.reportables.append(reportable)
         if self.manager is not None:
             self.manager.reportables.append(reportable)
         return reportable
 
+    def store_tracked_paths(self) -> None:
+        """Kept for 0.20 code: files from ``get_path`` go into the run folder when the run closes."""
+
     def make_copy(self, param_set: Any = None, add_to_manager: bool = True) -> Record:
-        """A new record with a copy of this one's state and history."""
-        new = Record(self.manager if add_to_manager else None, param_set if param_set is not None else self.params,
-                     hide=self.hide)
-        if not add_to_manager:
-            new.manager = self.manager
+        """A new record starting from a copy of this one's state (as in 0.20).
+
+        Only the state carries over (and which of its values were overwritten in
+        this run); the new record's stage lists start empty and its
+        ``input_records`` is ``[self]``. Useful when an expensive common stage feeds
+        several parameter sets.
+        """
+        new = Record(self.manager, param_set if param_set is not None else self.params, hide=not add_to_manager)
         new.state = State({k: _copy_value(dict.__getitem__(self.state, k)) for k in self.state.keys()})
-        new.stages = list(self.stages)
-        new.stage_inputs = [list(i) for i in self.stage_inputs]
-        new.stage_outputs = [list(o) for o in self.stage_outputs]
-        new.history = list(self.history)
-        new._output = self._output
-        new.input_records = list(self.input_records)
-        new.is_aggregate = self.is_aggregate
+        new.input_records = [self]
         new.overwritten = set(self.overwritten)
         return new
 
