@@ -192,17 +192,26 @@ class Cacheable:
     def get_path(self, suffix: str | None = None) -> str:
         """The file to write or read (a temporary name while ``save`` runs)."""
         final = self._final_path(suffix)
-        if final not in self.cache_paths:
-            self.cache_paths.append(final)
-        if self._session is not None:
-            tmp = self._session.get(final)
-            if tmp is None:
-                tmp = self._session[final] = fileio.temp_path_for(final)
+        tmp = self._hand_out(final, is_folder=False)
+        if tmp is not None:
             return tmp
         folder = os.path.dirname(final)
         if folder and not self._dry():
             os.makedirs(folder, exist_ok=True)
         return final
+
+    def _hand_out(self, final: str, is_folder: bool) -> str | None:
+        """Track ``final``; while ``save`` runs, return the temporary name standing in for it."""
+        if final not in self.cache_paths:
+            self.cache_paths.append(final)
+        if self._session is None:
+            return None
+        tmp = self._session.get(final)
+        if tmp is None:
+            tmp = self._session[final] = fileio.temp_path_for(final)
+            if is_folder:
+                os.makedirs(tmp)
+        return tmp
 
     def _dry(self) -> bool:
         return bool(getattr(getattr(self.record, "manager", None), "dry", False))
@@ -214,13 +223,8 @@ class Cacheable:
             final = self._final_path(suffix)
         finally:
             self.extension = saved_ext
-        if final not in self.cache_paths:
-            self.cache_paths.append(final)
-        if self._session is not None:
-            tmp = self._session.get(final)
-            if tmp is None:
-                tmp = self._session[final] = fileio.temp_path_for(final)
-                os.makedirs(tmp)
+        tmp = self._hand_out(final, is_folder=True)
+        if tmp is not None:
             return tmp
         if not self._dry():
             os.makedirs(final, exist_ok=True)

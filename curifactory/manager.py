@@ -373,8 +373,11 @@ class ArtifactManager:
                     if artifact.path is None:
                         continue
                     paths.append(artifact.path)
-                    if artifact.cacher == "FileReferenceCacher" and os.path.exists(artifact.path):
-                        paths.extend(_referenced_files(artifact.path))
+                    if artifact.cacher == "FileReferenceCacher":
+                        from curifactory.caching import FileReferenceCacher
+
+                        targets = FileReferenceCacher(path_override=artifact.path).referenced_files()
+                        paths.extend(t for t in targets if os.path.exists(t))
             paths.extend(entry["path"] for entry in record.unstored_tracked_paths if os.path.exists(entry["path"]))
         return list(dict.fromkeys(paths))
 
@@ -497,15 +500,3 @@ class ArtifactManager:
 
     def __repr__(self) -> str:
         return f"<ArtifactManager {self.get_reference_name()} status={self.status} records={len(self.records)}>"
-
-
-def _referenced_files(path: str) -> list[str]:
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            files = json.load(handle)
-    except (OSError, ValueError):
-        return []
-    files = [files] if isinstance(files, str) else files
-    return [f for f in files if isinstance(f, str) and os.path.exists(f)]
