@@ -234,7 +234,7 @@ def run_experiment(
         mngr.parameter_files = list(param_files or block.keys())
         mngr.param_file_param_sets = block
         if mngr.store_full:
-            mngr.reproduction_line = reproduction_line(mngr, experiment_name, param_files, param_set_names)
+            mngr.reproduction_line = reproduction_line(mngr, experiment_name, param_files, selection)
         run = runner or module.run
         if parallel and parallel > 1 and not mngr.dry and mngr.may_write_cache:
             _fill_in_parallel(mngr, run, param_sets, parallel, make_manager)
@@ -319,16 +319,25 @@ def _execute(mngr: Any, run: Callable[..., Any], param_sets: list[Any], experime
 
 
 def reproduction_line(mngr: Any, experiment_name: str, param_files: list[str] | None,
-                      names: list[str] | None) -> str:
-    """The command that reruns a ``--store-full`` run from its run folder's artifacts."""
+                      selection: ParamSelection | None = None) -> str:
+    """The command that reruns a ``--store-full`` run from its run folder's artifacts.
+
+    It selects the same parameter sets (``-p``, ``-n``, ``--indices``,
+    ``--global-indices``) under the same artifact prefix as the run did.
+    """
+    import shlex
+
     artifacts = os.path.relpath(os.path.join(mngr.get_run_output_path(), "artifacts"), mngr.settings.root)
+    selection = selection or ParamSelection()
     parts = ["experiment", experiment_name]
-    for name in param_files or []:
-        parts += ["-p", name]
-    for name in names or []:
-        parts += ["-n", name]
+    for flag, values in (("-p", param_files or ()), ("-n", selection.names), ("--indices", selection.indices),
+                         ("--global-indices", selection.global_indices)):
+        for value in values:
+            parts += [flag, value]
+    if mngr.prefix:
+        parts += ["--prefix", mngr.prefix]
     parts += ["--cache", artifacts, "--dry-cache"]
-    return " ".join(parts)
+    return shlex.join(parts)
 
 
 def _close_run(mngr: Any, report: bool) -> None:

@@ -278,6 +278,8 @@ class ArtifactManager:
         self._registry.add({hashing.hash_param_set(p): hashing.param_set_string_hash_representations(p)
                             for p in self.get_all_param_sets()})
         self.stored = True
+        if self.interactive and self.store_full:
+            self.write_run_env_output()  # a live run's folder follows its latest store
 
     def note_failure(self, stage: str, record: Any, exc: BaseException) -> None:
         """Remember which stage of which record raised (for the store and the CLI)."""
@@ -360,9 +362,19 @@ class ArtifactManager:
     def _start_store_full(self) -> None:
         from curifactory import environment, runfolder
 
-        self._run_dir = runfolder.create_run_dir(self.runs_path, self.get_reference_name())
+        try:
+            self._run_dir = runfolder.create_run_dir(self.runs_path, self.get_reference_name())
+        except Exception as exc:
+            self.finish("error", error=str(exc))  # the store must not keep it 'incomplete'
+            raise
         self._environment = environment.start_environment_capture(
             self.settings.root, pip_cache_dir=self.manager_cache_path)
+        if self.interactive:
+            # a script or notebook may never call store() or generate_report(): fill the folder at exit
+            import atexit
+            import weakref
+
+            atexit.register(_write_run_folder_at_exit, weakref.ref(self))
 
     def used_artifact_paths(self) -> list[str]:
         """Every artifact file this run computed or loaded, and files stages wrote via ``get_path``."""
@@ -500,3 +512,13 @@ class ArtifactManager:
 
     def __repr__(self) -> str:
         return f"<ArtifactManager {self.get_reference_name()} status={self.status} records={len(self.records)}>"
+
+
+def _write_run_folder_at_exit(ref: Any) -> None:
+    manager = ref()
+    if manager is None:
+        return
+    try:
+        manager.write_run_env_output()
+    except Exception:  # the interpreter is exiting: never turn that into a traceback
+        logger.warning("Could not write the run folder of %s at exit", manager.get_reference_name(), exc_info=True)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -146,3 +147,41 @@ def test_outside_git_repo(project, tmp_path, monkeypatch):
     run_dir = root / "data" / "runs" / manager.get_reference_name()
     assert json.loads((run_dir / "git.json").read_text())["is_repo"] is False
     assert json.loads((run_dir / "run_info.json").read_text())["commit"] is None
+
+
+def test_reproduction_keeps_the_selection_and_prefix(repo, tmp_path):
+    _, manager = run_experiment("pipeline", store_full=True, param_set_indices=["1-3"], prefix="px")
+    line = manager.reproduction_line
+    assert "--indices 1-3" in line and "--prefix px" in line
+    run_dir = repo / "data" / "runs" / manager.get_reference_name()
+    shutil.rmtree(repo / "data" / "cache")
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    calls(tmp_path)
+    _, again = run_experiment("pipeline", param_set_indices=["1-3"], prefix="px",
+                              cache_dir_override=str(run_dir / "artifacts"), dry_cache=True)
+    assert calls(tmp_path) == []
+    assert {r.status.value for rec in again.records for r in rec.history} == {"cached"}
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+
+
+LIVE_SCRIPT = '''
+import os, sys
+sys.path.insert(0, os.getcwd())
+import curifactory as cf
+from experiments import pipeline as p
+m = cf.ArtifactManager("live", store_full=True)
+for s in p.get_params():
+    p.score(p.summarize(p.load(cf.Record(m, s))))
+print(m.get_reference_name())
+'''
+
+
+def test_live_store_full_manager_fills_its_folder_at_exit(repo, tmp_path):
+    script = tmp_path / "live.py"
+    script.write_text(LIVE_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], cwd=repo, capture_output=True, text=True,
+                            env=dict(os.environ, CF_TEST_LOG=str(tmp_path / "calls.log")))
+    assert result.returncode == 0, result.stderr
+    run_dir = repo / "data" / "runs" / result.stdout.strip()
+    assert (run_dir / "run_info.json").is_file() and (run_dir / "requirements.txt").is_file()
+    assert len(list((run_dir / "artifacts").glob("live_*_score_score.pkl"))) == 3
