@@ -270,6 +270,12 @@ def serve(args: argparse.Namespace) -> int:
     from curifactory.reporting import serve_reports
 
     settings = load_settings()
+    if settings.config_file is None and not os.path.isdir(settings.reports_path):
+        from curifactory.errors import UsageError
+
+        raise UsageError(f"No reports to serve: there is no curifactory_config.json here or in the 3 folders "
+                         f"above, and no {settings.reports_path} folder. Run 'experiment reports' from a "
+                         f"project folder (or create one with 'curifactory init').")
 
     def announce(host: str, port: int) -> None:
         print(f"serving {settings.reports_path} on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)

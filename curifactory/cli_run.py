@@ -191,7 +191,7 @@ def report_success(manager: Any, args: argparse.Namespace) -> None:
 
 
 def _report_path(manager: Any, args: argparse.Namespace) -> str | None:
-    if args.no_report or manager.dry:
+    if args.no_report or manager.dry or not manager.writes_store:  # a non-zero rank writes no report
         return None
     path = os.path.join(manager.reports_path, manager.get_reference_name(), "index.html")
     if not os.path.exists(path):

@@ -26,6 +26,8 @@ class RunStarted(Event):
     records: int
     planned_stages: int
     planned_to_run: int
+    computed_by_workers: int = 0
+    """Of the cached calls, how many ``--parallel`` workers computed just before."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,14 @@ class StageFinished(Event):
     record_name: str
     status: StageStatus
     seconds: float
+
+
+@dataclass(frozen=True)
+class WorkersStarted(Event):
+    """``--parallel`` workers start filling the cache (the parent waits for them)."""
+
+    workers: int
+    param_sets: int
 
 
 @dataclass(frozen=True)

@@ -343,7 +343,8 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
     started = time.perf_counter()
     if not will_execute:
         infos = call.skip()
-        if infos and infos[0].path in manager.computed_by_workers:  # computed this run, by a worker
+        if infos and (record.get_hash(), spec.name, infos[0].path) in manager.computed_by_workers:
+            # computed in this run, by a --parallel worker
             infos = [dataclasses.replace(info, computed=True) for info in infos]
             return _finished(call, StageStatus.EXECUTED, infos, 0, started)
         return _finished(call, StageStatus.CACHED, infos, 0, started)

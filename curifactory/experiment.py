@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 from curifactory import hashing
 from curifactory.config import Settings, load_settings
 from curifactory.errors import ExperimentNotFoundError, ParamsError, ParamsNotFoundError, UsageError
-from curifactory.events import RunStarted, WorkersFinished, emit
+from curifactory.events import RunStarted, WorkersFinished, WorkersStarted, emit
 
 logger = logging.getLogger(__name__)
 
@@ -290,6 +290,7 @@ def _fill_in_parallel(mngr: Any, run: Callable[..., Any], param_sets: list[Any],
         worker.cache_path, worker.settings = mngr.cache_path, mngr.settings
         return worker
 
+    emit(mngr.listeners, WorkersStarted(min(workers, len(param_sets)), len(param_sets)))
     outcomes = fill_cache(run, param_sets, workers, worker_manager)
     logger.info("parallel workers finished: %s", outcomes)
     failed = sum(1 for o in outcomes if o.exit_code)
@@ -304,7 +305,8 @@ def _execute(mngr: Any, run: Callable[..., Any], param_sets: list[Any], experime
     """The real pass: run, store the outcome, write the report and run folder."""
     plan = mngr.plan
     emit(mngr.listeners, RunStarted(mngr.get_reference_name(), experiment_name, len(param_sets),
-                                    len(plan.nodes) if plan else 0, len(plan.to_run) if plan else 0))
+                                    len(plan.nodes) if plan else 0, len(plan.to_run) if plan else 0,
+                                    len(mngr.computed_by_workers)))
     try:
         results = run(param_sets, mngr)
     except BaseException as exc:

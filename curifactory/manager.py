@@ -130,7 +130,7 @@ class ArtifactManager:
         self.artifact_locks = parallel_mode
         self.writes_store = not parallel_mode  # False for workers and non-zero distributed ranks
         self.parallel_filled = False  # --parallel workers filled the cache for this run
-        self.computed_by_workers: set[str] = set()  # their stage calls' first artifact paths
+        self.computed_by_workers: set[tuple[str, str, str]] = set()  # (record hash, stage, first artifact)
 
         self.run_timestamp = datetime.datetime.now()
         self.hostname = socket.gethostname()

@@ -51,22 +51,24 @@ def artifact_lock(cache_path: str, artifact_path: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class WorkerOutcome:
-    """What one worker did: its exit code, how many stage calls it executed, and the
-    first artifact path of each executed call (so the parent reports them as computed)."""
+    """What one worker did: its exit code, how many stage calls it executed, and
+    (record hash, stage, first artifact path) of each (so the parent reports them as computed)."""
 
     exit_code: int
     executed: int
-    computed: tuple[str, ...] = ()
+    computed: tuple[tuple[str, str, str], ...] = ()
 
 
-def _computed_paths(manager: Any) -> tuple[str, ...]:
-    return tuple(run.outputs[0].path for record in manager.records for run in record.history
+def _computed_calls(manager: Any) -> tuple[tuple[str, str, str], ...]:
+    """(record hash, stage, first artifact path) of every stage call the worker executed."""
+    return tuple((record.get_hash(), run.stage, run.outputs[0].path) for record in manager.records
+                 for run in record.history
                  if run.status is StageStatus.EXECUTED and run.outputs and run.outputs[0].path)
 
 
 def _worker(run: Callable[..., Any], param_sets: list[Any], manager_factory: Callable[[], Any], results: Any) -> None:
     executed = 0
-    computed: tuple[str, ...] = ()
+    computed: tuple[tuple[str, str, str], ...] = ()
     code = 0
     manager = None
     try:
@@ -78,7 +80,7 @@ def _worker(run: Callable[..., Any], param_sets: list[Any], manager_factory: Cal
         code = 1
     if manager is not None:
         executed = sum(1 for r in manager.records for h in r.history if h.status is StageStatus.EXECUTED)
-        computed = _computed_paths(manager)
+        computed = _computed_calls(manager)
     results.put((executed, computed))
     os._exit(code)
 

@@ -16,7 +16,15 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from curifactory.events import Event, RunFinished, RunStarted, StageFinished, StageStarted, WorkersFinished
+from curifactory.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageStarted,
+    WorkersFinished,
+    WorkersStarted,
+)
 from curifactory.history import StageStatus
 
 
@@ -55,7 +63,10 @@ def started_text(event: RunStarted, reference: str) -> str:
     """``run <ref>: N parameter sets, M stage calls (R to run, C cached)``."""
     if event.planned_stages:
         cached = event.planned_stages - event.planned_to_run
-        plan = f"{_count(event.planned_stages, 'stage call')} ({event.planned_to_run} to run, {cached} cached)"
+        workers = f"; --parallel workers just computed {event.computed_by_workers} of them" \
+            if event.computed_by_workers else ""
+        plan = (f"{_count(event.planned_stages, 'stage call')} ({event.planned_to_run} to run, "
+                f"{cached} cached{workers})")
     else:
         plan = "stages decide as they are called (not mapped)"
     return f"run {reference}: {_count(event.records, 'parameter set')}, {plan}"
@@ -63,6 +74,11 @@ def started_text(event: RunStarted, reference: str) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def workers_started_text(event: WorkersStarted) -> str:
+    """``parallel: N workers are computing M parameter sets...``."""
+    return f"parallel: {event.workers} workers are computing {_count(event.param_sets, 'parameter set')}..."
 
 
 def workers_text(event: WorkersFinished) -> str:
@@ -109,7 +125,9 @@ class PlainProgress(QuietProgress):
 
     def on_event(self, event: Event) -> None:
         super().on_event(event)
-        if isinstance(event, WorkersFinished):
+        if isinstance(event, WorkersStarted):
+            self._print(workers_started_text(event))
+        elif isinstance(event, WorkersFinished):
             self._print(workers_text(event))
         elif isinstance(event, RunStarted):
             self._print(started_text(event, event.reference))
@@ -133,7 +151,8 @@ class RichProgress(QuietProgress):
         super().__init__()
         from rich.console import Console
 
-        self.console = console or Console(no_color=no_color, highlight=False)
+        # None lets rich honour the NO_COLOR environment variable
+        self.console = console or Console(no_color=True if no_color else None, highlight=False)
         self._progress: Any = None
         self._task: Any = None
 
@@ -162,7 +181,9 @@ class RichProgress(QuietProgress):
 
     def on_event(self, event: Event) -> None:
         super().on_event(event)
-        if isinstance(event, WorkersFinished):
+        if isinstance(event, WorkersStarted):
+            self.console.print(workers_started_text(event))
+        elif isinstance(event, WorkersFinished):
             self.console.print(workers_text(event))
         elif isinstance(event, RunStarted):
             self.console.print(started_text(event, f"[bold]{_escape(event.reference)}[/]"))

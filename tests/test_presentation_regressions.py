@@ -306,3 +306,60 @@ def test_parallel_report_marks_worker_computed_stages_as_executed(proj):
     statuses = re.findall(r'class="stage-status stage-([a-z]+)"', page)
     assert len(statuses) == 7
     assert statuses.count("cached") == 0, statuses
+
+
+SHARED = '''
+"""Eight sets share one fixed-path artifact."""
+from dataclasses import dataclass
+import curifactory as cf
+from curifactory.caching import JsonCacher
+
+@dataclass
+class P(cf.ExperimentParameters):
+    n: int = 0
+
+@cf.stage(None, ["raw"], [JsonCacher(path_override="{cache}/shared_raw.json")])
+def load(record):
+    return [1, 2, 3]
+
+@cf.stage(["raw"], ["value"], [JsonCacher])
+def compute(record, raw):
+    return sum(raw) * record.params.n
+
+def get_params():
+    return [P(name=f"s{i}", n=i) for i in range(8)]
+
+def run(param_sets, manager):
+    for p in param_sets:
+        compute(load(cf.Record(manager, p)))
+'''
+
+
+def test_parallel_run_reports_a_shared_artifact_computed_once(proj):
+    """With ``--parallel``, the console says what the workers do while they work, and a
+    shared artifact computed once by one worker counts as executed once, not per record."""
+    (proj.root / "experiments" / "shared.py").write_text(SHARED)
+    result = proj.run("shared", "--parallel", "2", "--plain")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "parallel: 2 workers are computing 8 parameter sets..."
+    assert "workers just computed 9 of them" in result.stdout
+    assert "done: 9 stages executed, 7 cached" in result.stdout
+
+
+def test_no_color_environment_variable_is_honoured(monkeypatch):
+    """``NO_COLOR`` (https://no-color.org) turns colours off like ``--no-color``."""
+    from curifactory.progress import RichProgress
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert RichProgress().console.no_color
+    monkeypatch.delenv("NO_COLOR")
+    assert not RichProgress().console.no_color and RichProgress(no_color=True).console.no_color
+
+
+def test_reports_outside_a_project_is_a_usage_error(tmp_path):
+    """``experiment reports`` where there is no project says so (exit 2) and creates nothing."""
+    result = subprocess.run([sys.executable, "-m", "curifactory", "reports"], cwd=tmp_path, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 2 and "No reports to serve" in result.stderr
+    assert list(tmp_path.iterdir()) == []
