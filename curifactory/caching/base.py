@@ -1,12 +1,7 @@
 """The cacher base class: paths, atomic saves, metadata and validity checks.
 
-A cacher subclasses :class:`Cacheable` and implements ``save(obj)`` and ``load()``
-using ``self.get_path()`` (or ``self.get_dir()``). Every ``save`` is made atomic
-for you: while it runs, ``get_path``/``get_dir`` hand out temporary names in the
-destination folder, and when it returns they are renamed into place, then the
-metadata file (which carries a content hash of everything written) is written
-last. An entry is valid only when its metadata is there and the hash matches, so a
-killed save or a corrupted file is recomputed, never loaded.
+How saves are made atomic and when an entry counts as valid is described in the
+package docstring (:mod:`curifactory.caching`).
 """
 
 from __future__ import annotations
