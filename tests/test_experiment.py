@@ -229,18 +229,23 @@ def test_killed_save_leaves_nothing_loadable(pipeline, tmp_path):
     assert agg.state["best"]["small"] == 20.0
 
 
-def test_plain_script_twice(project, tmp_path):
-    root = project({"experiments/pipeline.py": PIPELINE})
+def write_script(root, tail: str):
+    """A plain script running the pipeline's sets with a live ``ArtifactManager``, then ``tail``."""
     script = root / "script.py"
     script.write_text(
         "import os, sys\nsys.path.insert(0, os.getcwd())\n"
         "import curifactory as cf\nfrom experiments import pipeline as p\n"
         "m = cf.ArtifactManager('script')\n"
-        "recs = [p.score(p.summarize(p.load(cf.Record(m, s)))) for s in p.get_params()]\n"
-        "agg = p.best(cf.Record(m, None), recs)\n"
-        "print(m.status, [h.status.value for r in m.records for h in r.history])\n"
-        "print(agg.state['best'])\n"
+        "recs = [p.score(p.summarize(p.load(cf.Record(m, s)))) for s in p.get_params()]\n" + tail
     )
+    return script
+
+
+def test_plain_script_twice(project, tmp_path):
+    root = project({"experiments/pipeline.py": PIPELINE})
+    script = write_script(root, "agg = p.best(cf.Record(m, None), recs)\n"
+                                "print(m.status, [h.status.value for r in m.records for h in r.history])\n"
+                                "print(agg.state['best'])\n")
     env = dict(os.environ, CF_TEST_LOG=str(tmp_path / "s.log"))
     first = subprocess.run([sys.executable, str(script)], cwd=root, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
@@ -309,14 +314,7 @@ def test_dry_run_writes_nothing(pipeline):
 
 def test_plain_script_shows_corrupt_entry_warning_on_stderr(project, tmp_path):
     root = project({"experiments/pipeline.py": PIPELINE})
-    script = root / "script.py"
-    script.write_text(
-        "import os, sys\nsys.path.insert(0, os.getcwd())\n"
-        "import curifactory as cf\nfrom experiments import pipeline as p\n"
-        "m = cf.ArtifactManager('script')\n"
-        "recs = [p.score(p.summarize(p.load(cf.Record(m, s)))) for s in p.get_params()]\n"
-        "print([r.state['score'] for r in recs])\n"
-    )
+    script = write_script(root, "print([r.state['score'] for r in recs])\n")
     env = dict(os.environ, CF_TEST_LOG=str(tmp_path / "s.log"))
     subprocess.run([sys.executable, str(script)], cwd=root, env=env, check=True, capture_output=True)
     for pkl in (root / "data" / "cache").glob("script_*_score_score.pkl"):
