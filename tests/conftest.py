@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -38,3 +40,43 @@ def project(tmp_path, monkeypatch):
     yield make
     for name in [m for m in sys.modules if m.split(".")[0] in ("experiments", "params")]:
         del sys.modules[name]
+
+
+class CliProject:
+    """A project in ``tmp_path`` and a way to run the ``experiment`` command in it.
+
+    Stages of the test experiments append ``stage:set`` lines to the file named by
+    ``CF_TEST_SIDE``, so :meth:`executed` tells what ran.
+    """
+
+    def __init__(self, tmp_path: Path, files: dict[str, str]):
+        self.root = write_project(tmp_path / "proj", files)
+        self.side = tmp_path / "side.log"
+
+    def env(self) -> dict:
+        env = dict(os.environ, CF_TEST_SIDE=str(self.side))
+        env.pop("NO_COLOR", None)
+        return env
+
+    def run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "curifactory", *args], cwd=self.root, env=self.env(),
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180, **kwargs)
+
+    def executed(self) -> list[str]:
+        """The stage calls that executed so far (and forget them)."""
+        if not self.side.exists():
+            return []
+        lines = self.side.read_text().split()
+        self.side.unlink()
+        return lines
+
+    def store(self) -> list[dict]:
+        return json.loads((self.root / "data" / "store.json").read_text())
+
+    def report(self, reference: str) -> Path:
+        return self.root / "reports" / reference / "index.html"
+
+
+def files_under(root: Path, with_pycache: bool = True) -> set[str]:
+    """Every path below ``root`` (relative); ``with_pycache=False`` leaves ``__pycache__`` out."""
+    return {str(p.relative_to(root)) for p in root.rglob("*") if with_pycache or "__pycache__" not in p.parts}

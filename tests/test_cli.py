@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from conftest import CliProject, files_under
 
 EXPERIMENT = '''
 """A two-stage test experiment.
@@ -103,51 +102,9 @@ PARAMS = {
 }
 
 
-def write_project(root: Path) -> Path:
-    """The test project: config, experiments/x.py and the parameter files."""
-    (root / "experiments").mkdir(parents=True)
-    (root / "params").mkdir()
-    (root / "curifactory_config.json").write_text("{}")
-    (root / "experiments" / "__init__.py").write_text("")
-    (root / "params" / "__init__.py").write_text("")
-    (root / "experiments" / "x.py").write_text(EXPERIMENT)
-    for relative, text in PARAMS.items():
-        (root / relative).write_text(textwrap.dedent(text))
-    return root
-
-
-class Project:
-    """A test project and a way to run ``experiment`` in it."""
-
-    def __init__(self, tmp_path: Path):
-        self.root = write_project(tmp_path / "proj")
-        self.side = tmp_path / "side.log"
-
-    def run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        env = dict(os.environ, CF_TEST_SIDE=str(self.side))
-        env.pop("NO_COLOR", None)
-        return subprocess.run([sys.executable, "-m", "curifactory", *args], cwd=self.root, env=env,
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, **kwargs)
-
-    def executed(self) -> list[str]:
-        """The stage calls that executed so far (and forget them)."""
-        if not self.side.exists():
-            return []
-        lines = self.side.read_text().split()
-        self.side.unlink()
-        return lines
-
-    def store(self) -> list[dict]:
-        return json.loads((self.root / "data" / "store.json").read_text())
-
-
 @pytest.fixture
-def proj(tmp_path) -> Project:
-    return Project(tmp_path)
-
-
-def files_under(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+def proj(tmp_path) -> CliProject:
+    return CliProject(tmp_path, {"experiments/x.py": EXPERIMENT, **{k: textwrap.dedent(v) for k, v in PARAMS.items()}})
 
 
 # -- user errors -------------------------------------------------------------------------------

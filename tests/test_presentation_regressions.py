@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import CliProject, files_under
 
 EXPERIMENT = '''
 """Two chained stages and an aggregate; every executed stage is noted in CF_TEST_SIDE."""
@@ -91,51 +91,11 @@ def run(param_sets, manager):
 '''
 
 
-class Project:
-    """A real project in ``tmp_path`` and a way to run ``experiment`` in it."""
-
-    def __init__(self, tmp_path: Path):
-        self.root = tmp_path / "proj"
-        (self.root / "experiments").mkdir(parents=True)
-        (self.root / "params").mkdir()
-        (self.root / "curifactory_config.json").write_text("{}")
-        (self.root / "experiments" / "__init__.py").write_text("")
-        (self.root / "params" / "__init__.py").write_text("")
-        (self.root / "experiments" / "x.py").write_text(textwrap.dedent(EXPERIMENT))
-        (self.root / "experiments" / "brokenrun.py").write_text(textwrap.dedent(BROKEN_RUN))
-        (self.root / "params" / "y.py").write_text(textwrap.dedent(PARAMS))
-        self.side = tmp_path / "side.log"
-
-    def env(self) -> dict:
-        env = dict(os.environ, CF_TEST_SIDE=str(self.side))
-        env.pop("NO_COLOR", None)
-        return env
-
-    def run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "curifactory", *args], cwd=self.root, env=self.env(),
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180)
-
-    def executed(self) -> list[str]:
-        if not self.side.exists():
-            return []
-        lines = self.side.read_text().split()
-        self.side.unlink()
-        return lines
-
-    def store(self) -> list[dict]:
-        return json.loads((self.root / "data" / "store.json").read_text())
-
-    def report(self, reference: str) -> Path:
-        return self.root / "reports" / reference / "index.html"
-
-
 @pytest.fixture
-def proj(tmp_path) -> Project:
-    return Project(tmp_path)
-
-
-def files_under(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if "__pycache__" not in p.parts}
+def proj(tmp_path) -> CliProject:
+    return CliProject(tmp_path, {"experiments/x.py": textwrap.dedent(EXPERIMENT),
+                                 "experiments/brokenrun.py": textwrap.dedent(BROKEN_RUN),
+                                 "params/y.py": textwrap.dedent(PARAMS)})
 
 
 def log_href(report_html: str) -> str:
@@ -204,10 +164,10 @@ def test_quiet_does_not_skip_the_notebook(proj):
 
 def test_dry_parallel_safe_writes_no_file(proj):
     """``--dry`` writes nothing at all, also with ``--parallel-safe`` (no lock files in the cache)."""
-    before = files_under(proj.root)
+    before = files_under(proj.root, with_pycache=False)
     result = proj.run("x", "-p", "y", "--dry", "--parallel-safe")
     assert result.returncode == 0, result.stderr
-    assert files_under(proj.root) == before
+    assert files_under(proj.root, with_pycache=False) == before
 
 
 def test_map_warns_about_an_unknown_overwrite_stage(proj):
