@@ -262,16 +262,16 @@ def test_manifest_locates_external_files(project: dict[str, Path], tmp_path: Pat
     assert ArtifactManifest.load(tmp_path / "nothing-here") is None
 
 
-def test_outside_a_repo_is_recorded(tmp_path: Path) -> None:
+def empty_run_folder(tmp_path: Path, environment: EnvironmentSnapshot) -> Path:
+    """A run folder written for a run with no artifacts, log or report."""
     run_dir = Path(create_run_dir(tmp_path / "runs", "r"))
-    write_run_folder(
-        run_dir,
-        run_info=RUN_INFO,
-        artifacts=[],
-        registry_entries={},
-        project_root=tmp_path,
-        environment=fake_environment(git=GitInfo(is_repo=False)),
-    )
+    write_run_folder(run_dir, run_info=RUN_INFO, artifacts=[], registry_entries={}, project_root=tmp_path,
+                     environment=environment)
+    return run_dir
+
+
+def test_outside_a_repo_is_recorded(tmp_path: Path) -> None:
+    run_dir = empty_run_folder(tmp_path, fake_environment(git=GitInfo(is_repo=False)))
     git = json.loads((run_dir / "git.json").read_text())
     assert git["is_repo"] is False and git["commit"] is None and "not inside a git" in git["note"]
     assert not (run_dir / "git.patch").exists()
@@ -279,15 +279,7 @@ def test_outside_a_repo_is_recorded(tmp_path: Path) -> None:
 
 
 def test_conda_environment_file(tmp_path: Path) -> None:
-    run_dir = Path(create_run_dir(tmp_path / "runs", "r"))
-    write_run_folder(
-        run_dir,
-        run_info=RUN_INFO,
-        artifacts=[],
-        registry_entries={},
-        project_root=tmp_path,
-        environment=fake_environment(conda="name: demo\n"),
-    )
+    run_dir = empty_run_folder(tmp_path, fake_environment(conda="name: demo\n"))
     assert (run_dir / "environment.yml").read_text() == "name: demo\n"
     assert not (run_dir / "environment.txt").exists()
     assert json.loads((run_dir / "environment.json").read_text())["conda_tool"] == "/usr/bin/conda"
@@ -321,17 +313,7 @@ def test_log_and_report_are_copies(project: dict[str, Path], tmp_path: Path) -> 
 
 
 def test_no_log_and_no_report(tmp_path: Path) -> None:
-    run_dir = Path(create_run_dir(tmp_path / "runs", "r"))
-    write_run_folder(
-        run_dir,
-        run_info=RUN_INFO,
-        artifacts=[],
-        registry_entries={},
-        project_root=tmp_path,
-        log_path=None,
-        report_dir=None,
-        environment=fake_environment(),
-    )
+    run_dir = empty_run_folder(tmp_path, fake_environment())
     assert not (run_dir / "report").exists()
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "artifacts",
