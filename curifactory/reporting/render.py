@@ -95,7 +95,7 @@ def copy_log(log_path: str | None, folder: str) -> dict[str, Any] | None:
     return {"href": urllib.parse.quote(name), "exists": exists, "name": name}
 
 
-def report_html(manager: Any, folder: str, final_folder: str) -> str:
+def report_html(manager: Any, folder: str) -> str:
     """Render the reportables into ``folder`` and return the page's HTML."""
     records = list(getattr(manager, "records", None) or [])
     record_views = context.record_views(records)
@@ -135,7 +135,7 @@ def write_report(manager: Any) -> str:
     with fileio.replacing(final) as tmp:
         os.makedirs(tmp)
         copy_css(manager, tmp)
-        html = report_html(manager, tmp, final)
+        html = report_html(manager, tmp)
         with open(os.path.join(tmp, INDEX_NAME), "w", encoding="utf-8") as handle:
             handle.write(html)
     fileio.copy_tree(final, os.path.join(reports_path, LATEST_DIR))
