@@ -99,9 +99,9 @@ def print_map(mapped: MappedRun, experiment: str, out: TextIO) -> None:
     for index, nodes in _nodes_by_record(plan).items():
         print(_record_title(index, mapped.records), file=out)
         for node in nodes:
-            reason = plan.decisions[node.key]
-            verdict = "cached" if reason is Reason.CACHED else f"run     {reason.value}"
-            print(f"  {_stage_label(node):<{width}}  {verdict}", file=out)
+            verdict = plan.verdicts[node.key]
+            text = f"run     {verdict.describe()}" if verdict.runs else "cached"
+            print(f"  {_stage_label(node):<{width}}  {text}", file=out)
 
 
 def print_paths(mapped: MappedRun, out: TextIO) -> None:

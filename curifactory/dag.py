@@ -1,31 +1,23 @@
 """The graph of an experiment's stage calls and the plan of what must run.
 
-Pure: the map pass of the executor builds :class:`Node` values; :func:`plan` turns
-them into a :class:`Plan`. A stage call must run when it has no outputs, when an
-output has no cacher or no valid cache entry, when overwrite applies to it, or when
-a stage it takes inputs from is rerun because of an overwrite (overwrites cascade
-downstream, so nothing downstream keeps a stale value). Everything else is skipped
-and its outputs are only loaded if a running stage reads them.
+Pure: the map pass of the executor builds :class:`Node` values; :func:`plan` walks
+them in call order, tells each call which upstream calls rerun because of an
+overwrite, and asks :func:`curifactory.decision.decide` whether it runs. What is
+skipped only leaves its outputs to be loaded if a running stage reads them.
 """
 
 from __future__ import annotations
 
-import enum
+import dataclasses
+import functools
 from dataclasses import dataclass, field
+
+from curifactory.decision import CallFacts, Decision, Reason, decide
+
+__all__ = ["Node", "NodeKey", "Plan", "Reason", "plan", "producers"]
 
 NodeKey = tuple[int, str, int]
 """(record index, stage name, occurrence of that stage on that record)."""
-
-
-class Reason(str, enum.Enum):
-    """Why a stage call runs (or is skipped)."""
-
-    NO_OUTPUTS = "has no outputs"
-    NOT_CACHED = "an output is not cached"
-    INVALID = "a cache entry is corrupt"
-    OVERWRITE = "overwrite applies"
-    UPSTREAM = "an upstream stage is overwritten"
-    CACHED = "cached"
 
 
 @dataclass(frozen=True)
@@ -37,9 +29,11 @@ class Node:
         inputs: declared input names.
         outputs: output names.
         input_records: records an aggregate reads from (its own for a stage).
-        status: ``Reason.CACHED`` when every output is valid in the cache, else
-            the reason it must run on its own account.
+        status: the call's own verdict (``decide`` of its facts, before any
+            upstream rerun is known).
         paths: the artifact path of each output (None without a cacher).
+        facts: what the map pass found out about the call (derived from
+            ``status`` when a graph is built by hand).
     """
 
     key: NodeKey
@@ -52,6 +46,11 @@ class Node:
     sources: tuple[NodeKey, ...] = ()
     """Producers of the values it reads, as seen in the map pass (e.g. across
     ``record.make_copy()`` or values passed as keyword arguments)."""
+    facts: CallFacts | None = None
+
+    def __post_init__(self) -> None:
+        if self.facts is None:
+            object.__setattr__(self, "facts", CallFacts.for_reason(self.stage, self.status))
 
     @property
     def record_index(self) -> int:
@@ -67,17 +66,24 @@ class Plan:
     """The decision for every mapped stage call, and the edges between them."""
 
     nodes: tuple[Node, ...]
-    decisions: dict[NodeKey, Reason]
+    verdicts: dict[NodeKey, Decision]
     edges: tuple[tuple[NodeKey, NodeKey, str], ...] = field(default_factory=tuple)
+    upstream: dict[NodeKey, tuple[str, ...]] = field(default_factory=dict)
+    """Per call, the upstream stages that rerun because of an overwrite."""
+
+    @functools.cached_property
+    def decisions(self) -> dict[NodeKey, Reason]:
+        """The :class:`Reason` of every call."""
+        return {key: verdict.reason for key, verdict in self.verdicts.items()}
 
     def runs(self, key: NodeKey) -> bool | None:
         """Whether the call runs; ``None`` for a call the map pass did not see."""
-        reason = self.decisions.get(key)
-        return None if reason is None else reason is not Reason.CACHED
+        verdict = self.verdicts.get(key)
+        return None if verdict is None else verdict.runs
 
     @property
     def to_run(self) -> list[Node]:
-        return [n for n in self.nodes if self.decisions[n.key] is not Reason.CACHED]
+        return [n for n in self.nodes if self.verdicts[n.key].runs]
 
 
 def producers(nodes: tuple[Node, ...] | list[Node]) -> list[tuple[NodeKey, NodeKey, str]]:
@@ -101,13 +107,12 @@ def plan(nodes: list[Node]) -> Plan:
     upstream: dict[NodeKey, list[NodeKey]] = {node.key: list(node.sources) for node in nodes}
     for source, target, _ in edges:
         upstream[target].append(source)
-    decisions: dict[NodeKey, Reason] = {}
-    overwritten: set[NodeKey] = set()
+    verdicts: dict[NodeKey, Decision] = {}
+    rerun_upstream: dict[NodeKey, tuple[str, ...]] = {}
     for node in nodes:  # call order is a topological order
-        reason = node.status
-        if any(src in overwritten for src in upstream.get(node.key, ())):
-            reason = Reason.UPSTREAM
-        if reason in (Reason.OVERWRITE, Reason.UPSTREAM):
-            overwritten.add(node.key)
-        decisions[node.key] = reason
-    return Plan(tuple(nodes), decisions, tuple(edges))
+        rerun = tuple(dict.fromkeys(src[1] for src in upstream.get(node.key, ())
+                                    if src in verdicts and verdicts[src].reason.cascades))
+        assert node.facts is not None  # set in Node.__post_init__
+        verdicts[node.key] = decide(dataclasses.replace(node.facts, upstream_rerun=rerun))
+        rerun_upstream[node.key] = rerun
+    return Plan(tuple(nodes), verdicts, tuple(edges), rerun_upstream)

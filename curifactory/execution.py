@@ -17,8 +17,10 @@ import warnings
 from typing import Any
 
 from curifactory import caching
-from curifactory.dag import Node, NodeKey, Reason
+from curifactory.dag import Node, NodeKey
+from curifactory.decision import CallFacts, Decision, Entry, OutputFact, Reason, decide
 from curifactory.errors import CacheError, CacheWarning, MissingInputError
+from curifactory.executors import JobResult, StageJob
 from curifactory.events import CacheHit, CacheInvalid, StageFinished, StageStarted, emit
 from curifactory.history import ArtifactInfo, StageRun, StageStatus
 from curifactory.staging import StageSpec
@@ -90,68 +92,65 @@ class StageCall:
         return cachers
 
     # -- deciding ----------------------------------------------------------------
-    def own_status(self, warn: bool = True) -> Reason:
-        """Whether this call must run on its own account (no plan needed)."""
-        spec, record, manager = self.spec, self.record, self.manager
-        if not spec.outputs:
-            return Reason.NO_OUTPUTS
-        if self.overwrite_applies():
-            return Reason.OVERWRITE
-        status = Reason.CACHED
-        for name, cacher in zip(spec.output_names, self.cachers):
-            if cacher is None:
-                return Reason.NOT_CACHED
-            reason = _entry_problem(cacher)
-            if reason == "missing":
-                status = Reason.NOT_CACHED
-            elif reason is not None and not warn:
-                return Reason.INVALID
-            elif reason is not None:
-                path = cacher.cache_paths[0] if cacher.cache_paths else cacher.metadata_path()
-                message = (f"Cache entry for '{name}' of stage '{spec.name}' (record "
-                           f"{record.get_reference_name()}) is not usable: {reason}. The stage will be recomputed.")
-                logger.warning(message)
-                # a script or notebook may have no console handler: warnings always reach the user
-                warnings.warn(message, CacheWarning, stacklevel=2)
-                emit(manager.listeners, CacheInvalid(spec.name, self.key[0], name, path, reason))
-                return Reason.INVALID
-        return status
+    def facts(self, warn: bool = True, upstream_rerun: tuple[str, ...] = ()) -> CallFacts:
+        """What is known about this call now: its cache entries, overwrites, the executor's policy.
 
-    def overwrite_applies(self) -> bool:
-        """Whether --overwrite, --overwrite-stage or the set's ``overwrite`` asks for a rerun."""
+        With ``warn``, a corrupt or incomplete entry is logged, warned about
+        (``CacheWarning``) and sent to the listeners as ``CacheInvalid``.
+        """
         spec, record, manager = self.spec, self.record, self.manager
-        asked = manager.overwrite or spec.name in manager.overwrite_stages
-        if manager.parallel_filled:
-            # the workers already reran what they ran; aggregates see all records only here,
-            # and rerun when a stage of a record they combine was overwritten
-            upstream = any(s in manager.overwrite_stages for r in record.input_records for s in r.stages)
-            return record.is_aggregate and (asked or upstream)
-        return asked or bool(getattr(record.params, "overwrite", False))
+        outputs = tuple(self._output_fact(name, cacher, warn) for name, cacher in zip(spec.output_names, self.cachers))
+        executor = manager.executor
+        return CallFacts(
+            stage=spec.name, outputs=outputs, aggregate=record.is_aggregate,
+            overwrite=(manager.overwrite or spec.name in manager.overwrite_stages
+                       or (not executor.prefilled and bool(getattr(record.params, "overwrite", False)))),
+            prefilled=executor.prefilled,
+            inputs_overwritten=any(s in manager.overwrite_stages for r in record.input_records for s in r.stages),
+            upstream_rerun=upstream_rerun,
+        )
 
-    def upstream_overwritten(self) -> bool:
+    def _output_fact(self, name: str, cacher: caching.Cacheable | None, warn: bool) -> OutputFact:
+        if cacher is None:
+            return OutputFact(name, Entry.NO_CACHER)
+        problem = _entry_problem(cacher)
+        if problem is None:
+            return OutputFact(name, Entry.VALID)
+        if problem == "missing":
+            return OutputFact(name, Entry.MISSING)
+        if warn:
+            path = cacher.cache_paths[0] if cacher.cache_paths else cacher.metadata_path()
+            message = (f"Cache entry for '{name}' of stage '{self.spec.name}' (record "
+                       f"{self.record.get_reference_name()}) is not usable: {problem}. The stage will be recomputed.")
+            logger.warning(message)
+            # a script or notebook may have no console handler: warnings always reach the user
+            warnings.warn(message, CacheWarning, stacklevel=3)
+            emit(self.manager.listeners, CacheInvalid(self.spec.name, self.key[0], name, path, problem))
+        return OutputFact(name, Entry.INVALID, problem)
+
+    def upstream_overwritten(self) -> tuple[str, ...]:
+        """Without a plan: the inputs that an overwrite recomputed earlier in this run."""
         sources = self.input_records()
-        return any(name in r.overwritten for r in sources for name in self.spec.inputs)
+        return tuple(name for name in self.spec.inputs if any(name in r.overwritten for r in sources))
 
     def input_records(self) -> list[Any]:
         return list(self.records) if self.spec.aggregate else [self.record]
 
-    def decide(self) -> Reason:
-        """The plan's decision, or the same rules applied now when there is no plan."""
+    def decide(self) -> Decision:
+        """The plan's decision, or, without one, :func:`decide` on the facts gathered now."""
         plan = self.manager.plan
-        if plan is not None and self.key[0] >= 0 and self.key in plan.decisions:
-            planned = plan.decisions[self.key]
-            if planned in (Reason.NOT_CACHED, Reason.INVALID) and self.own_status(warn=False) is Reason.CACHED:
-                return Reason.CACHED  # an earlier call of this run saved the same entry
+        if plan is not None and self.key[0] >= 0 and self.key in plan.verdicts:
+            planned = plan.verdicts[self.key]
+            if planned.reason in (Reason.NOT_CACHED, Reason.INVALID):
+                # an earlier call of this run may have saved the same entry meanwhile
+                return decide(self.facts(warn=False, upstream_rerun=plan.upstream.get(self.key, ())))
             return planned
-        status = self.own_status()
-        if status is Reason.CACHED and self.upstream_overwritten():
-            return Reason.UPSTREAM
-        return status
+        return decide(self.facts(upstream_rerun=self.upstream_overwritten()))
 
     # -- the map pass ---------------------------------------------------------------
     def map(self, overrides: dict[str, Any] | None = None) -> Node:
         """Record this call in the graph without running it."""
-        status = self.own_status()
+        facts = self.facts()
         sources = [v.key for v in (overrides or {}).values() if isinstance(v, MappedValue)]
         for record in self.input_records():
             for name in self.spec.inputs:
@@ -165,7 +164,8 @@ class StageCall:
             inputs=self.spec.inputs,
             outputs=self.spec.output_names,
             input_records=tuple(self.manager.record_index(r) for r in self.input_records()),
-            status=status,
+            status=decide(facts).reason,
+            facts=facts,
             paths=tuple(c._final_path() if c is not None else None for c in self.cachers),
             aggregate=self.spec.aggregate,
             sources=tuple(dict.fromkeys(sources)),
@@ -232,6 +232,24 @@ class StageCall:
                                         list(self.record.state.keys()), self.spec.suppress_missing_inputs)
         kwargs.update(overrides)
         return kwargs
+
+    def run_job(self, job: StageJob) -> JobResult:
+        """Execute the call for ``job``; with artifact locks, under the lock of its first
+        artifact, unless another process cached it meanwhile."""
+        reason = job.decision.reason
+        first = self.cachers[0] if self.cachers else None
+        if not self.manager.artifact_locks or first is None or not self.manager.may_write_cache:
+            return JobResult(StageStatus.EXECUTED, *self._execute_tuple(job.overrides, reason))
+        from curifactory.parallel import artifact_lock
+
+        with artifact_lock(self.manager.cache_path, first._final_path()):
+            if reason in (Reason.NOT_CACHED, Reason.INVALID) and not decide(self.facts(warn=False)).runs:
+                return JobResult(StageStatus.CACHED, tuple(self.skip()), 0)
+            return JobResult(StageStatus.EXECUTED, *self._execute_tuple(job.overrides, reason))
+
+    def _execute_tuple(self, overrides: dict[str, Any], reason: Reason) -> tuple[tuple[ArtifactInfo, ...], int]:
+        infos, produced = self.execute(overrides, reason)
+        return tuple(infos), produced
 
     def execute(self, overrides: dict[str, Any], reason: Reason) -> tuple[list[ArtifactInfo], int]:
         """Call the stage function, store and save its outputs."""
@@ -337,40 +355,25 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
             manager.mapped_nodes.append(node)
         return record
 
-    reason = call.decide()
-    will_execute = reason is not Reason.CACHED
-    emit(manager.listeners, StageStarted(spec.name, call.key[0], record.name, will_execute))
+    decision = call.decide()
+    emit(manager.listeners, StageStarted(spec.name, call.key[0], record.name, decision.runs))
     started = time.perf_counter()
-    if not will_execute:
+    if not decision.runs:
         infos = call.skip()
-        if infos and (record.get_hash(), spec.name, infos[0].path) in manager.computed_by_workers:
-            # computed in this run, by a --parallel worker
+        if infos and manager.executor.computed_elsewhere(record.get_hash(), spec.name, infos[0].path):
+            # computed in this run, by another process (a --parallel worker)
             infos = [dataclasses.replace(info, computed=True) for info in infos]
             return _finished(call, StageStatus.EXECUTED, infos, 0, started)
         return _finished(call, StageStatus.CACHED, infos, 0, started)
-    logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), reason.value)
+    logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), decision.describe())
+    executor = manager.executor
     try:
-        status, infos, produced = _run_call(call, overrides, reason)
+        [result] = executor.gather([executor.submit(StageJob(call, overrides, decision))])
     except BaseException as exc:
         manager.note_failure(spec.name, record, exc)
         _finished(call, StageStatus.FAILED, [], 0, started)
         raise
-    return _finished(call, status, infos, produced, started)
-
-
-def _run_call(call: StageCall, overrides: dict[str, Any],
-              reason: Reason) -> tuple[StageStatus, list[ArtifactInfo], int]:
-    """Execute the call; with artifact locks, under the lock of its first artifact,
-    unless another process cached it meanwhile."""
-    first = call.cachers[0] if call.cachers else None
-    if not call.manager.artifact_locks or first is None or not call.manager.may_write_cache:
-        return (StageStatus.EXECUTED, *call.execute(overrides, reason))
-    from curifactory.parallel import artifact_lock
-
-    with artifact_lock(call.manager.cache_path, first._final_path()):
-        if reason in (Reason.NOT_CACHED, Reason.INVALID) and call.own_status() is Reason.CACHED:
-            return StageStatus.CACHED, call.skip(), 0
-        return (StageStatus.EXECUTED, *call.execute(overrides, reason))
+    return _finished(call, result.status, list(result.artifacts), result.reportables, started)
 
 
 def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], produced: int,

@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterator
 from curifactory import hashing
 from curifactory.config import Settings, load_settings
 from curifactory.errors import ExperimentNotFoundError, ParamsError, ParamsNotFoundError, UsageError
-from curifactory.events import RunStarted, WorkersFinished, WorkersStarted, emit
+from curifactory.events import RunStarted, emit
+from curifactory.executors import RunContext, make_executor
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,7 @@ def run_experiment(
     parallel: int | None = None,
     parallel_safe: bool = False,
     on_manager: Callable[[Any], None] | None = None,
+    executor: Any = None,
     **_ignored: Any,
 ) -> tuple[Any, Any]:
     """Run an experiment as the ``experiment`` command does; returns ``(results, manager)``.
@@ -193,7 +195,9 @@ def run_experiment(
     With ``mngr`` given (e.g. a live manager in a notebook), the experiment runs on
     it; ``dry=True`` then loads a past run's results from the cache without writing.
     ``on_manager`` is called with the manager once it exists, before any stage
-    (or ``--parallel`` worker) runs.
+    (or ``--parallel`` worker) runs. ``executor`` runs the stage calls that must
+    run (see :mod:`curifactory.executors`); by default they run in this process,
+    or, with ``parallel`` > 1, a process pool fills the cache first.
 
     Raises:
         UsageError: unknown experiment or parameter file, bad ``get_params`` result,
@@ -224,7 +228,9 @@ def run_experiment(
         mngr = make_manager(parallel_mode=follower)
         # a follower rank runs every stage (aggregates too), without locks, and never writes the store
         mngr.parallel_mode = mngr.artifact_locks = False
-    changes = _run_options(mngr, given, dry=dry, dry_cache=dry_cache, cache_dir_override=cache_dir_override,
+    writes_cache = not (mngr.dry or mngr.dry_cache or dry or dry_cache)
+    executor = make_executor(parallel if writes_cache else None, given=executor)
+    changes = _run_options(mngr, given, executor, dry=dry, dry_cache=dry_cache, cache_dir_override=cache_dir_override,
                            overwrite=overwrite_override, stage_overwrites=stage_overwrites, listeners=listeners,
                            locks=parallel_safe and not follower)
     # a manager passed in (a notebook's) gets this run's options only for this run
@@ -236,14 +242,13 @@ def run_experiment(
         if mngr.store_full:
             mngr.reproduction_line = reproduction_line(mngr, experiment_name, param_files, selection)
         run = runner or module.run
-        if parallel and parallel > 1 and not mngr.dry and mngr.may_write_cache:
-            _fill_in_parallel(mngr, run, param_sets, parallel, make_manager)
+        mngr.executor.start(RunContext(mngr, run, param_sets, _worker_manager(mngr, make_manager)))
         if not no_dag:
             mngr.map_experiment(run, param_sets)
         return _execute(mngr, run, param_sets, experiment_name, report), mngr
 
 
-def _run_options(mngr: Any, given: bool, *, dry: bool, dry_cache: bool, cache_dir_override: str | None,
+def _run_options(mngr: Any, given: bool, executor: Any, *, dry: bool, dry_cache: bool, cache_dir_override: str | None,
                  overwrite: bool | None, stage_overwrites: list[str] | None, listeners: list[Any] | None,
                  locks: bool) -> dict[str, Any]:
     """The manager attributes this run sets (restored afterwards on a manager passed in)."""
@@ -251,6 +256,7 @@ def _run_options(mngr: Any, given: bool, *, dry: bool, dry_cache: bool, cache_di
         "dry": mngr.dry or dry,
         "dry_cache": mngr.dry_cache or dry_cache,
         "listeners": [*mngr.listeners, *(listeners or [])],
+        "executor": executor,
         # ranks of a distributed launch run every stage together (collectives): no locks for them
         "artifact_locks": mngr.artifact_locks or locks,
     }
@@ -278,10 +284,8 @@ def _temporarily(obj: Any, **changes: Any) -> Iterator[None]:
             setattr(obj, name, value)
 
 
-def _fill_in_parallel(mngr: Any, run: Callable[..., Any], param_sets: list[Any], workers: int,
-                      make_manager: Callable[..., Any]) -> None:
-    """Let ``--parallel`` workers fill the cache before the parent's own pass."""
-    from curifactory.parallel import fill_cache
+def _worker_manager(mngr: Any, make_manager: Callable[..., Any]) -> Callable[[], Any]:
+    """A factory of managers for this run's worker processes (same run, cache and overwrites)."""
 
     def worker_manager() -> Any:
         worker = make_manager(parallel_mode=True)
@@ -290,15 +294,7 @@ def _fill_in_parallel(mngr: Any, run: Callable[..., Any], param_sets: list[Any],
         worker.cache_path, worker.settings = mngr.cache_path, mngr.settings
         return worker
 
-    emit(mngr.listeners, WorkersStarted(min(workers, len(param_sets)), len(param_sets)))
-    outcomes = fill_cache(run, param_sets, workers, worker_manager)
-    logger.info("parallel workers finished: %s", outcomes)
-    failed = sum(1 for o in outcomes if o.exit_code)
-    emit(mngr.listeners, WorkersFinished(len(outcomes), sum(o.executed for o in outcomes), failed))
-    # the workers applied the overwrites, so the parent redoes only the aggregates; if
-    # one died, the parent cannot tell what it redid and applies them itself
-    mngr.parallel_filled = bool(outcomes) and not failed
-    mngr.computed_by_workers = {path for o in outcomes for path in o.computed}
+    return worker_manager
 
 
 def _execute(mngr: Any, run: Callable[..., Any], param_sets: list[Any], experiment_name: str, report: bool) -> Any:
@@ -306,7 +302,7 @@ def _execute(mngr: Any, run: Callable[..., Any], param_sets: list[Any], experime
     plan = mngr.plan
     emit(mngr.listeners, RunStarted(mngr.get_reference_name(), experiment_name, len(param_sets),
                                     len(plan.nodes) if plan else 0, len(plan.to_run) if plan else 0,
-                                    len(mngr.computed_by_workers)))
+                                    len(mngr.executor.computed)))
     try:
         results = run(param_sets, mngr)
     except BaseException as exc:
@@ -314,7 +310,7 @@ def _execute(mngr: Any, run: Callable[..., Any], param_sets: list[Any], experime
         _close_run(mngr, report)
         raise
     finally:
-        mngr.parallel_filled, mngr.computed_by_workers = False, set()
+        mngr.executor.finish()
     mngr.finish("LIVE" if mngr.interactive else "complete")
     _close_run(mngr, report)
     return results

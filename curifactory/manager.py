@@ -19,6 +19,7 @@ from typing import Any
 from curifactory import dag, execution, fileio, hashing
 from curifactory.config import Settings, load_settings
 from curifactory.events import Listener, RunFinished, emit
+from curifactory.executors import InProcessExecutor
 from curifactory.store import ManagerStore, ParamsRegistry
 
 logger = logging.getLogger(__name__)
@@ -129,8 +130,7 @@ class ArtifactManager:
         self.live_report_path_generated = False  # 0.20 attribute; displays need no folder here
         self.artifact_locks = parallel_mode
         self.writes_store = not parallel_mode  # False for workers and non-zero distributed ranks
-        self.parallel_filled = False  # --parallel workers filled the cache for this run
-        self.computed_by_workers: set[tuple[str, str, str]] = set()  # (record hash, stage, first artifact)
+        self.executor: Any = InProcessExecutor()  # where stage calls that must run run
 
         self.run_timestamp = datetime.datetime.now()
         self.hostname = socket.gethostname()

@@ -1,0 +1,147 @@
+"""Does this stage call run, and why: the one decision, pure.
+
+Everything the answer depends on is gathered first by the adapters and the
+executor (is each output's cache entry valid, was an overwrite asked for, which
+upstream stage calls rerun, did ``--parallel`` workers already handle the call)
+into a :class:`CallFacts` value; :func:`decide` turns it into a :class:`Decision`.
+The planner (:func:`curifactory.dag.plan`) and the per-call path without a plan
+both call :func:`decide`, so the rules, and the cascade of overwrites downstream,
+are written once, here. No I/O happens in this module.
+
+The rules, in order:
+
+1. a call without outputs always runs (``no_outputs``);
+2. an overwrite that applies to it (``--overwrite``, ``--overwrite-stage``, the
+   parameter set's ``overwrite``) reruns it (``overwrite``); when ``--parallel``
+   workers already ran the record stages, only aggregates still apply it;
+3. a call reading from an upstream call that reruns because of an overwrite
+   reruns too (``upstream``), so nothing downstream keeps a stale value;
+4. an output without a cacher (``not_cached``), with a corrupt or incomplete
+   entry (``invalid``) or with no entry (``not_cached``) makes it run;
+5. otherwise it is skipped (``cached``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Reason(str, enum.Enum):
+    """Why a stage call runs (or ``CACHED``: why it does not)."""
+
+    NO_OUTPUTS = "has no outputs"
+    NOT_CACHED = "an output is not cached"
+    INVALID = "a cache entry is corrupt"
+    OVERWRITE = "overwrite applies"
+    UPSTREAM = "an upstream stage is overwritten"
+    CACHED = "cached"
+
+    @property
+    def runs(self) -> bool:
+        return self is not Reason.CACHED
+
+    @property
+    def cascades(self) -> bool:
+        """Whether calls downstream of one decided this way must rerun too."""
+        return self in (Reason.OVERWRITE, Reason.UPSTREAM)
+
+
+class Entry(str, enum.Enum):
+    """The state of one output's cache entry, as the cacher found it."""
+
+    VALID = "valid"
+    MISSING = "missing"
+    INVALID = "invalid"
+    NO_CACHER = "no cacher"
+
+
+@dataclass(frozen=True)
+class OutputFact:
+    """One output of the call: its name, its entry's state and, if invalid, why."""
+
+    name: str
+    entry: Entry
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What is known about one stage call before deciding.
+
+    Attributes:
+        stage: the stage's name.
+        outputs: one :class:`OutputFact` per declared output (empty: no outputs).
+        overwrite: an overwrite is asked for this call (flags or the set's own).
+        aggregate: the call is an aggregate.
+        prefilled: ``--parallel`` workers already ran (and overwrote) the
+            record stages of this run; overwrites then apply to aggregates only.
+        inputs_overwritten: for an aggregate after a prefilled run, a stage of a
+            record it combines was overwritten by the workers.
+        upstream_rerun: stages upstream of this call that rerun because of an
+            overwrite (each one is enough to rerun it).
+    """
+
+    stage: str
+    outputs: tuple[OutputFact, ...]
+    overwrite: bool = False
+    aggregate: bool = False
+    prefilled: bool = False
+    inputs_overwritten: bool = False
+    upstream_rerun: tuple[str, ...] = ()
+
+    @classmethod
+    def for_reason(cls, stage: str, reason: Reason) -> CallFacts:
+        """Facts that, without upstream information, decide ``reason`` (for callers
+        that know only a call's own verdict, e.g. a hand-built graph)."""
+        entry = {Reason.INVALID: Entry.INVALID, Reason.NOT_CACHED: Entry.MISSING}.get(reason, Entry.VALID)
+        outputs = () if reason is Reason.NO_OUTPUTS else (OutputFact("output", entry),)
+        return cls(stage, outputs, overwrite=reason is Reason.OVERWRITE)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one call: the :class:`Reason` and what it is about.
+
+    ``detail`` names the output (``not_cached``, ``invalid``) or the upstream
+    stage (``upstream``) that made the call run; it is empty otherwise.
+    """
+
+    reason: Reason
+    detail: str = ""
+
+    @property
+    def runs(self) -> bool:
+        return self.reason.runs
+
+    def describe(self) -> str:
+        """``an output is not cached ('model')``-style text for ``--map`` and logs."""
+        return f"{self.reason.value} ({self.detail!r})" if self.detail else self.reason.value
+
+
+def overwrite_applies(facts: CallFacts) -> bool:
+    """Whether an overwrite reruns this call (after a prefilled run: aggregates only)."""
+    if facts.prefilled:
+        return facts.aggregate and (facts.overwrite or facts.inputs_overwritten)
+    return facts.overwrite
+
+
+def decide(facts: CallFacts) -> Decision:
+    """Whether the call runs, and why (see the module docstring for the rules)."""
+    if not facts.outputs:
+        return Decision(Reason.NO_OUTPUTS)
+    if overwrite_applies(facts):
+        return Decision(Reason.OVERWRITE)
+    if facts.upstream_rerun:
+        return Decision(Reason.UPSTREAM, facts.upstream_rerun[0])
+    missing: OutputFact | None = None
+    for output in facts.outputs:
+        if output.entry is Entry.NO_CACHER:
+            return Decision(Reason.NOT_CACHED, output.name)
+        if output.entry is Entry.INVALID:
+            return Decision(Reason.INVALID, output.name)
+        if output.entry is Entry.MISSING and missing is None:
+            missing = output
+    if missing is not None:
+        return Decision(Reason.NOT_CACHED, missing.name)
+    return Decision(Reason.CACHED)

@@ -1,0 +1,209 @@
+"""Executors: where a stage call that must run actually runs.
+
+The run loop (:func:`curifactory.execution.run_stage`) decides whether a call
+runs; when it does, it hands a :class:`StageJob` to the manager's executor with
+:meth:`Executor.submit` and waits for it with :meth:`Executor.gather`. It never
+knows which executor it drives. Two ship here:
+
+- :class:`InProcessExecutor` runs each job at once, in this process (the default);
+- :class:`ProcessPoolExecutor` (``--parallel N``) first lets N forked workers fill
+  the cache with every record's stages (:func:`curifactory.parallel.fill_cache`),
+  then runs what is left (the aggregates) in this process.
+
+A new executor implements ``submit`` and ``gather`` (see :class:`Executor`);
+subclassing :class:`BaseExecutor` gives it the optional hooks. See
+docs/architecture.md, "Adding an executor".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from curifactory.events import WorkersFinished, WorkersStarted, emit
+from curifactory.history import ArtifactInfo, StageStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What running a job did: executed (or found cached under its lock), its artifacts."""
+
+    status: StageStatus
+    artifacts: tuple[ArtifactInfo, ...] = ()
+    reportables: int = 0
+
+
+class StageJob:
+    """A stage call the run loop decided to run.
+
+    Attributes:
+        call: the :class:`curifactory.execution.StageCall` (spec, record, cachers).
+        overrides: the keyword arguments the stage was called with.
+        decision: why it runs (:class:`curifactory.decision.Decision`).
+    """
+
+    def __init__(self, call: Any, overrides: dict[str, Any], decision: Any):
+        self.call = call
+        self.overrides = overrides
+        self.decision = decision
+
+    @property
+    def stage(self) -> str:
+        return str(self.call.spec.name)
+
+    @property
+    def record(self) -> Any:
+        return self.call.record
+
+    def run(self) -> JobResult:
+        """Execute the call here and now (an executor calls this where it wants it run)."""
+        return self.call.run_job(self)  # type: ignore[no-any-return]
+
+
+@runtime_checkable
+class Handle(Protocol):
+    """A submitted job; ``result()`` waits for it and returns or raises."""
+
+    def result(self) -> JobResult:  # pragma: no cover - protocol
+        ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """The plug-in point: run submitted stage jobs, hand back their results."""
+
+    def submit(self, job: StageJob) -> Handle:  # pragma: no cover - protocol
+        ...
+
+    def gather(self, handles: Sequence[Handle]) -> list[JobResult]:  # pragma: no cover - protocol
+        ...
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What an executor may use before the real pass starts (see :meth:`BaseExecutor.start`).
+
+    Attributes:
+        manager: the run's manager.
+        run: the experiment's ``run(param_sets, manager)``.
+        param_sets: the selected parameter sets.
+        worker_manager: makes a manager for a worker process of this run.
+    """
+
+    manager: Any
+    run: Callable[..., Any]
+    param_sets: list[Any]
+    worker_manager: Callable[[], Any] = field(default=lambda: None)
+
+
+class Done:
+    """The handle of a job that already ran: its result or the exception it raised."""
+
+    def __init__(self, result: JobResult | None = None, error: BaseException | None = None):
+        self._result = result
+        self._error = error
+
+    def result(self) -> JobResult:
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+class BaseExecutor:
+    """Optional hooks with do-nothing defaults, for executors to subclass.
+
+    Attributes:
+        prefilled: the record stages of this run were already run elsewhere
+            (overwrites then apply to aggregates only; see ``decision``).
+        computed: (record hash, stage, first artifact path) of each call another
+            process computed for this run (shown as executed, not cached).
+    """
+
+    name = "base"
+    prefilled = False
+
+    def __init__(self) -> None:
+        self.computed: frozenset[tuple[str, str, str]] = frozenset()
+
+    def start(self, context: RunContext) -> None:
+        """Called once before the run's real pass."""
+
+    def finish(self) -> None:
+        """Called once after the run's real pass (also when it failed)."""
+        self.prefilled, self.computed = False, frozenset()
+
+    def gather(self, handles: Sequence[Handle]) -> list[JobResult]:
+        return [handle.result() for handle in handles]
+
+    def computed_elsewhere(self, record_hash: str, stage: str, path: str | None) -> bool:
+        return (record_hash, stage, path) in self.computed
+
+
+class InProcessExecutor(BaseExecutor):
+    """Runs every job immediately, in this process."""
+
+    name = "in-process"
+
+    def submit(self, job: StageJob) -> Handle:
+        try:
+            return Done(job.run())
+        except BaseException as exc:  # handed back through result(), as any executor does
+            return Done(error=exc)
+
+
+class ProcessPoolExecutor(InProcessExecutor):
+    """``--parallel N``: N forked workers fill the cache, this process runs the rest.
+
+    Each worker runs the experiment on every N-th parameter set, under
+    per-artifact file locks (a shared artifact is computed once) and without
+    aggregates; the real pass then finds their outputs cached.
+    """
+
+    name = "process-pool"
+
+    def __init__(self, workers: int):
+        super().__init__()
+        self.workers = workers
+
+    def start(self, context: RunContext) -> None:
+        from curifactory.parallel import fill_cache
+
+        manager = context.manager
+        emit(manager.listeners, WorkersStarted(min(self.workers, len(context.param_sets)), len(context.param_sets)))
+        outcomes = fill_cache(context.run, context.param_sets, self.workers, context.worker_manager)
+        logger.info("parallel workers finished: %s", outcomes)
+        failed = sum(1 for o in outcomes if o.exit_code)
+        emit(manager.listeners, WorkersFinished(len(outcomes), sum(o.executed for o in outcomes), failed))
+        # the workers applied the overwrites, so only aggregates still need them; if a
+        # worker died, this process cannot tell what it redid and applies them itself
+        self.prefilled = bool(outcomes) and not failed
+        self.computed = frozenset(path for o in outcomes for path in o.computed)
+
+
+class _Adapted(BaseExecutor):
+    """Gives an executor that implements only ``submit`` and ``gather`` the hooks."""
+
+    def __init__(self, inner: Executor):
+        super().__init__()
+        self.inner = inner
+        self.name = type(inner).__name__
+
+    def submit(self, job: StageJob) -> Handle:
+        return self.inner.submit(job)
+
+    def gather(self, handles: Sequence[Handle]) -> list[JobResult]:
+        return self.inner.gather(handles)
+
+
+def make_executor(parallel: int | None = None, given: Executor | None = None) -> BaseExecutor:
+    """The executor ``given`` (with the optional hooks added if it lacks them), else
+    the one for ``--parallel N`` (a process pool when N > 1, else in-process)."""
+    if given is not None:
+        return given if isinstance(given, BaseExecutor) else _Adapted(given)
+    if parallel and parallel > 1:
+        return ProcessPoolExecutor(parallel)
+    return InProcessExecutor()

@@ -1,0 +1,66 @@
+"""The one decision, case by case, with no files: every Reason and every rule's order."""
+
+from __future__ import annotations
+
+import pytest
+
+from curifactory.decision import CallFacts, Decision, Entry, OutputFact, Reason, decide
+
+VALID = OutputFact("a", Entry.VALID)
+MISSING = OutputFact("b", Entry.MISSING)
+INVALID = OutputFact("c", Entry.INVALID, "corrupt")
+NO_CACHER = OutputFact("d", Entry.NO_CACHER)
+
+# (facts, expected decision)
+TABLE = [
+    (CallFacts("s", ()), Decision(Reason.NO_OUTPUTS)),
+    (CallFacts("s", (), overwrite=True, upstream_rerun=("u",)), Decision(Reason.NO_OUTPUTS)),
+    (CallFacts("s", (VALID,)), Decision(Reason.CACHED)),
+    (CallFacts("s", (VALID, VALID)), Decision(Reason.CACHED)),
+    (CallFacts("s", (VALID, MISSING)), Decision(Reason.NOT_CACHED, "b")),
+    (CallFacts("s", (NO_CACHER, VALID)), Decision(Reason.NOT_CACHED, "d")),
+    (CallFacts("s", (VALID, INVALID)), Decision(Reason.INVALID, "c")),
+    # a corrupt entry is named even when an earlier output is only missing
+    (CallFacts("s", (MISSING, INVALID)), Decision(Reason.INVALID, "c")),
+    (CallFacts("s", (VALID,), overwrite=True), Decision(Reason.OVERWRITE)),
+    (CallFacts("s", (MISSING,), overwrite=True), Decision(Reason.OVERWRITE)),
+    (CallFacts("s", (VALID,), upstream_rerun=("fit", "load")), Decision(Reason.UPSTREAM, "fit")),
+    # upstream reruns win over a missing or corrupt entry, so the cascade goes on
+    (CallFacts("s", (MISSING,), upstream_rerun=("fit",)), Decision(Reason.UPSTREAM, "fit")),
+    (CallFacts("s", (INVALID,), upstream_rerun=("fit",)), Decision(Reason.UPSTREAM, "fit")),
+    (CallFacts("s", (VALID,), overwrite=True, upstream_rerun=("fit",)), Decision(Reason.OVERWRITE)),
+    # after --parallel workers filled the cache, overwrites apply to aggregates only
+    (CallFacts("s", (VALID,), overwrite=True, prefilled=True), Decision(Reason.CACHED)),
+    (CallFacts("s", (VALID,), overwrite=True, prefilled=True, aggregate=True), Decision(Reason.OVERWRITE)),
+    (CallFacts("s", (VALID,), prefilled=True, aggregate=True, inputs_overwritten=True), Decision(Reason.OVERWRITE)),
+    (CallFacts("s", (VALID,), prefilled=True, aggregate=True), Decision(Reason.CACHED)),
+    (CallFacts("s", (VALID,), inputs_overwritten=True, aggregate=True), Decision(Reason.CACHED)),
+]
+
+
+@pytest.mark.parametrize("facts, expected", TABLE)
+def test_decide(facts, expected):
+    assert decide(facts) == expected
+
+
+def test_the_table_covers_every_reason():
+    assert {expected.reason for _, expected in TABLE} == set(Reason)
+
+
+def test_cascading_and_running_reasons():
+    assert {r for r in Reason if r.cascades} == {Reason.OVERWRITE, Reason.UPSTREAM}
+    assert {r for r in Reason if not r.runs} == {Reason.CACHED}
+
+
+def test_describe_names_the_detail():
+    assert Decision(Reason.NOT_CACHED, "model").describe() == "an output is not cached ('model')"
+    assert Decision(Reason.OVERWRITE).describe() == "overwrite applies"
+
+
+@pytest.mark.parametrize("reason", [r for r in Reason if r is not Reason.UPSTREAM])
+def test_facts_for_a_calls_own_reason_decide_that_reason(reason):
+    assert decide(CallFacts.for_reason("s", reason)).reason is reason
+
+
+def test_upstream_is_never_a_calls_own_reason():
+    assert decide(CallFacts.for_reason("s", Reason.UPSTREAM)).reason is Reason.CACHED
