@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from curifactory import cli, cli_run
+from curifactory import cli
+from curifactory.cli import run as cli_run
 from curifactory.events import RunFinished, RunStarted, StageFinished, StageStarted
 from curifactory.history import StageStatus
 from curifactory.logs import CliLogging, LogOptions
@@ -199,7 +200,7 @@ def test_error_paragraph(capsys):
 def test_the_command_modules_start_light():
     import subprocess
 
-    code = ("import sys, curifactory.cli, curifactory.cli_run, curifactory.cli_project, curifactory.cli_inspect; "
+    code = ("import sys, curifactory.cli, curifactory.cli.run, curifactory.cli.project, curifactory.cli.inspect; "
             "print(sorted(m for m in ('rich', 'pandas', 'matplotlib', 'jinja2', 'numpy', 'IPython') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

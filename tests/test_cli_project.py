@@ -126,7 +126,7 @@ def test_reports_serves_the_configured_reports_folder(tmp_path):
 def test_init_asks_on_a_terminal(tmp_path):
     import io
 
-    from curifactory.cli_project import InitOptions, init_project
+    from curifactory.cli.project import InitOptions, init_project
 
     answers = {"cache_path": "store/cache"}
 

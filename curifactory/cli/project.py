@@ -91,7 +91,7 @@ def list_project(settings: Settings, out: TextIO, names: str | None = None) -> N
 
 FOLDER_KEYS = ("manager_cache_path", "cache_path", "runs_path", "logs_path", "notebooks_path", "reports_path")
 IGNORED_KEYS = ("manager_cache_path", "cache_path", "runs_path", "logs_path", "reports_path")
-PACKAGED_CSS = os.path.join(os.path.dirname(__file__), "reporting", "static", "style.css")
+PACKAGED_CSS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "reporting", "static", "style.css")
 
 
 @dataclass

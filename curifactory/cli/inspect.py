@@ -7,12 +7,14 @@ printed as plain text.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from curifactory import hashing
-from curifactory.cli import display_path
+from curifactory.cli.common import display_path, load_project_code, selection_lists, warn_unknown_stages
 from curifactory.dag import Node, Plan, Reason
 from curifactory.errors import UsageError
 
@@ -160,3 +162,52 @@ def print_params(param_sets: list[Any], out: TextIO) -> None:
             if field.name in _HIDDEN_FIELDS or (field.name == "overwrite" and not param_set.overwrite):
                 continue
             print(f"  {field.name} = {getattr(param_set, field.name)!r}", file=out)
+
+
+# -- inspecting -------------------------------------------------------------------------------
+
+
+def inspect_command(args: argparse.Namespace, settings: Any) -> int:
+    """``--hashes``, ``--print-params``, ``--map``, ``--paths``: print, run nothing, write nothing."""
+    from curifactory.experiment import ParamSelection, collect_param_sets, load_experiment
+
+    module = load_project_code(lambda: load_experiment(args.experiment, settings), args.experiment)
+    selection = ParamSelection(tuple(args.names or ()), tuple(selection_lists(args.indices) or ()),
+                               tuple(selection_lists(args.global_indices) or ()))
+    param_sets, block = load_project_code(lambda: collect_param_sets(module, args.params, settings, selection),
+                                          args.experiment)
+    out = sys.stdout
+    sections: list[Callable[[], None]] = []
+    if args.hashes:
+        sections.append(lambda: print_hashes(block, out))
+    if args.print_params is not None:
+        chosen = select_param_sets(param_sets, args.print_params)
+        sections.append(lambda: print_params(chosen, out))
+    if args.map or args.paths:
+        manager = dry_manager(args, settings, block)
+        mapped = map_run(module.run, param_sets, manager)
+        if mapped.plan is not None:
+            warn_unknown_stages(list(args.overwrite_stage or []), list(mapped.plan.nodes))
+        if args.map:
+            sections.append(lambda: print_map(mapped, args.experiment, out))
+        if args.paths:
+            sections.append(lambda: print_paths(mapped, out))
+    for number, section in enumerate(sections):
+        if number:
+            print(file=out)
+        section()
+    return 0
+
+
+def dry_manager(args: argparse.Namespace, settings: Any, block: dict[str, list[list[str]]]) -> Any:
+    """A manager that writes nothing, with the run's cache, prefix and overwrite flags."""
+    from curifactory.manager import ArtifactManager
+
+    manager = ArtifactManager(args.experiment, dry=True, prefix=args.prefix, lazy=args.lazy,
+                              ignore_lazy=args.ignore_lazy, cache_path=args.cache,
+                              status_override="incomplete", settings=settings)
+    manager.overwrite = bool(args.overwrite)
+    manager.overwrite_stages = list(args.overwrite_stage or [])
+    manager.parameter_files = list(block)
+    manager.param_file_param_sets = block
+    return manager

@@ -12,7 +12,16 @@ import tempfile
 import traceback
 from typing import Any, Callable
 
-from curifactory.cli import EDIT_NOTES, CommandError, display_path, print_error, quote_argv
+from curifactory.cli.common import (
+    EDIT_NOTES,
+    display_path,
+    load_error,
+    load_project_code,
+    print_error,
+    quote_argv,
+    selection_lists,
+    warn_unknown_stages,
+)
 from curifactory.logs import CliLogging, LogOptions
 from curifactory.progress import make_progress
 
@@ -34,6 +43,8 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     logs.start()
     try:
         if inspect:
+            from curifactory.cli.inspect import inspect_command
+
             return inspect_command(args, settings)
         return execute(args, argv, settings, logs)
     finally:
@@ -56,13 +67,6 @@ def _isatty(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
-
-
-def selection_lists(values: list[str] | None) -> list[str] | None:
-    """Repeated and comma-separated ``--indices`` values as one list."""
-    if not values:
-        return None
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
 class RunSession:
@@ -94,15 +98,6 @@ class RunSession:
 
     def _check_overwrite_stages(self, nodes: list[Any]) -> None:
         warn_unknown_stages(self.overwrite_stages, nodes)
-
-
-def warn_unknown_stages(names: list[str], nodes: list[Any]) -> None:
-    """Warn about ``--overwrite-stage`` names that no mapped stage call has."""
-    called = sorted({node.stage for node in nodes})
-    for name in names:
-        if name not in called:
-            logger.warning("--overwrite-stage %s: the experiment calls no stage of that name (its stages: %s)",
-                           name, ", ".join(called) or "none")
 
 
 def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliLogging) -> int:
@@ -140,32 +135,6 @@ def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliL
     progress.close()
     report_success(manager, args)
     return 0
-
-
-def load_project_code(load: Callable[[], Any], experiment: str) -> Any:
-    """``load()``, with a failure of the project's own code explained (see :func:`load_error`)."""
-    try:
-        return load()
-    except Exception as exc:
-        raise load_error(exc, experiment)
-
-
-def load_error(exc: Exception, experiment: str) -> Exception:
-    """The error to show for ``exc`` raised before the run began.
-
-    curifactory's errors (unknown experiment, bad ``get_params`` result, ...) are
-    shown as they are; anything else came from importing the experiment or a
-    parameter file, or from a ``get_params()``, and becomes a :class:`CommandError`
-    saying so (the original is its cause).
-    """
-    from curifactory.errors import CurifactoryError
-
-    if isinstance(exc, CurifactoryError):
-        return exc
-    error = CommandError(f"loading experiment '{experiment}' or its parameter sets failed: "
-                         f"{type(exc).__name__}: {exc}.")
-    error.__cause__ = exc
-    return error
 
 
 def report_success(manager: Any, args: argparse.Namespace) -> None:
@@ -293,53 +262,3 @@ def _notes_from_prompt() -> str:
             break
         lines.append(line)
     return "\n".join(lines)
-
-
-# -- inspecting -------------------------------------------------------------------------------
-
-
-def inspect_command(args: argparse.Namespace, settings: Any) -> int:
-    """``--hashes``, ``--print-params``, ``--map``, ``--paths``: print, run nothing, write nothing."""
-    from curifactory import cli_inspect
-    from curifactory.experiment import ParamSelection, collect_param_sets, load_experiment
-
-    module = load_project_code(lambda: load_experiment(args.experiment, settings), args.experiment)
-    selection = ParamSelection(tuple(args.names or ()), tuple(selection_lists(args.indices) or ()),
-                               tuple(selection_lists(args.global_indices) or ()))
-    param_sets, block = load_project_code(lambda: collect_param_sets(module, args.params, settings, selection),
-                                          args.experiment)
-    out = sys.stdout
-    sections: list[Callable[[], None]] = []
-    if args.hashes:
-        sections.append(lambda: cli_inspect.print_hashes(block, out))
-    if args.print_params is not None:
-        chosen = cli_inspect.select_param_sets(param_sets, args.print_params)
-        sections.append(lambda: cli_inspect.print_params(chosen, out))
-    if args.map or args.paths:
-        manager = dry_manager(args, settings, block)
-        mapped = cli_inspect.map_run(module.run, param_sets, manager)
-        if mapped.plan is not None:
-            warn_unknown_stages(list(args.overwrite_stage or []), list(mapped.plan.nodes))
-        if args.map:
-            sections.append(lambda: cli_inspect.print_map(mapped, args.experiment, out))
-        if args.paths:
-            sections.append(lambda: cli_inspect.print_paths(mapped, out))
-    for number, section in enumerate(sections):
-        if number:
-            print(file=out)
-        section()
-    return 0
-
-
-def dry_manager(args: argparse.Namespace, settings: Any, block: dict[str, list[list[str]]]) -> Any:
-    """A manager that writes nothing, with the run's cache, prefix and overwrite flags."""
-    from curifactory.manager import ArtifactManager
-
-    manager = ArtifactManager(args.experiment, dry=True, prefix=args.prefix, lazy=args.lazy,
-                              ignore_lazy=args.ignore_lazy, cache_path=args.cache,
-                              status_override="incomplete", settings=settings)
-    manager.overwrite = bool(args.overwrite)
-    manager.overwrite_stages = list(args.overwrite_stage or [])
-    manager.parameter_files = list(block)
-    manager.param_file_param_sets = block
-    return manager
