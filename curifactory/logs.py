@@ -119,6 +119,7 @@ class CliLogging:
         self.buffer: logging.handlers.MemoryHandler | None = None
         self.file: logging.FileHandler | None = None
         self._root_level = logging.NOTSET
+        self._warning_filters: list[Any] | None = None
         self.log_path: str | None = None
 
     @property
@@ -132,6 +133,7 @@ class CliLogging:
         from curifactory.errors import CacheWarning
 
         # the executor logs a corrupt cache entry too: show it once, as a log line
+        self._warning_filters = list(warnings.filters)
         warnings.filterwarnings("ignore", category=CacheWarning)
         root = logging.getLogger()
         self._root_level = root.level
@@ -194,3 +196,31 @@ class CliLogging:
                 handler.close()
         self.console = self.buffer = self.file = None
         root.setLevel(self._root_level)
+        if self._warning_filters is not None:
+            import warnings
+
+            warnings.filters[:] = self._warning_filters
+            warnings._filters_mutated()  # type: ignore[attr-defined]  # the module caches its filters
+            self._warning_filters = None
+
+
+def start_live_log(manager: Any) -> str:
+    """A live (script or notebook) manager's log file ``<logs_path>/<reference>.log``.
+
+    The one handler it adds goes on the ``curifactory`` logger and replaces the
+    handler of an earlier live manager; it sets ``manager.log_path``.
+    """
+    os.makedirs(manager.logs_path, exist_ok=True)
+    manager.log_path = os.path.join(manager.logs_path, f"{manager.get_reference_name()}.log")
+    handler = logging.FileHandler(manager.log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FILE_FORMAT))
+    handler.setLevel(logging.DEBUG if manager.live_log_debug else logging.INFO)
+    package_logger = logging.getLogger("curifactory")
+    for old in [h for h in package_logger.handlers if getattr(h, "_cf_live", False)]:
+        package_logger.removeHandler(old)
+        old.close()
+    handler._cf_live = True  # type: ignore[attr-defined]
+    package_logger.addHandler(handler)
+    if package_logger.level == logging.NOTSET or package_logger.level > handler.level:
+        package_logger.setLevel(handler.level)
+    return manager.log_path

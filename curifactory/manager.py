@@ -1,9 +1,16 @@
-"""``ArtifactManager``: owns the settings, the store, the records and the listeners.
+"""``ArtifactManager``: the records, options and bookkeeping of one experiment run.
 
-It is deliberately thin: stage calls are handed to :mod:`curifactory.execution`,
-storage to :mod:`curifactory.store`, environment capture to
-:mod:`curifactory.environment`, and the report and notebook views (imported only
-inside the methods that need them) to the presentation layer.
+It is thin on purpose and keeps curifactory 0.20's arguments, attributes and
+methods. The options are one frozen :class:`~curifactory.options.RunOptions`
+value; the store entry lives in :mod:`curifactory.registration`, the start of a
+run (git, store, run folder) in :func:`curifactory.runner.start_run`, the live log
+in :func:`curifactory.logs.start_live_log`, the notebook views in
+:class:`~curifactory.views.ManagerViews`, stage calls in
+:mod:`curifactory.execution` and their execution in the manager's ``executor``.
+
+Made by a script or notebook (status ``LIVE``, the 0.20 way), the constructor
+starts the run at once, as 0.20 did: the live-manager path. ``run_experiment``
+makes its manager with ``start=False`` and starts it itself.
 """
 
 from __future__ import annotations
@@ -16,103 +23,94 @@ import socket
 import time
 from typing import Any
 
-from curifactory import dag, execution, fileio, hashing
+from curifactory import dag, execution, fileio, identity, registration
 from curifactory.config import Settings, load_settings
 from curifactory.events import Listener, RunFinished, emit
 from curifactory.executors import InProcessExecutor
-from curifactory.store import ManagerStore, ParamsRegistry
+from curifactory.options import Option, RunOptions
+from curifactory.views import ManagerViews
 
 logger = logging.getLogger(__name__)
 
-TIMESTAMP_FORMAT = "%Y-%m-%d-T%H%M%S"
+TIMESTAMP_FORMAT = identity.TIMESTAMP_FORMAT
 _PATH_ARGS = ("manager_cache_path", "cache_path", "runs_path", "logs_path", "notebooks_path",
               "reports_path", "report_css_path")
 
 
-class ArtifactManager:
+class ArtifactManager(ManagerViews):
     """The records, options and bookkeeping of one experiment run.
 
-    Every argument of curifactory 0.20 is accepted. Paths default to the project's
-    ``curifactory_config.json`` (found in the working directory or up to 3
-    parents); explicit arguments win. Created from a script or notebook the run's
-    status is ``LIVE`` and it is entered in the store right away.
+    Every argument of curifactory 0.20 is accepted (see
+    :class:`~curifactory.options.RunOptions` for the run options). Paths default to
+    the project's ``curifactory_config.json`` (found in the working directory or up
+    to 3 parents); explicit arguments win. Created from a script or notebook the
+    run's status is ``LIVE`` and it is entered in the store right away.
 
     Args:
         experiment_name: names the run and prefixes cached artifacts.
-        store_full: write a ``--store-full`` run folder.
-        dry: write no file at all (cache, store, logs, report).
-        dry_cache: write no cache entries (the store and report are written).
-        prefix: artifact prefix instead of the experiment name.
-        run_line: the command line that started the run.
         parallel_lock: a lock shared by parallel workers.
-        parallel_mode: this manager is a worker of a ``--parallel`` run.
-        lazy: make every output ``Lazy`` (``PickleCacher`` where none is given).
-        ignore_lazy: keep every output in memory.
-        notes: notes for the store and report.
         status_override: ``LIVE`` unless started by ``run_experiment``.
         suppress_live_log: no log file for a live manager.
         live_log_debug: log at DEBUG level in a live manager's log file.
         disable_non_cf_loggers: accepted for compatibility (logging of other
             libraries is the CLI's business).
         settings: a ready :class:`~curifactory.config.Settings` (skips the config lookup).
+        start: start the run now (register it, ...); ``run_experiment`` passes False.
     """
 
-    def __init__(
-        self,
-        experiment_name: str | None = None,
-        store_full: bool = False,
-        dry: bool = False,
-        dry_cache: bool = False,
-        prefix: str | None = None,
-        run_line: str = "",
-        parallel_lock: Any = None,
-        parallel_mode: bool = False,
-        lazy: bool = False,
-        ignore_lazy: bool = False,
-        notes: str | None = None,
-        manager_cache_path: str | None = None,
-        cache_path: str | None = None,
-        runs_path: str | None = None,
-        logs_path: str | None = None,
-        notebooks_path: str | None = None,
-        reports_path: str | None = None,
-        report_css_path: str | None = None,
-        status_override: str = "LIVE",
-        suppress_live_log: bool = False,
-        live_log_debug: bool = False,
-        disable_non_cf_loggers: bool = True,
-        settings: Settings | None = None,
-    ):
-        overrides = dict(manager_cache_path=manager_cache_path, cache_path=cache_path, runs_path=runs_path,
-                         logs_path=logs_path, notebooks_path=notebooks_path, reports_path=reports_path,
-                         report_css_path=report_css_path)
-        self.settings: Settings = (settings or load_settings()).with_paths(**overrides)
+    store_full = Option()
+    dry = Option()
+    dry_cache = Option()
+    prefix = Option()
+    run_line = Option()
+    lazy = Option()
+    ignore_lazy = Option()
+    notes = Option()
+    overwrite = Option()
+    overwrite_stages = Option()
+    parallel_mode = Option()
+    artifact_locks = Option()
+
+    def __init__(self, experiment_name: str | None = None, store_full: bool = False, dry: bool = False,
+                 dry_cache: bool = False, prefix: str | None = None, run_line: str = "", parallel_lock: Any = None,
+                 parallel_mode: bool = False, lazy: bool = False, ignore_lazy: bool = False,
+                 notes: str | None = None, manager_cache_path: str | None = None, cache_path: str | None = None,
+                 runs_path: str | None = None, logs_path: str | None = None, notebooks_path: str | None = None,
+                 reports_path: str | None = None, report_css_path: str | None = None,
+                 status_override: str = "LIVE", suppress_live_log: bool = False, live_log_debug: bool = False,
+                 disable_non_cf_loggers: bool = True, settings: Settings | None = None, start: bool = True):
+        paths = dict(manager_cache_path=manager_cache_path, cache_path=cache_path, runs_path=runs_path,
+                     logs_path=logs_path, notebooks_path=notebooks_path, reports_path=reports_path,
+                     report_css_path=report_css_path)
+        self.settings: Settings = (settings or load_settings()).with_paths(**paths)
         self.config = self.settings.as_dict()
         for key in _PATH_ARGS:
             setattr(self, key, getattr(self.settings, key))
-
+        self.options = RunOptions(store_full=store_full, dry=dry, dry_cache=dry_cache, prefix=prefix,
+                                  run_line=run_line, lazy=lazy, ignore_lazy=ignore_lazy, notes=notes,
+                                  parallel_mode=parallel_mode, artifact_locks=parallel_mode)
         self.experiment_name = experiment_name or "live"
-        self.store_full = store_full
-        self.dry = dry
-        self.dry_cache = dry_cache
-        self.prefix = prefix
-        self.run_line = run_line
+        self.experiment_run_number = 0
+        self.run_timestamp = datetime.datetime.now()
         self.parallel_lock = parallel_lock
-        self.parallel_mode = parallel_mode
-        self.lazy = lazy
-        self.ignore_lazy = ignore_lazy
-        self.notes = notes
         self.status = status_override
         self.interactive = status_override == "LIVE"
-        self.suppress_live_log = suppress_live_log
-        self.live_log_debug = live_log_debug
+        self.suppress_live_log, self.live_log_debug = suppress_live_log, live_log_debug
         self.disable_non_cf_loggers = disable_non_cf_loggers
+        self.writes_store = not parallel_mode  # False for workers and non-zero distributed ranks
+        self._init_bookkeeping()
+        if start and self.interactive:
+            self.start_live()
+        elif start:
+            from curifactory.runner import start_run
 
+            start_run(self)
+
+    def _init_bookkeeping(self) -> None:
         self.records: list[Any] = []
         self.reportables: list[Any] = []
         self.listeners: list[Listener] = []
-        self.overwrite = False
-        self.overwrite_stages: list[str] = []
+        self.executor: Any = InProcessExecutor()  # where stage calls that must run run
         self.parameter_files: list[str] = []
         self.param_file_param_sets: dict[str, list[list[str]]] = {}
         self.current_stage_name: str | None = None
@@ -126,48 +124,48 @@ class ArtifactManager:
         self.error_stage: dict[str, Any] | None = None
         self.reproduction_line: str | None = None
         self.log_path: str | None = None
-        self.stored = False
+        self.started = self.stored = False
         self.live_report_path_generated = False  # 0.20 attribute; displays need no folder here
-        self.artifact_locks = parallel_mode
-        self.writes_store = not parallel_mode  # False for workers and non-zero distributed ranks
-        self.executor: Any = InProcessExecutor()  # where stage calls that must run run
-
-        self.run_timestamp = datetime.datetime.now()
-        self.hostname = socket.gethostname()
-        self.os = platform.platform()
+        self.hostname, self.os = socket.gethostname(), platform.platform()
+        self.git_info: Any = None
         self.git_commit_hash: str | None = None
         self.git_workdir_dirty: bool | None = None
-        self.git_info: Any = None
         self.pip_freeze: str | None = None
         self.conda_env: str | None = None
-        self.experiment_run_number = 0
-        self._started = time.perf_counter()
-        self._store = ManagerStore(self.manager_cache_path)
-        self._registry = ParamsRegistry(self.manager_cache_path)
         self.artifact_manifest: Any = None
-        self._run_dir: str | None = None
-        self._environment: Any = None
-        self._capture_git()
-        self._register_run()
-        self._load_manifest()
-        if store_full and not dry and self.writes_store:
-            self._start_store_full()
-        if self.interactive and not suppress_live_log and not dry:
-            self._start_live_log()
+        self.run_dir: str | None = None
+        self.environment_capture: Any = None
+        self._started = time.perf_counter()
+
+    def start_live(self) -> None:
+        """The live-manager path: start the run, open its log, fill a run folder at exit."""
+        from curifactory.runner import start_run
+
+        start_run(self)
+        if not self.suppress_live_log and not self.dry:
+            from curifactory.logs import start_live_log
+
+            start_live_log(self)
+        if self.run_dir is not None:
+            # a script or notebook may never call store() or generate_report(): fill the folder at exit
+            import atexit
+            import weakref
+
+            atexit.register(_write_run_folder_at_exit, weakref.ref(self))
 
     # -- identity ------------------------------------------------------------------
     def get_str_timestamp(self) -> str:
         """The run timestamp as used in references: ``YYYY-MM-DD-THHMMSS``."""
-        return self.run_timestamp.strftime(TIMESTAMP_FORMAT)
+        return identity.str_timestamp(self.run_timestamp)
 
     def get_reference_name(self) -> str:
         """``<experiment>_<run number>_<timestamp>``."""
-        return f"{self.experiment_name}_{self.experiment_run_number}_{self.get_str_timestamp()}"
+        return identity.reference_name(self.experiment_name, self.experiment_run_number, self.run_timestamp)
 
     @property
     def may_write_cache(self) -> bool:
         """Whether cache entries may be written (not ``dry`` nor ``dry_cache``)."""
-        return not (self.dry or self.dry_cache)
+        return self.options.may_write_cache
 
     # -- records ---------------------------------------------------------------------
     def add_record(self, record: Any) -> None:
@@ -215,70 +213,14 @@ class ArtifactManager:
         return os.path.join(folder, obj_name) if obj_name else folder
 
     # -- the store ---------------------------------------------------------------------
-    def _capture_git(self) -> None:
-        try:
-            from curifactory.environment import capture_git
-        except ImportError:  # pragma: no cover - environment.py always ships
-            return
-        self.git_info = capture_git(self.settings.root)
-        self.git_commit_hash = self.git_info.commit
-        self.git_workdir_dirty = self.git_info.dirty
-
     @property
     def run_info(self) -> dict[str, Any]:
         """This run's block in ``store.json``."""
-        block: dict[str, Any] = {
-            "reference": self.get_reference_name(),
-            "experiment_name": self.experiment_name,
-            "run_number": self.experiment_run_number,
-            "timestamp": self.get_str_timestamp(),
-            "commit": self.git_commit_hash,
-            "workdir_dirty": self.git_workdir_dirty,
-            "param_files": list(self.parameter_files),
-            "params": self._params_block(),
-            "full_store": self.store_full,
-            "status": self.status,
-            "cli": self.run_line,
-            "hostname": self.hostname,
-            "notes": self.notes,
-        }
-        if self.git_info is not None:
-            block["git_branch"] = self.git_info.branch
-        if self.error is not None:
-            block["error"] = self.error
-        if self.store_full and self.reproduction_line:
-            block["reproduce"] = self.reproduction_line
-        return block
-
-    def _params_block(self) -> dict[str, list[list[str]]]:
-        if self.param_file_param_sets:
-            return self.param_file_param_sets
-        sets = [[str(p.name), hashing.hash_param_set(p)] for p in self.get_all_param_sets()]
-        return {"live": sets} if sets else {}
-
-    def _register_run(self) -> None:
-        if not self.writes_store:
-            return
-        if self.dry:
-            self.experiment_run_number = self._store.next_run_number(self.experiment_name)
-            return
-
-        def build(number: int) -> dict[str, Any]:
-            self.experiment_run_number = number
-            return self.run_info
-
-        self._store.register_run(build, self.experiment_name)
-        self.stored = True
+        return registration.run_block(self)
 
     def store(self) -> None:
         """Write this run's block to the store and its sets to the registry."""
-        if self.dry or not self.writes_store:
-            return
-        self._store.replace_run(self.run_info)
-        self._registry.add({hashing.hash_param_set(p): hashing.param_set_string_hash_representations(p)
-                            for p in self.get_all_param_sets()})
-        self.stored = True
-        if self.interactive and self.store_full:
+        if registration.store_run(self) and self.interactive and self.store_full:
             self.write_run_env_output()  # a live run's folder follows its latest store
 
     def note_failure(self, stage: str, record: Any, exc: BaseException) -> None:
@@ -352,64 +294,28 @@ class ArtifactManager:
         return [(node.key, name, path) for node in self.plan.nodes for name, path in zip(node.outputs, node.paths)]
 
     # -- --store-full run folders -----------------------------------------------------------
-    def _load_manifest(self) -> None:
-        # a reproduction run reads from a run folder's artifacts/: map outside paths into it
-        if os.path.exists(os.path.join(self.cache_path, "_manifest.json")):
-            from curifactory.runfolder import ArtifactManifest
-
-            self.artifact_manifest = ArtifactManifest.load(self.cache_path)
-
-    def _start_store_full(self) -> None:
-        from curifactory import environment, runfolder
-
-        try:
-            self._run_dir = runfolder.create_run_dir(self.runs_path, self.get_reference_name())
-        except Exception as exc:
-            self.finish("error", error=str(exc))  # the store must not keep it 'incomplete'
-            raise
-        self._environment = environment.start_environment_capture(
-            self.settings.root, pip_cache_dir=self.manager_cache_path)
-        if self.interactive:
-            # a script or notebook may never call store() or generate_report(): fill the folder at exit
-            import atexit
-            import weakref
-
-            atexit.register(_write_run_folder_at_exit, weakref.ref(self))
-
     def used_artifact_paths(self) -> list[str]:
         """Every artifact file this run computed or loaded, and files stages wrote via ``get_path``."""
-        paths: list[str] = []
-        for record in self.records:
-            for run in record.history:
-                for artifact in run.outputs:
-                    if artifact.path is None:
-                        continue
-                    paths.append(artifact.path)
-                    if artifact.cacher == "FileReferenceCacher":
-                        from curifactory.caching import FileReferenceCacher
+        from curifactory.runfolder import used_artifact_paths
 
-                        targets = FileReferenceCacher(path_override=artifact.path).referenced_files()
-                        paths.extend(t for t in targets if os.path.exists(t))
-            paths.extend(entry["path"] for entry in record.unstored_tracked_paths if os.path.exists(entry["path"]))
-        return list(dict.fromkeys(paths))
+        return used_artifact_paths(self.records)
 
     def write_run_env_output(self) -> str | None:
         """Write (or refresh) this run's ``--store-full`` folder; returns its path."""
-        if self._run_dir is None:
+        if self.run_dir is None:
             return None
         from curifactory import runfolder
 
         report_dir = os.path.join(self.reports_path, self.get_reference_name())
-        registry = {hashing.hash_param_set(p): hashing.param_set_string_hash_representations(p)
-                    for p in self.get_all_param_sets()}
         runfolder.write_run_folder(
-            self._run_dir, run_info=self.run_info, artifacts=self.used_artifact_paths(),
-            registry_entries=registry, project_root=self.settings.root, cache_root=self.cache_path,
-            log_path=self.log_path, report_dir=report_dir if os.path.isdir(report_dir) else None,
-            environment=self._environment.result() if self._environment is not None else None,
+            self.run_dir, run_info=self.run_info, artifacts=self.used_artifact_paths(),
+            registry_entries=registration.registry_entries(self), project_root=self.settings.root,
+            cache_root=self.cache_path, log_path=self.log_path,
+            report_dir=report_dir if os.path.isdir(report_dir) else None,
+            environment=self.environment_capture.result() if self.environment_capture is not None else None,
             pip_cache_dir=self.manager_cache_path,
         )
-        return self._run_dir
+        return self.run_dir
 
     # -- parallel locks ---------------------------------------------------------------------
     def lock(self) -> None:
@@ -421,22 +327,6 @@ class ArtifactManager:
         """Release the lock shared with parallel workers, if any."""
         if self.parallel_lock is not None:
             self.parallel_lock.release()
-
-    # -- logging ---------------------------------------------------------------------------
-    def _start_live_log(self) -> None:
-        os.makedirs(self.logs_path, exist_ok=True)
-        self.log_path = os.path.join(self.logs_path, f"{self.get_reference_name()}.log")
-        handler = logging.FileHandler(self.log_path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
-        handler.setLevel(logging.DEBUG if self.live_log_debug else logging.INFO)
-        package_logger = logging.getLogger("curifactory")
-        for old in [h for h in package_logger.handlers if getattr(h, "_cf_live", False)]:
-            package_logger.removeHandler(old)
-            old.close()
-        handler._cf_live = True  # type: ignore[attr-defined]
-        package_logger.addHandler(handler)
-        if package_logger.level == logging.NOTSET or package_logger.level > handler.level:
-            package_logger.setLevel(handler.level)
 
     # -- reportables ---------------------------------------------------------------------------
     def get_grouped_reportables(self) -> dict[str, list[Any]]:
@@ -451,7 +341,6 @@ class ArtifactManager:
         """Reportables without a group."""
         return [r for r in self.reportables if not r.group]
 
-    # -- presentation (layer 4, imported on use) ------------------------------------------------
     def generate_report(self) -> str | None:
         """Write this run's HTML report; returns the path of its ``index.html``."""
         if self.dry:
@@ -462,53 +351,6 @@ class ArtifactManager:
         if self.interactive and self.store_full:
             self.write_run_env_output()  # a live run's folder follows its latest report
         return page
-
-    def display_info(self) -> Any:
-        """The report's run-info block, for a notebook."""
-        from curifactory import notebook
-
-        return notebook.display_info(self)
-
-    def display_all_reportables(self) -> Any:
-        """Every reportable, for a notebook."""
-        from curifactory import notebook
-
-        return notebook.display_reportables(self, self.reportables)
-
-    def display_record_reportables(self, record: Any) -> Any:
-        """The reportables of one record, for a notebook."""
-        from curifactory import notebook
-
-        return notebook.display_reportables(self, record.reportables)
-
-    def display_group_reportables(self, group_name: str) -> Any:
-        """The reportables of one group, for a notebook."""
-        from curifactory import notebook
-
-        return notebook.display_reportables(self, [r for r in self.reportables if r.group == group_name])
-
-    def display_stage_reportables(self, stage_name: str) -> Any:
-        """The reportables produced by one stage, for a notebook."""
-        from curifactory import notebook
-
-        return notebook.display_reportables(self, [r for r in self.reportables if r.stage == stage_name])
-
-    def display_reportable(self, reportable: Any) -> Any:
-        """One reportable, for a notebook."""
-        from curifactory import notebook
-
-        return notebook.display_reportables(self, [reportable])
-
-    def display_stage_graph(self) -> Any:
-        """The stage graph as SVG, for a notebook."""
-        from curifactory import notebook
-
-        return notebook.display_stage_graph(self)
-
-    def _repr_html_(self) -> str:
-        from curifactory import notebook
-
-        return notebook.manager_html(self)
 
     def __repr__(self) -> str:
         return f"<ArtifactManager {self.get_reference_name()} status={self.status} records={len(self.records)}>"

@@ -191,9 +191,13 @@ class Record:
         return f"<Record {self.name!r} hash={self.get_hash()[:10]} stages={self.stages}>"
 
     def _repr_html_(self) -> str:
-        from curifactory.notebook import record_html
+        """Jupyter's view, drawn by the manager's notebook views (escaped text without a manager)."""
+        render = getattr(self.manager, "record_html", None)
+        if render is None:
+            import html
 
-        return record_html(self)
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        return str(render(self))
 
 
 def _copy_value(value: Any) -> Any:

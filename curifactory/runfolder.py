@@ -452,3 +452,22 @@ def write_run_folder(
         len(result.problems),
     )
     return result
+
+
+def used_artifact_paths(records: Iterable[Any]) -> list[str]:
+    """Every artifact file the records' stage calls computed or loaded (with the files a
+    ``FileReferenceCacher`` names), and the files stages wrote through ``record.get_path``."""
+    from curifactory.caching import FileReferenceCacher
+
+    paths: list[str] = []
+    for record in records:
+        for run in record.history:
+            for artifact in run.outputs:
+                if artifact.path is None:
+                    continue
+                paths.append(artifact.path)
+                if artifact.cacher == "FileReferenceCacher":
+                    targets = FileReferenceCacher(path_override=artifact.path).referenced_files()
+                    paths.extend(t for t in targets if os.path.exists(t))
+        paths.extend(entry["path"] for entry in record.unstored_tracked_paths if os.path.exists(entry["path"]))
+    return list(dict.fromkeys(paths))

@@ -73,8 +73,8 @@ class Reportable:
         return f"<{type(self).__name__} name={self.name!r} group={self.group!r} stage={self.stage!r}>"
 
     def _repr_html_(self) -> str:
-        """Jupyter's view: the rendered reportable (see :func:`curifactory.notebook.reportable_html`)."""
-        from curifactory.notebook import reportable_html
+        """Jupyter's view: the rendered reportable (see :func:`curifactory.reporting.inline.reportable_html`)."""
+        from curifactory.reporting.inline import reportable_html
 
         return reportable_html(self)
 

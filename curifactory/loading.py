@@ -1,0 +1,168 @@
+"""Finding and loading a project's experiment module and parameter files, and selecting sets.
+
+The project root is put on ``sys.path`` only while a module is imported from it
+(see :func:`project_on_path`), so a notebook's interpreter is left as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Iterator
+
+from curifactory import hashing
+from curifactory.config import Settings
+from curifactory.errors import ExperimentNotFoundError, ParamsError, ParamsNotFoundError, UsageError
+
+
+@contextmanager
+def project_on_path(root: str) -> Iterator[None]:
+    """Put ``root`` first on ``sys.path`` for the block (left as it was afterwards)."""
+    added = root not in sys.path
+    if added:
+        sys.path.insert(0, root)
+    try:
+        yield
+    finally:
+        if added and root in sys.path:
+            sys.path.remove(root)
+
+
+@dataclass(frozen=True)
+class ParamSelection:
+    """Which parameter sets of the loaded files to run.
+
+    Attributes:
+        names: keep only sets with these names (each must match at least one set).
+        indices: per-file ranges (``"2"``, ``"0-3"``: end-exclusive).
+        global_indices: ranges over the concatenation of all files.
+    """
+
+    names: tuple[str, ...] = ()
+    indices: tuple[str, ...] = ()
+    global_indices: tuple[str, ...] = ()
+
+
+def _import_project_module(settings: Settings, dotted: str) -> ModuleType | None:
+    """Import ``dotted`` from the project root; ``None`` only if that module is missing."""
+    try:
+        with project_on_path(settings.root):
+            return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if dotted == missing or dotted.startswith(missing + "."):
+            return None
+        raise
+
+
+def load_experiment(name: str, settings: Settings) -> ModuleType:
+    """The experiment module ``<experiments_module_name>.<name>`` with a ``run`` function."""
+    module = _import_project_module(settings, f"{settings.experiments_module_name}.{name}")
+    if module is None:
+        available = ", ".join(list_modules(settings, settings.experiments_module_name)) or "none"
+        raise ExperimentNotFoundError(
+            f"No experiment '{name}': expected {settings.experiments_module_name}/{name}.py under "
+            f"{settings.root} (found: {available}). Check the name, or run 'experiment ls'."
+        )
+    if not callable(getattr(module, "run", None)):
+        raise ExperimentNotFoundError(
+            f"The experiment module {module.__file__} has no run(param_sets, manager) function; "
+            f"define one."
+        )
+    return module
+
+
+def load_param_file(name: str, settings: Settings) -> list[Any]:
+    """``get_params()`` of ``params.<name>`` (or ``experiments.<name>``), checked."""
+    for package in (settings.params_module_name, settings.experiments_module_name):
+        module = _import_project_module(settings, f"{package}.{name}")
+        if module is not None and callable(getattr(module, "get_params", None)):
+            return check_param_sets(module.get_params(), f"{module.__name__}.get_params()")
+    available = ", ".join(list_modules(settings, settings.params_module_name)) or "none"
+    raise ParamsNotFoundError(
+        f"No parameter file '{name}': expected {settings.params_module_name}/{name}.py (or "
+        f"{settings.experiments_module_name}/{name}.py) defining get_params() under {settings.root} "
+        f"(found: {available}). Check the -p value, or run 'experiment ls'."
+    )
+
+
+def check_param_sets(value: Any, source: str) -> list[Any]:
+    """Raise :class:`ParamsError` unless ``value`` is a list of parameter-set dataclasses."""
+    if not isinstance(value, list):
+        raise ParamsError(
+            f"{source} returned a {type(value).__name__}, but it must return a list of parameter "
+            f"sets (e.g. `return [Params(name='a'), Params(name='b')]`)."
+        )
+    for index, item in enumerate(value):
+        if not dataclasses.is_dataclass(item) or isinstance(item, type):
+            raise ParamsError(
+                f"{source} returned a list whose item {index} is a {type(item).__name__} ({item!r:.60}), "
+                f"not a parameter set. Each item must be an instance of a cf.ExperimentParameters dataclass."
+            )
+    return value
+
+
+def list_modules(settings: Settings, package: str) -> list[str]:
+    """Names of the modules in a project package folder (for messages and ``ls``)."""
+    folder = os.path.join(settings.root, package)
+    if not os.path.isdir(folder):
+        return []
+    return sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
+
+
+def _parse_ranges(specs: tuple[str, ...], length: int) -> list[int]:
+    chosen: list[int] = []
+    for spec in specs:
+        try:
+            if "-" in spec:
+                start, end = (int(part) for part in spec.split("-", 1))
+                chosen.extend(range(start, min(end, length)))
+            else:
+                chosen.append(int(spec))
+        except ValueError:
+            raise UsageError(f"Index range '{spec}' is not 'N' or 'A-B' (end-exclusive), e.g. --indices 0-3.") from None
+    return [i for i in chosen if 0 <= i < length]
+
+
+def collect_param_sets(module: ModuleType, param_files: list[str] | None, settings: Settings,
+                       selection: ParamSelection) -> tuple[list[Any], dict[str, list[list[str]]]]:
+    """Load and select the parameter sets; returns them and the store's ``params`` block."""
+    loaded: list[tuple[str, list[Any]]] = []
+    if param_files:
+        for name in param_files:
+            loaded.append((name, load_param_file(name, settings)))
+    elif callable(getattr(module, "get_params", None)):
+        name = module.__name__.rsplit(".", 1)[-1]
+        loaded.append((name, check_param_sets(module.get_params(), f"{module.__name__}.get_params()")))
+    else:
+        raise ParamsError(
+            f"Experiment {module.__name__} has no get_params() and no parameter file was given. "
+            f"Pass one with -p NAME (see 'experiment ls')."
+        )
+    if selection.indices:
+        loaded = [(name, [sets[i] for i in _parse_ranges(selection.indices, len(sets))]) for name, sets in loaded]
+    if selection.global_indices:
+        flat = [(name, s) for name, sets in loaded for s in sets]
+        keep = {id(flat[i][1]) for i in _parse_ranges(selection.global_indices, len(flat))}
+        loaded = [(name, [s for s in sets if id(s) in keep]) for name, sets in loaded]
+    if selection.names:
+        found = {s.name for _, sets in loaded for s in sets}
+        unknown = [n for n in selection.names if n not in found]
+        if unknown:
+            raise ParamsError(
+                f"No parameter set is named {', '.join(repr(n) for n in unknown)}; the loaded sets are "
+                f"{', '.join(repr(n) for n in sorted(found)) or 'none'}. Check the -n value."
+            )
+        loaded = [(name, [s for s in sets if s.name in selection.names]) for name, sets in loaded]
+    param_sets = [s for _, sets in loaded for s in sets]
+    if not param_sets:
+        raise ParamsError("The selection leaves no parameter set to run; check -p, -n and --indices.")
+    block = {name: [[str(s.name), hashing.hash_param_set(s)] for s in sets] for name, sets in loaded}
+    return param_sets, block
+
+

@@ -1,0 +1,84 @@
+"""A run's entry in the experiment store and its sets in the parameter registry.
+
+:func:`register_run` gives a run its number and its first store block (under the
+store's inter-process lock); :func:`store_run` rewrites the block and adds the
+run's parameter sets to the registry. Both read the manager; neither is called by
+its constructor behind the caller's back (see :func:`curifactory.runner.start_run`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curifactory import hashing
+from curifactory.store import ManagerStore, ParamsRegistry
+
+
+def run_block(manager: Any) -> dict[str, Any]:
+    """The run's block in ``store.json``."""
+    git = manager.git_info
+    block: dict[str, Any] = {
+        "reference": manager.get_reference_name(),
+        "experiment_name": manager.experiment_name,
+        "run_number": manager.experiment_run_number,
+        "timestamp": manager.get_str_timestamp(),
+        "commit": manager.git_commit_hash,
+        "workdir_dirty": manager.git_workdir_dirty,
+        "param_files": list(manager.parameter_files),
+        "params": params_block(manager),
+        "full_store": manager.store_full,
+        "status": manager.status,
+        "cli": manager.run_line,
+        "hostname": manager.hostname,
+        "notes": manager.notes,
+    }
+    if git is not None:
+        block["git_branch"] = git.branch
+    if manager.error is not None:
+        block["error"] = manager.error
+    if manager.store_full and manager.reproduction_line:
+        block["reproduce"] = manager.reproduction_line
+    return block
+
+
+def params_block(manager: Any) -> dict[str, list[list[str]]]:
+    """``{parameter file: [[set name, hash], ...]}`` (``live`` for sets not from a file)."""
+    if manager.param_file_param_sets:
+        return dict(manager.param_file_param_sets)
+    sets = [[str(p.name), hashing.hash_param_set(p)] for p in manager.get_all_param_sets()]
+    return {"live": sets} if sets else {}
+
+
+def registry_entries(manager: Any) -> dict[str, dict[str, Any]]:
+    """The registry's entries for the run's parameter sets: {hash: string forms of the fields}."""
+    return {hashing.hash_param_set(p): hashing.param_set_string_hash_representations(p)
+            for p in manager.get_all_param_sets()}
+
+
+def register_run(manager: Any) -> None:
+    """Give the run its number and enter it in the store (a dry run only learns its number)."""
+    if not manager.writes_store:
+        return
+    store = ManagerStore(manager.manager_cache_path)
+    if manager.dry:
+        manager.experiment_run_number = store.next_run_number(manager.experiment_name)
+        return
+
+    def build(number: int) -> dict[str, Any]:
+        manager.experiment_run_number = number
+        return run_block(manager)
+
+    store.register_run(build, manager.experiment_name)
+    manager.stored = True
+
+
+def store_run(manager: Any) -> bool:
+    """Rewrite the run's block and add its sets to the registry; False when it may not write."""
+    if manager.dry or not manager.writes_store:
+        return False
+    if not manager.stored:
+        register_run(manager)
+    ManagerStore(manager.manager_cache_path).replace_run(run_block(manager))
+    ParamsRegistry(manager.manager_cache_path).add(registry_entries(manager))
+    manager.stored = True
+    return True
