@@ -16,8 +16,8 @@ import time
 import warnings
 from typing import Any
 
-from curifactory import caching
-from curifactory.dag import Node, NodeKey
+from curifactory import caching, dag
+from curifactory.dag import Node, NodeKey, Plan
 from curifactory.decision import CallFacts, Decision, Entry, OutputFact, Reason, decide
 from curifactory.errors import CacheError, CacheWarning, MissingInputError
 from curifactory.executors import JobResult, StageJob
@@ -330,6 +330,32 @@ def _read(state: Any, name: str) -> Any:
     if isinstance(raw, caching.Lazy) and not raw.resolve:
         return raw
     return state[name]
+
+
+def map_experiment(manager: Any, run: Any, param_sets: list[Any]) -> Plan | None:
+    """Call ``run`` with ``manager`` in map mode to record its stage calls, then plan them.
+
+    Nothing executes, and the manager's records and reportables are as before.
+    When ``run`` cannot be mapped (it reads values that only exist after stages
+    ran), there is no plan (``manager.map_error`` says why) and each call decides
+    as it runs.
+    """
+    records, reportables = list(manager.records), list(manager.reportables)
+    manager.map_mode, manager.mapped_nodes = True, []
+    try:
+        run(param_sets, manager)
+        nodes: list[Node] | None = manager.mapped_nodes
+    except Exception as exc:
+        manager.map_error = f"{type(exc).__name__}: {exc}"
+        logger.info("The experiment could not be mapped ahead of running (%s); each stage "
+                    "decides from the cache as it is called.", manager.map_error)
+        nodes = None
+    finally:
+        manager.map_mode = False
+        manager.records[:] = records
+        manager.reportables[:] = reportables
+    manager.plan = dag.plan(nodes) if nodes is not None else None
+    return manager.plan
 
 
 def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | None,

@@ -225,17 +225,7 @@ class ArtifactManager(ManagerViews):
 
     def note_failure(self, stage: str, record: Any, exc: BaseException) -> None:
         """Remember which stage of which record raised (for the store and the CLI)."""
-        if self.error_stage is not None:
-            return
-        params = record.params
-        self.error_stage = {"stage": stage, "record": record.get_reference_name(),
-                            "params_name": getattr(params, "name", None), "params_hash": record.get_hash()}
-        self.error = f"{type(exc).__name__} in stage '{stage}' of record {record.get_reference_name()}: {exc}"
-        self.error_thrown = True
-        note = (f"(curifactory: raised in stage '{stage}' of record {record.get_reference_name()}, "
-                f"parameter set '{getattr(params, 'name', None)}' {record.get_hash()})")
-        if hasattr(exc, "add_note"):
-            exc.add_note(note)
+        registration.note_failure(self, stage, record, exc)
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Close the run: record its status, update the store, tell listeners."""
@@ -253,27 +243,12 @@ class ArtifactManager(ManagerViews):
 
     # -- map pass ------------------------------------------------------------------------
     def map_experiment(self, run: Any, param_sets: list[Any]) -> dag.Plan | None:
-        """Call ``run`` in map mode to record the stage calls, then plan them.
+        """Call ``run`` in map mode to record the stage calls, then plan them (nothing executes).
 
-        Nothing executes. When ``run`` cannot be mapped (it reads values that only
-        exist after stages ran), there is no plan and each call decides as it runs.
+        Without a plan (``run`` reads values that only exist after stages ran),
+        each call decides as it runs; :attr:`map_error` says why.
         """
-        records, reportables = list(self.records), list(self.reportables)
-        self.map_mode, self.mapped_nodes = True, []
-        try:
-            run(param_sets, self)
-            nodes: list[dag.Node] | None = self.mapped_nodes
-        except Exception as exc:
-            self.map_error = f"{type(exc).__name__}: {exc}"
-            logger.info("The experiment could not be mapped ahead of running (%s); each stage "
-                        "decides from the cache as it is called.", self.map_error)
-            nodes = None
-        finally:
-            self.map_mode = False
-            self.records[:] = records
-            self.reportables[:] = reportables
-        self.plan = dag.plan(nodes) if nodes is not None else None
-        return self.plan
+        return execution.map_experiment(self, run, param_sets)
 
     def map_records(self) -> None:
         """Compatibility no-op: mapping happens in :meth:`map_experiment`."""

@@ -273,6 +273,12 @@ def manager_html(manager: Any) -> str:
 
 
 # -- experiment notebooks -------------------------------------------------------------------------
+_NOTEBOOK_METADATA = {
+    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
+
+
 def _markdown(index: int, text: str) -> dict[str, Any]:
     return {"cell_type": "markdown", "id": f"cf-cell-{index}", "metadata": {}, "source": text}
 
@@ -352,15 +358,7 @@ def experiment_notebook(manager: Any, experiment_name: str, param_files: list[st
                  "[(run.stage, run.status.value) for run in record.history])\n"
                  "manager"),
     ]
-    return {
-        "cells": cells,
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
+    return {"cells": cells, "metadata": _NOTEBOOK_METADATA, "nbformat": 4, "nbformat_minor": 5}
 
 
 def write_experiment_notebook(manager: Any, experiment_name: str, param_files: list[str] | None,

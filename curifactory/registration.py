@@ -82,3 +82,19 @@ def store_run(manager: Any) -> bool:
     ParamsRegistry(manager.manager_cache_path).add(registry_entries(manager))
     manager.stored = True
     return True
+
+
+def note_failure(manager: Any, stage: str, record: Any, exc: BaseException) -> None:
+    """Remember the first stage that raised, and on which record (for the store and the CLI);
+    the exception gets a note naming them."""
+    if manager.error_stage is not None:
+        return
+    params = record.params
+    where = record.get_reference_name()
+    manager.error_stage = {"stage": stage, "record": where, "params_name": getattr(params, "name", None),
+                           "params_hash": record.get_hash()}
+    manager.error = f"{type(exc).__name__} in stage '{stage}' of record {where}: {exc}"
+    manager.error_thrown = True
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"(curifactory: raised in stage '{stage}' of record {where}, "
+                     f"parameter set '{getattr(params, 'name', None)}' {record.get_hash()})")

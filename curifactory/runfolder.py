@@ -444,13 +444,8 @@ def write_run_folder(
     write_environment(run_dir, environment)
     copy_log(run_dir, log_path)
     copy_report(run_dir, report_dir)
-    logger.debug(
-        "run folder %s: %d artifact files (%d linked), %d problems",
-        run_dir,
-        len(result.files),
-        result.linked,
-        len(result.problems),
-    )
+    logger.debug("run folder %s: %d artifact files (%d linked), %d problems",
+                 run_dir, len(result.files), result.linked, len(result.problems))
     return result
 
 
