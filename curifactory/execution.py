@@ -75,6 +75,7 @@ class StageCall:
 
     def _make_cachers(self) -> list[caching.Cacheable | None]:
         declared = self.spec.cachers or (None,) * len(self.spec.outputs)
+        location = caching.location_of_record(self.record, self.spec.name)
         cachers: list[caching.Cacheable | None] = []
         for name, template, lazy in zip(self.spec.output_names, declared, self.lazy_flags):
             if template is None and lazy is not None:
@@ -85,8 +86,9 @@ class StageCall:
             cacher = caching.instantiate(template)
             if cacher.name is None:
                 cacher.name = name
-            cacher.record = self.record
+            cacher.record = self.record  # 0.20 custom cachers read it
             cacher.stage = self.spec.name
+            cacher.location = location
             cachers.append(cacher)
         _separate_metadata_from_artifacts([c for c in cachers if c is not None])
         return cachers
@@ -195,7 +197,8 @@ class StageCall:
         return infos
 
     def _reportables_cacher(self) -> caching.PickleCacher:
-        cacher = caching.PickleCacher(name=REPORTABLES_NAME, record=self.record)
+        cacher = caching.PickleCacher(name=REPORTABLES_NAME, record=self.record,
+                                      location=caching.location_of_record(self.record, self.spec.name))
         cacher.stage = self.spec.name
         return cacher
 

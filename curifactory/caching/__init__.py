@@ -29,8 +29,11 @@ from curifactory.caching.builtin import (
     PickleCacher,
 )
 from curifactory.caching.lazy import Deferred, Lazy
+from curifactory.caching.location import ArtifactLocation, location_of_record
 
 __all__ = [
+    "ArtifactLocation",
+    "location_of_record",
     "ALTERNATE_METADATA_SUFFIX",
     "METADATA_SUFFIX",
     "TRUST_STAT_BYTES",

@@ -16,6 +16,7 @@ import reprlib
 from typing import Any, Callable
 
 from curifactory import fileio
+from curifactory.caching.location import ArtifactLocation, location_of_record
 from curifactory.errors import CacheError
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class Cacheable:
         extension: the file extension, e.g. ``".pkl"``.
         record: the record the artifact belongs to (set by the executor).
         track: include the artifact in ``--store-full`` run folders.
+        location: where the artifact lives (set by the executor; without it,
+            the location is derived from ``record``).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class Cacheable:
         extension: str | None = None,
         record: Any = None,
         track: bool = True,
+        location: ArtifactLocation | None = None,
     ):
         self.path_override = path_override
         self.name = name
@@ -112,6 +116,7 @@ class Cacheable:
         self.extension = extension
         self.record = record
         self.track = track
+        self.location = location
         self.stage: str | None = None
         self.metadata: dict[str, Any] | None = None
         self.extra_metadata: dict[str, Any] = {}
@@ -127,53 +132,52 @@ class Cacheable:
             cls.save = _atomic_save(own_save)  # type: ignore[method-assign]
 
     # -- paths -----------------------------------------------------------------
+    def _where(self) -> ArtifactLocation | None:
+        """The artifact's location: the one handed in, else the one of :attr:`record` (0.20 style)."""
+        if self.location is not None:
+            return self.location
+        if self.record is not None:
+            return location_of_record(self.record, self.stage)
+        return None
+
     def _final_path(self, suffix: str | None = None) -> str:
         extension = self.extension or ""
+        where = self._where()
         if self.path_override is not None:
-            path = self._expand_template(self.path_override)
+            path = self._expand_template(self.path_override, where)
             if suffix:
                 stem, ext = os.path.splitext(path)
                 path = stem + suffix + ("" if os.path.splitext(suffix)[1] else ext)
-            return self._relocate(path)
-        if self.record is None:
+            return self._relocate(path, where)
+        if where is None:
             raise CacheError(
-                f"{type(self).__name__} for '{self.name}' has neither a record nor a "
-                f"path_override, so it has no path. Pass record= or path_override=."
+                f"{type(self).__name__} for '{self.name}' has neither a location (or record) nor a "
+                f"path_override, so it has no path. Pass location=, record= or path_override=."
             )
         name = (self.name or "artifact") + (suffix or "")
-        path = self.record.manager.get_artifact_path(
-            name, self.record, subdir=self.subdir, prefix=self.prefix, stage_name=self.stage
-        )
+        base = os.path.join(where.cache_path, self.subdir) if self.subdir else where.cache_path
+        path = os.path.join(base, where.filename(name, prefix=self.prefix, stage=self.stage))
         if not (suffix and os.path.splitext(suffix)[1]):
             path += extension
         return path
 
-    def _relocate(self, path: str) -> str:
+    @staticmethod
+    def _relocate(path: str, where: ArtifactLocation | None) -> str:
         """Where a reproduction run finds a file stored outside the cache (or ``path``)."""
-        manager = getattr(self.record, "manager", None)
-        manifest = getattr(manager, "artifact_manifest", None)
-        if manifest is None:
+        if where is None or where.redirect is None:
             return path
-        return manifest.locate(path, manager.settings.root) or path
+        return where.redirect.locate(path, where.project_root) or path
 
-    def _expand_template(self, template: str) -> str:
+    def _expand_template(self, template: str, where: ArtifactLocation | None) -> str:
         if "{" not in template:
             return template
-        record = self.record
-        manager = getattr(record, "manager", None)
-        fields = {
-            "name": self.name or "",
-            "stage": self.stage or "",
-            "hash": record.get_hash() if record is not None else "",
-            "cache": getattr(manager, "cache_path", "") or "",
-            "experiment": getattr(manager, "experiment_name", "") or "",
-            "params": getattr(record, "params", None),
-            "artifact_filename": "",
-        }
-        if record is not None and manager is not None:
-            fields["artifact_filename"] = manager.get_artifact_filename(
-                self.name or "", record, prefix=self.prefix, stage_name=self.stage
-            ) + (self.extension or "")
+        fields = {"name": self.name or "", "stage": self.stage or "", "hash": "", "cache": "", "experiment": "",
+                  "params": None, "artifact_filename": ""}
+        if where is not None:
+            fields.update(hash=where.params_hash, cache=where.cache_path, experiment=where.experiment,
+                          params=where.params,
+                          artifact_filename=where.filename(self.name or "", prefix=self.prefix, stage=self.stage)
+                          + (self.extension or ""))
         try:
             return template.format(**fields)
         except (KeyError, AttributeError, IndexError) as exc:
@@ -208,7 +212,8 @@ class Cacheable:
         return tmp
 
     def _dry(self) -> bool:
-        return bool(getattr(getattr(self.record, "manager", None), "dry", False))
+        where = self._where()
+        return where is not None and where.dry
 
     def get_dir(self, suffix: str | None = None) -> str:
         """A folder to write into or read from (created; temporary while ``save`` runs)."""
@@ -235,19 +240,17 @@ class Cacheable:
         meta_path = self.metadata_path()
         folder = os.path.dirname(meta_path)
         files = sorted(written)
-        record = self.record
-        manager = getattr(record, "manager", None)
-        params = getattr(record, "params", None)
+        where = self._where()
         metadata = {
             "artifact_name": self.name,
             "stage": self.stage,
             "cacher_type": f"{type(self).__module__}.{type(self).__qualname__}",
-            "params_name": getattr(params, "name", None),
-            "params_hash": record.get_hash() if record is not None else None,
-            "record_is_aggregate": bool(getattr(record, "is_aggregate", False)),
+            "params_name": where.params_name if where else None,
+            "params_hash": where.params_hash if where else None,
+            "record_is_aggregate": bool(where and where.aggregate),
             "artifact_generated": datetime.datetime.now().isoformat(timespec="seconds"),
-            "run_reference": manager.get_reference_name() if manager is not None else None,
-            "experiment_name": getattr(manager, "experiment_name", None),
+            "run_reference": where.run_reference if where else None,
+            "experiment_name": where.experiment if where else None,
             "files": [os.path.relpath(f, folder) for f in files],
             "files_stat": [_stat(f) for f in files],
             "content_hash": fileio.hash_files(files),

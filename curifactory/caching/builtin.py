@@ -133,9 +133,10 @@ class FileReferenceCacher(JsonCacher):
     def load(self) -> Any:
         with open(self.get_path(), encoding="utf-8") as handle:
             files = json.load(handle)
+        where = self._where()
         if isinstance(files, str):
-            return self._relocate(files)
-        return [self._relocate(f) for f in files]
+            return self._relocate(files, where)
+        return [self._relocate(f, where) for f in files]
 
     def _validate(self) -> str | None:
         reason = super()._validate()
