@@ -20,7 +20,8 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 from curifactory.cli.common import CommandError, print_error
 from curifactory.cli.parsers import (
@@ -43,20 +44,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("experiment: error: name an experiment to run (see 'experiment ls')", file=sys.stderr)
         return 2
     verbose = "-v" in args_list or "--verbose" in args_list
-    _stop_on_sigterm()
-    return _guarded(lambda: _dispatch(args_list), verbose)
+    with _sigterm_interrupts():
+        return _guarded(lambda: _dispatch(args_list), verbose)
 
 
-def _stop_on_sigterm() -> None:
-    """Treat SIGTERM (a scheduler's kill, ``kill PID``) like Ctrl-C, so the run is stored as 'error'."""
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Treat SIGTERM (a scheduler's kill, ``kill PID``) like Ctrl-C while the command runs, so
+    the run is stored as 'error'; the previous handler is put back afterwards."""
     import signal
     import threading
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def curifactory_main(argv: Sequence[str] | None = None) -> int:

@@ -30,12 +30,20 @@ logger = logging.getLogger("curifactory.cli")
 
 def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     """Run or inspect the experiment ``args.experiment``; returns the exit code."""
-    from curifactory.config import load_settings
-
     inspect = bool(args.map or args.hashes or args.paths or args.print_params is not None)
     dry = args.dry or inspect
+    bytecode = sys.dont_write_bytecode
     if dry:  # "writes nothing" includes the __pycache__ of the project's modules
         sys.dont_write_bytecode = True
+    try:
+        return _run_or_inspect(args, argv, inspect, dry)
+    finally:
+        sys.dont_write_bytecode = bytecode
+
+
+def _run_or_inspect(args: argparse.Namespace, argv: list[str], inspect: bool, dry: bool) -> int:
+    from curifactory.config import load_settings
+
     settings = load_settings()
     options = LogOptions(verbose=args.verbose, quiet=args.quiet, to_file=not (args.no_log or dry),
                          all_loggers=args.all_loggers, log_errors=args.log_errors)
