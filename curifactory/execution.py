@@ -75,7 +75,7 @@ class StageCall:
 
     def _make_cachers(self) -> list[caching.Cacheable | None]:
         declared = self.spec.cachers or (None,) * len(self.spec.outputs)
-        location = caching.location_of_record(self.record, self.spec.name)
+        location = self.location = caching.location_of_record(self.record, self.spec.name)
         cachers: list[caching.Cacheable | None] = []
         for name, template, lazy in zip(self.spec.output_names, declared, self.lazy_flags):
             if template is None and lazy is not None:
@@ -102,13 +102,15 @@ class StageCall:
         """
         spec, record, manager = self.spec, self.record, self.manager
         outputs = tuple(self._output_fact(name, cacher, warn) for name, cacher in zip(spec.output_names, self.cachers))
-        executor = manager.executor
+        prefilled = manager.executor.prefilled
+        options = manager.options
+        stages = options.overwrite_stages
         return CallFacts(
             stage=spec.name, outputs=outputs, aggregate=record.is_aggregate,
-            overwrite=(manager.overwrite or spec.name in manager.overwrite_stages
-                       or (not executor.prefilled and bool(getattr(record.params, "overwrite", False)))),
-            prefilled=executor.prefilled,
-            inputs_overwritten=any(s in manager.overwrite_stages for r in record.input_records for s in r.stages),
+            overwrite=(options.overwrite or spec.name in stages
+                       or (not prefilled and bool(getattr(record.params, "overwrite", False)))),
+            prefilled=prefilled,
+            inputs_overwritten=bool(stages) and any(s in stages for r in record.input_records for s in r.stages),
             upstream_rerun=upstream_rerun,
         )
 
@@ -197,8 +199,7 @@ class StageCall:
         return infos
 
     def _reportables_cacher(self) -> caching.PickleCacher:
-        cacher = caching.PickleCacher(name=REPORTABLES_NAME, record=self.record,
-                                      location=caching.location_of_record(self.record, self.spec.name))
+        cacher = caching.PickleCacher(name=REPORTABLES_NAME, record=self.record, location=self.location)
         cacher.stage = self.spec.name
         return cacher
 
