@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 FULL = [
     ("bench_core.py", []),
-    ("bench_cli.py", ["--sizes", "50", "1000", "--repeat", "3"]),
+    ("bench_cli.py", ["--sizes", "50,1000", "--repeat", "3"]),
     ("bench_report.py", []),
     ("bench_store_full.py", []),
     ("bench_parallel.py", []),

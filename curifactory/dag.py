@@ -113,6 +113,6 @@ def plan(nodes: list[Node]) -> Plan:
         rerun = tuple(dict.fromkeys(src[1] for src in upstream.get(node.key, ())
                                     if src in verdicts and verdicts[src].reason.cascades))
         assert node.facts is not None  # set in Node.__post_init__
-        verdicts[node.key] = decide(dataclasses.replace(node.facts, upstream_rerun=rerun))
+        verdicts[node.key] = decide(dataclasses.replace(node.facts, upstream_rerun=rerun) if rerun else node.facts)
         rerun_upstream[node.key] = rerun
     return Plan(tuple(nodes), verdicts, tuple(edges), rerun_upstream)

@@ -42,6 +42,12 @@ class Reason(str, enum.Enum):
         return self is not Reason.CACHED
 
     @property
+    def for_missing_entry(self) -> bool:
+        """It runs only because an entry is missing or corrupt: worth a second look just
+        before running, since another call or process may have written it meanwhile."""
+        return self in (Reason.NOT_CACHED, Reason.INVALID)
+
+    @property
     def cascades(self) -> bool:
         """Whether calls downstream of one decided this way must rerun too."""
         return self in (Reason.OVERWRITE, Reason.UPSTREAM)
@@ -126,12 +132,16 @@ def overwrite_applies(facts: CallFacts) -> bool:
     return facts.overwrite
 
 
+_PLAIN = {reason: Decision(reason) for reason in Reason}
+"""The decisions without a detail, made once (one is returned for most calls of a run)."""
+
+
 def decide(facts: CallFacts) -> Decision:
     """Whether the call runs, and why (see the module docstring for the rules)."""
     if not facts.outputs:
-        return Decision(Reason.NO_OUTPUTS)
+        return _PLAIN[Reason.NO_OUTPUTS]
     if overwrite_applies(facts):
-        return Decision(Reason.OVERWRITE)
+        return _PLAIN[Reason.OVERWRITE]
     if facts.upstream_rerun:
         return Decision(Reason.UPSTREAM, facts.upstream_rerun[0])
     missing: OutputFact | None = None
@@ -144,4 +154,4 @@ def decide(facts: CallFacts) -> Decision:
             missing = output
     if missing is not None:
         return Decision(Reason.NOT_CACHED, missing.name)
-    return Decision(Reason.CACHED)
+    return _PLAIN[Reason.CACHED]

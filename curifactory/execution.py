@@ -145,7 +145,7 @@ class StageCall:
         plan = self.manager.plan
         if plan is not None and self.key[0] >= 0 and self.key in plan.verdicts:
             planned = plan.verdicts[self.key]
-            if planned.reason in (Reason.NOT_CACHED, Reason.INVALID):
+            if planned.reason.for_missing_entry:
                 # an earlier call of this run may have saved the same entry meanwhile
                 return decide(self.facts(warn=False, upstream_rerun=plan.upstream.get(self.key, ())))
             return planned
@@ -247,7 +247,7 @@ class StageCall:
         from curifactory.parallel import artifact_lock
 
         with artifact_lock(self.manager.cache_path, first._final_path()):
-            if reason in (Reason.NOT_CACHED, Reason.INVALID) and not decide(self.facts(warn=False)).runs:
+            if reason.for_missing_entry and not decide(self.facts(warn=False)).runs:
                 return JobResult(StageStatus.CACHED, tuple(self.skip()), 0)
             return JobResult(StageStatus.EXECUTED, *self._execute_tuple(job.overrides, reason))
 
@@ -287,7 +287,7 @@ class StageCall:
     def _store(self, name: str, value: Any, cacher: caching.Cacheable | None,
                lazy: caching.Lazy | None, reason: Reason) -> ArtifactInfo:
         record, manager = self.record, self.manager
-        if reason in (Reason.OVERWRITE, Reason.UPSTREAM):
+        if reason.cascades:
             record.overwritten.add(name)
         else:
             record.overwritten.discard(name)

@@ -27,7 +27,7 @@ from curifactory import dag, execution, fileio, identity, registration
 from curifactory.config import Settings, load_settings
 from curifactory.events import Listener, RunFinished, emit
 from curifactory.executors import InProcessExecutor
-from curifactory.options import Option, RunOptions
+from curifactory.options import OptionsMirror, RunOptions
 from curifactory.views import ManagerViews
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ _PATH_ARGS = ("manager_cache_path", "cache_path", "runs_path", "logs_path", "not
               "reports_path", "report_css_path")
 
 
-class ArtifactManager(ManagerViews):
+class ArtifactManager(OptionsMirror, ManagerViews):
     """The records, options and bookkeeping of one experiment run.
 
     Every argument of curifactory 0.20 is accepted (see
@@ -57,19 +57,6 @@ class ArtifactManager(ManagerViews):
         settings: a ready :class:`~curifactory.config.Settings` (skips the config lookup).
         start: start the run now (register it, ...); ``run_experiment`` passes False.
     """
-
-    store_full = Option()
-    dry = Option()
-    dry_cache = Option()
-    prefix = Option()
-    run_line = Option()
-    lazy = Option()
-    ignore_lazy = Option()
-    notes = Option()
-    overwrite = Option()
-    overwrite_stages = Option()
-    parallel_mode = Option()
-    artifact_locks = Option()
 
     def __init__(self, experiment_name: str | None = None, store_full: bool = False, dry: bool = False,
                  dry_cache: bool = False, prefix: str | None = None, run_line: str = "", parallel_lock: Any = None,

@@ -1,7 +1,7 @@
 """The options of one run, as a frozen value, and the manager attributes that read them.
 
 0.20 code reads and sets options as manager attributes (``manager.dry = True``);
-:class:`Option` keeps that working while the options themselves stay one frozen
+:class:`OptionsMirror` keeps that working while the options themselves stay one frozen
 :class:`RunOptions` value: setting an attribute replaces the value.
 """
 
@@ -50,22 +50,29 @@ class RunOptions:
         return not (self.dry or self.dry_cache)
 
 
-class Option:
-    """A data descriptor: ``manager.<name>`` reads and replaces ``manager.options.<name>``.
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(RunOptions))
 
-    Sequences are stored as tuples and handed out as lists (0.20 code expects lists).
+
+class OptionsMirror:
+    """A mixin keeping each :class:`RunOptions` field readable as a plain attribute.
+
+    0.20 code reads and sets ``manager.dry`` and friends. Reads are plain attribute
+    reads (they happen on every stage call); setting one replaces the frozen
+    ``options`` value, and setting ``options`` updates every attribute.
+    Sequences are stored in ``options`` as tuples and shown as lists.
     """
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+    options: RunOptions
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        value = getattr(obj.options, self.name)
-        return list(value) if isinstance(value, tuple) else value
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        if isinstance(value, list):
-            value = tuple(value)
-        obj.options = dataclasses.replace(obj.options, **{self.name: value})
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in OPTION_NAMES:
+            stored = tuple(value) if isinstance(value, list) else value
+            object.__setattr__(self, "options", dataclasses.replace(self.options, **{name: stored}))
+            object.__setattr__(self, name, list(stored) if isinstance(stored, tuple) else stored)
+        elif name == "options":
+            object.__setattr__(self, "options", value)
+            for field in OPTION_NAMES:
+                current = getattr(value, field)
+                object.__setattr__(self, field, list(current) if isinstance(current, tuple) else current)
+        else:
+            object.__setattr__(self, name, value)

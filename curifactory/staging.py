@@ -55,7 +55,7 @@ class StageSpec:
     defaulted_inputs: frozenset[str] = frozenset()
     """Inputs whose function parameter has a default (usable when they are missing)."""
 
-    @property
+    @functools.cached_property
     def output_names(self) -> tuple[str, ...]:
         """The output names (``Lazy`` outputs give their name)."""
         return tuple(getattr(o, "name", o) for o in self.outputs)

@@ -50,6 +50,7 @@ def test_the_table_covers_every_reason():
 def test_cascading_and_running_reasons():
     assert {r for r in Reason if r.cascades} == {Reason.OVERWRITE, Reason.UPSTREAM}
     assert {r for r in Reason if not r.runs} == {Reason.CACHED}
+    assert {r for r in Reason if r.for_missing_entry} == {Reason.NOT_CACHED, Reason.INVALID}
 
 
 def test_describe_names_the_detail():

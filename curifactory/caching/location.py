@@ -60,18 +60,14 @@ class ArtifactLocation:
 def location_of_record(record: Any, stage: str | None = None) -> ArtifactLocation:
     """The location of ``record``'s artifacts as its manager sees them now (0.20-style cachers)."""
     manager = getattr(record, "manager", None)
-    params = getattr(record, "params", None)
+    params = record.params
+    if manager is None:
+        return ArtifactLocation(cache_path="", prefix="", params_hash=record.get_hash(), stage=stage,
+                                params=params, params_name=getattr(params, "name", None),
+                                aggregate=bool(record.is_aggregate))
     return ArtifactLocation(
-        cache_path=getattr(manager, "cache_path", "") or "",
-        prefix=(getattr(manager, "prefix", None) or getattr(manager, "experiment_name", "") or ""),
-        params_hash=record.get_hash(),
-        stage=stage or getattr(manager, "current_stage_name", None),
-        experiment=getattr(manager, "experiment_name", "") or "",
-        run_reference=manager.get_reference_name() if manager is not None else None,
-        params=params,
-        params_name=getattr(params, "name", None),
-        aggregate=bool(getattr(record, "is_aggregate", False)),
-        dry=bool(getattr(manager, "dry", False)),
-        redirect=getattr(manager, "artifact_manifest", None),
-        project_root=getattr(getattr(manager, "settings", None), "root", None),
+        manager.cache_path or "", manager.prefix or manager.experiment_name or "", record.get_hash(),
+        stage or manager.current_stage_name, manager.experiment_name or "", manager.get_reference_name(),
+        params, getattr(params, "name", None), bool(record.is_aggregate), bool(manager.dry),
+        manager.artifact_manifest, manager.settings.root,
     )
