@@ -30,6 +30,9 @@ DEFAULTS: dict[str, str] = {
     "report_css_path": "reports/style.css",
 }
 PATH_KEYS = tuple(k for k in DEFAULTS if k.endswith("_path"))
+CODE_CHANGES = ("rerun", "warn", "ignore")
+"""What a cached entry whose code fingerprint changed does: rerun its stage, be used
+with a warning, or be used silently (0.20's behaviour)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Settings:
     notebooks_path: str
     reports_path: str
     report_css_path: str
+    code_changes: str = "rerun"
 
     def with_paths(self, **overrides: str | None) -> Settings:
         """Return a copy where each given, non-None path replaces the configured one.
@@ -109,6 +113,13 @@ def load_settings(start: str | os.PathLike[str] | None = None) -> Settings:
                 f"module name in quotes, e.g. \"cache_path\": \"data/cache\")."
             )
         values.update({k: v for k, v in loaded.items() if k in DEFAULTS})
+        code_changes = loaded.get("code_changes", "rerun")
+        if code_changes not in CODE_CHANGES:
+            raise ConfigError(
+                f"In the project config {config_file}, code_changes is {code_changes!r}; use one of "
+                f"{', '.join(repr(c) for c in CODE_CHANGES)} (the default is 'rerun')."
+            )
+        values["code_changes"] = code_changes
     for key in PATH_KEYS:
         values[key] = str((root / values[key]).resolve())
     return Settings(root=str(root), config_file=str(config_file) if config_file else None, **values)

@@ -14,11 +14,15 @@ The rules, in order:
 2. an overwrite that applies to it (``--overwrite``, ``--overwrite-stage``, the
    parameter set's ``overwrite``) reruns it (``overwrite``); when ``--parallel``
    workers already ran the record stages, only aggregates still apply it;
-3. a call reading from an upstream call that reruns because of an overwrite
-   reruns too (``upstream``), so nothing downstream keeps a stale value;
+3. a call reading from an upstream call that reruns because of an overwrite (or
+   a code change) reruns too (``upstream``), so nothing downstream keeps a stale value;
 4. an output without a cacher (``not_cached``), with a corrupt or incomplete
    entry (``invalid``) or with no entry (``not_cached``) makes it run;
-5. otherwise it is skipped (``cached``).
+5. entries written by other code than the stage's now (its code fingerprint,
+   :mod:`curifactory.fingerprint`) rerun it (``code_changed``), and, as an
+   overwrite does, what is downstream of it; under ``code_changes: warn`` they
+   are used, marked stale; under ``ignore`` the fingerprint is not compared;
+6. otherwise it is skipped (``cached``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ class Reason(str, enum.Enum):
     NOT_CACHED = "an output is not cached"
     INVALID = "a cache entry is corrupt"
     OVERWRITE = "overwrite applies"
-    UPSTREAM = "an upstream stage is overwritten"
+    UPSTREAM = "an upstream stage reruns"
+    CODE_CHANGED = "its code changed"
     CACHED = "cached"
 
     @property
@@ -50,7 +55,7 @@ class Reason(str, enum.Enum):
     @property
     def cascades(self) -> bool:
         """Whether calls downstream of one decided this way must rerun too."""
-        return self in (Reason.OVERWRITE, Reason.UPSTREAM)
+        return self in (Reason.OVERWRITE, Reason.UPSTREAM, Reason.CODE_CHANGED)
 
 
 class Entry(str, enum.Enum):
@@ -85,7 +90,10 @@ class CallFacts:
         inputs_overwritten: for an aggregate after a prefilled run, a stage of a
             record it combines was overwritten by the workers.
         upstream_rerun: stages upstream of this call that rerun because of an
-            overwrite (each one is enough to rerun it).
+            overwrite or a code change (each one is enough to rerun it).
+        code_change: what changed in the code since the cached entries were
+            written (empty: nothing, or no fingerprint to compare with).
+        code_changes: the ``code_changes`` policy: ``rerun``, ``warn`` or ``ignore``.
     """
 
     stage: str
@@ -95,6 +103,8 @@ class CallFacts:
     prefilled: bool = False
     inputs_overwritten: bool = False
     upstream_rerun: tuple[str, ...] = ()
+    code_change: str = ""
+    code_changes: str = "rerun"
 
     @classmethod
     def for_reason(cls, stage: str, reason: Reason) -> CallFacts:
@@ -110,11 +120,14 @@ class Decision:
     """The answer for one call: the :class:`Reason` and what it is about.
 
     ``detail`` names the output (``not_cached``, ``invalid``) or the upstream
-    stage (``upstream``) that made the call run; it is empty otherwise.
+    stage (``upstream``) that made the call run, or says what code changed
+    (``code_changed``); it is empty otherwise. ``stale`` is set on a ``cached``
+    decision whose code changed under ``code_changes: warn``.
     """
 
     reason: Reason
     detail: str = ""
+    stale: str = ""
 
     @property
     def runs(self) -> bool:
@@ -122,7 +135,11 @@ class Decision:
 
     def describe(self) -> str:
         """``an output is not cached ('model')``-style text for ``--map`` and logs."""
-        return f"{self.reason.value} ({self.detail!r})" if self.detail else self.reason.value
+        if self.stale:
+            return f"{self.reason.value}, but stale: {self.stale}"
+        if not self.detail:
+            return self.reason.value
+        return f"{self.reason.value} ({self.detail if ' ' in self.detail else repr(self.detail)})"
 
 
 def overwrite_applies(facts: CallFacts) -> bool:
@@ -154,4 +171,8 @@ def decide(facts: CallFacts) -> Decision:
             missing = output
     if missing is not None:
         return Decision(Reason.NOT_CACHED, missing.name)
+    if facts.code_change and facts.code_changes == "rerun":
+        return Decision(Reason.CODE_CHANGED, facts.code_change)
+    if facts.code_change and facts.code_changes == "warn":
+        return Decision(Reason.CACHED, stale=facts.code_change)
     return _PLAIN[Reason.CACHED]

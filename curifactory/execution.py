@@ -21,6 +21,7 @@ from curifactory.dag import Node, NodeKey, Plan
 from curifactory.decision import CallFacts, Decision, Entry, OutputFact, Reason, decide
 from curifactory.errors import CacheError, CacheWarning, MissingInputError
 from curifactory.executors import JobResult, StageJob
+from curifactory.fingerprint import Fingerprint, fingerprint
 from curifactory.events import CacheHit, CacheInvalid, StageFinished, StageStarted, emit
 from curifactory.history import ArtifactInfo, StageRun, StageStatus
 from curifactory.staging import StageSpec
@@ -57,6 +58,10 @@ class StageCall:
         self.records = records
         occurrence = record.stages.count(spec.name)
         self.key: NodeKey = (manager.record_index(record), spec.name, occurrence)
+        self.code_changes: str = manager.code_changes or manager.settings.code_changes
+        self.code: Fingerprint | None = None
+        if self.code_changes != "ignore":
+            self.code = fingerprint(spec.function, manager.settings.root, spec.version)
         self.lazy_flags = self._lazy_flags()
         self.cachers = self._make_cachers()
 
@@ -75,7 +80,8 @@ class StageCall:
 
     def _make_cachers(self) -> list[caching.Cacheable | None]:
         declared = self.spec.cachers or (None,) * len(self.spec.outputs)
-        location = self.location = caching.location_of_record(self.record, self.spec.name)
+        code = self.code.as_metadata() if self.code is not None else None
+        location = self.location = caching.location_of_record(self.record, self.spec.name, code)
         cachers: list[caching.Cacheable | None] = []
         for name, template, lazy in zip(self.spec.output_names, declared, self.lazy_flags):
             if template is None and lazy is not None:
@@ -112,7 +118,20 @@ class StageCall:
             prefilled=prefilled,
             inputs_overwritten=bool(stages) and any(s in stages for r in record.input_records for s in r.stages),
             upstream_rerun=upstream_rerun,
+            code_change=self._code_change(outputs),
+            code_changes=self.code_changes,
         )
+
+    def _code_change(self, outputs: tuple[OutputFact, ...]) -> str:
+        """What changed in the code since the (valid) entries were written; "" when nothing
+        did or they carry no fingerprint (0.20 entries are taken as they are)."""
+        if self.code is None or not outputs or any(o.entry is not Entry.VALID for o in outputs):
+            return ""
+        for cacher in self.cachers:
+            stored = (cacher.metadata or {}).get("code") if cacher is not None else None
+            if stored is not None:
+                return self.code.change_since(stored)
+        return ""
 
     def _output_fact(self, name: str, cacher: caching.Cacheable | None, warn: bool) -> OutputFact:
         if cacher is None:
@@ -389,6 +408,10 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
     emit(manager.listeners, StageStarted(spec.name, call.key[0], record.name, decision.runs))
     started = time.perf_counter()
     if not decision.runs:
+        if decision.stale:
+            logger.warning("Stage '%s' on record %s uses its cache although %s (code_changes: warn); "
+                           "rerun it with --overwrite-stage %s.", spec.name, record.get_reference_name(),
+                           decision.stale, spec.name)
         infos = call.skip()
         if infos and manager.executor.computed_elsewhere(record.get_hash(), spec.name, infos[0].path):
             # computed in this run, by another process (a --parallel worker)

@@ -56,6 +56,8 @@ class ArtifactManager(OptionsMirror, ManagerViews):
             libraries is the CLI's business).
         settings: a ready :class:`~curifactory.config.Settings` (skips the config lookup).
         start: start the run now (register it, ...); ``run_experiment`` passes False.
+        code_changes: ``rerun``, ``warn`` or ``ignore`` for cache entries whose stage's
+            code changed (default: the project config's ``code_changes``, else ``rerun``).
     """
 
     def __init__(self, experiment_name: str | None = None, store_full: bool = False, dry: bool = False,
@@ -65,7 +67,8 @@ class ArtifactManager(OptionsMirror, ManagerViews):
                  runs_path: str | None = None, logs_path: str | None = None, notebooks_path: str | None = None,
                  reports_path: str | None = None, report_css_path: str | None = None,
                  status_override: str = "LIVE", suppress_live_log: bool = False, live_log_debug: bool = False,
-                 disable_non_cf_loggers: bool = True, settings: Settings | None = None, start: bool = True):
+                 disable_non_cf_loggers: bool = True, settings: Settings | None = None, start: bool = True,
+                 code_changes: str | None = None):
         paths = dict(manager_cache_path=manager_cache_path, cache_path=cache_path, runs_path=runs_path,
                      logs_path=logs_path, notebooks_path=notebooks_path, reports_path=reports_path,
                      report_css_path=report_css_path)
@@ -75,7 +78,8 @@ class ArtifactManager(OptionsMirror, ManagerViews):
             setattr(self, key, getattr(self.settings, key))
         self.options = RunOptions(store_full=store_full, dry=dry, dry_cache=dry_cache, prefix=prefix,
                                   run_line=run_line, lazy=lazy, ignore_lazy=ignore_lazy, notes=notes,
-                                  parallel_mode=parallel_mode, artifact_locks=parallel_mode)
+                                  parallel_mode=parallel_mode, artifact_locks=parallel_mode,
+                                  code_changes=code_changes)
         self.experiment_name = experiment_name or "live"
         self.experiment_run_number = 0
         self.run_timestamp = datetime.datetime.now()

@@ -30,6 +30,8 @@ class RunOptions:
         parallel_mode: this manager is a worker of a ``--parallel`` run (or a
             non-zero distributed rank): it leaves aggregates and the store alone.
         artifact_locks: compute each artifact under an inter-process file lock.
+        code_changes: ``rerun``, ``warn`` or ``ignore`` for entries whose code
+            fingerprint changed (None: the project config's ``code_changes``).
     """
 
     store_full: bool = False
@@ -44,6 +46,7 @@ class RunOptions:
     overwrite_stages: tuple[str, ...] = ()
     parallel_mode: bool = False
     artifact_locks: bool = False
+    code_changes: str | None = None
 
     @property
     def may_write_cache(self) -> bool:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from curifactory import registration
-from curifactory.config import Settings, load_settings
+from curifactory.config import CODE_CHANGES, Settings, load_settings
+from curifactory.errors import UsageError
 from curifactory.events import RunStarted, emit
 from curifactory.executors import RunContext, make_executor
 from curifactory.loading import ParamSelection, collect_param_sets, load_experiment, project_on_path
@@ -47,6 +48,12 @@ class RunRequest:
     notes: str | None = None
     parallel: int | None = None
     parallel_safe: bool = False
+    code_changes: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.code_changes not in (None, *CODE_CHANGES):
+            raise UsageError(f"code_changes is {self.code_changes!r}; use one of "
+                             f"{', '.join(repr(c) for c in CODE_CHANGES)}.")
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,8 @@ def _run_options(mngr: Any, given: bool, request: RunRequest, hooks: RunHooks, l
         changes["overwrite"] = True
     if request.stage_overwrites:
         changes["overwrite_stages"] = list(request.stage_overwrites)
+    if request.code_changes:
+        changes["code_changes"] = request.code_changes
     if given and request.cache_dir_override:
         settings = mngr.settings.with_paths(cache_path=request.cache_dir_override)
         changes.update(settings=settings, cache_path=settings.cache_path)

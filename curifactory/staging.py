@@ -54,6 +54,8 @@ class StageSpec:
     aggregate: bool
     defaulted_inputs: frozenset[str] = frozenset()
     """Inputs whose function parameter has a default (usable when they are missing)."""
+    version: str | None = None
+    """A pinned version: replaces the code fingerprint (see :mod:`curifactory.fingerprint`)."""
 
     @functools.cached_property
     def output_names(self) -> tuple[str, ...]:
@@ -113,7 +115,7 @@ def _as_tuple(value: Any, what: str, name: str) -> tuple[Any, ...]:
 
 
 def build_spec(fn: Callable[..., Any], inputs: Any, outputs: Any, cachers: Any,
-               suppress_missing_inputs: bool, aggregate: bool) -> StageSpec:
+               suppress_missing_inputs: bool, aggregate: bool, version: Any = None) -> StageSpec:
     """Check a decorated function against its declaration and build its spec."""
     name = fn.__name__
     input_names = _as_tuple(inputs, "inputs", name)
@@ -133,7 +135,7 @@ def build_spec(fn: Callable[..., Any], inputs: Any, outputs: Any, cachers: Any,
             )
     defaulted = _check_signature(fn, name, input_names, aggregate)
     return StageSpec(fn, name, input_names, output_items, cacher_items, suppress_missing_inputs, aggregate,
-                     defaulted)
+                     defaulted, None if version is None else str(version))
 
 
 def _dispatch(spec: StageSpec, record: Any, records: Any, overrides: dict[str, Any]) -> Any:
@@ -147,7 +149,8 @@ def _dispatch(spec: StageSpec, record: Any, records: Any, overrides: dict[str, A
 
 
 def stage(inputs: list[str] | None = None, outputs: list[Any] | None = None,
-          cachers: list[Any] | None = None, suppress_missing_inputs: bool = False) -> Callable[..., Any]:
+          cachers: list[Any] | None = None, suppress_missing_inputs: bool = False,
+          version: str | None = None) -> Callable[..., Any]:
     """Declare a stage: ``f(record, <inputs>...)`` called as ``f(record, **overrides)``.
 
     Args:
@@ -155,10 +158,12 @@ def stage(inputs: list[str] | None = None, outputs: list[Any] | None = None,
         outputs: names (or ``Lazy``) the return value is stored under.
         cachers: one cacher class/instance (or None) per output.
         suppress_missing_inputs: let missing inputs fall back to the defaults.
+        version: pin the stage's code version: its cache entries stay valid while
+            the version is the same, whatever changes in its code or helpers.
     """
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        spec = build_spec(fn, inputs, outputs, cachers, suppress_missing_inputs, aggregate=False)
+        spec = build_spec(fn, inputs, outputs, cachers, suppress_missing_inputs, aggregate=False, version=version)
 
         @functools.wraps(fn)
         def wrapper(record: Any, **overrides: Any) -> Any:
@@ -171,7 +176,7 @@ def stage(inputs: list[str] | None = None, outputs: list[Any] | None = None,
 
 
 def aggregate(inputs: list[str] | None = None, outputs: list[Any] | None = None,
-              cachers: list[Any] | None = None) -> Callable[..., Any]:
+              cachers: list[Any] | None = None, version: str | None = None) -> Callable[..., Any]:
     """Declare an aggregate: ``f(record, records, **{input: {Record: value}})``.
 
     Called as ``agg(record, records=None)``; ``None`` means every record of the
@@ -180,7 +185,7 @@ def aggregate(inputs: list[str] | None = None, outputs: list[Any] | None = None,
     """
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        spec = build_spec(fn, inputs, outputs, cachers, False, aggregate=True)
+        spec = build_spec(fn, inputs, outputs, cachers, False, aggregate=True, version=version)
 
         @functools.wraps(fn)
         def wrapper(record: Any, records: Any = None, **overrides: Any) -> Any:

@@ -262,7 +262,7 @@ def test_map_shows_what_runs_and_why(proj):
     assert ["second", "run", "overwrite", "applies"] in lines
     assert "record 1" not in cached.stdout
     upstream = proj.run("x", "-p", "y", "--map", "--overwrite-stage", "first", "-n", "a")
-    assert "second  run     an upstream stage is overwritten ('first')" in upstream.stdout
+    assert "second  run     an upstream stage reruns ('first')" in upstream.stdout
     (proj.root / "data" / "cache").rename(proj.root / "data" / "moved")
     missing = proj.run("x", "-p", "y", "--map", "-n", "a")
     assert "first   run     an output is not cached ('one')" in missing.stdout

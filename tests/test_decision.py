@@ -35,6 +35,15 @@ TABLE = [
     (CallFacts("s", (VALID,), prefilled=True, aggregate=True, inputs_overwritten=True), Decision(Reason.OVERWRITE)),
     (CallFacts("s", (VALID,), prefilled=True, aggregate=True), Decision(Reason.CACHED)),
     (CallFacts("s", (VALID,), inputs_overwritten=True, aggregate=True), Decision(Reason.CACHED)),
+    # code changes: rerun (the default), warn (cached, marked stale), ignore
+    (CallFacts("s", (VALID,), code_change="code of helper 'h' (m.py:3) changed"),
+     Decision(Reason.CODE_CHANGED, "code of helper 'h' (m.py:3) changed")),
+    (CallFacts("s", (VALID,), code_change="x changed", code_changes="warn"), Decision(Reason.CACHED, stale="x changed")),
+    (CallFacts("s", (VALID,), code_change="x changed", code_changes="ignore"), Decision(Reason.CACHED)),
+    # a missing entry, an overwrite or an upstream rerun say more than a code change
+    (CallFacts("s", (MISSING,), code_change="x changed"), Decision(Reason.NOT_CACHED, "b")),
+    (CallFacts("s", (VALID,), overwrite=True, code_change="x changed"), Decision(Reason.OVERWRITE)),
+    (CallFacts("s", (VALID,), upstream_rerun=("u",), code_change="x"), Decision(Reason.UPSTREAM, "u")),
 ]
 
 
@@ -48,7 +57,7 @@ def test_the_table_covers_every_reason():
 
 
 def test_cascading_and_running_reasons():
-    assert {r for r in Reason if r.cascades} == {Reason.OVERWRITE, Reason.UPSTREAM}
+    assert {r for r in Reason if r.cascades} == {Reason.OVERWRITE, Reason.UPSTREAM, Reason.CODE_CHANGED}
     assert {r for r in Reason if not r.runs} == {Reason.CACHED}
     assert {r for r in Reason if r.for_missing_entry} == {Reason.NOT_CACHED, Reason.INVALID}
 
@@ -56,12 +65,16 @@ def test_cascading_and_running_reasons():
 def test_describe_names_the_detail():
     assert Decision(Reason.NOT_CACHED, "model").describe() == "an output is not cached ('model')"
     assert Decision(Reason.OVERWRITE).describe() == "overwrite applies"
+    assert Decision(Reason.CODE_CHANGED, "code of stage 'fit' (e.py:3) changed").describe() == \
+        "its code changed (code of stage 'fit' (e.py:3) changed)"
+    assert Decision(Reason.CACHED, stale="x changed").describe() == "cached, but stale: x changed"
 
 
-@pytest.mark.parametrize("reason", [r for r in Reason if r is not Reason.UPSTREAM])
+@pytest.mark.parametrize("reason", [r for r in Reason if r not in (Reason.UPSTREAM, Reason.CODE_CHANGED)])
 def test_facts_for_a_calls_own_reason_decide_that_reason(reason):
     assert decide(CallFacts.for_reason("s", reason)).reason is reason
 
 
-def test_upstream_is_never_a_calls_own_reason():
-    assert decide(CallFacts.for_reason("s", Reason.UPSTREAM)).reason is Reason.CACHED
+@pytest.mark.parametrize("reason", [Reason.UPSTREAM, Reason.CODE_CHANGED])
+def test_reasons_that_need_more_facts_are_not_made_from_a_reason(reason):
+    assert decide(CallFacts.for_reason("s", reason)).reason is Reason.CACHED

@@ -48,6 +48,7 @@ def example(tmp_path, monkeypatch):
         else:
             shutil.copy(source, root / name)
     monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))  # as a Python session started in the project root has it
     monkeypatch.setenv("MPLBACKEND", "Agg")
     _forget_project_modules()
     yield root

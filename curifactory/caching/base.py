@@ -257,6 +257,8 @@ class Cacheable:
             "preview": preview(obj),
             "extra": self.extra_metadata,
         }
+        if where is not None and where.code is not None:
+            metadata["code"] = where.code
         fileio.atomic_write_json(meta_path, metadata)
         self.metadata = metadata
 

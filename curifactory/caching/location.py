@@ -37,6 +37,8 @@ class ArtifactLocation:
         redirect: a reproduction run's manifest: files kept outside the cache are
             read from the run folder's copy.
         project_root: the project folder (to match moved checkouts in ``redirect``).
+        code: the stage's code fingerprint for the metadata (``Fingerprint.as_metadata()``),
+            or None when code changes are ignored.
     """
 
     cache_path: str
@@ -51,13 +53,14 @@ class ArtifactLocation:
     dry: bool = False
     redirect: Redirect | None = None
     project_root: str | None = None
+    code: Any = None
 
     def filename(self, name: str, prefix: str | None = None, stage: str | None = None) -> str:
         """``<prefix>_<hash>_<stage>_<name>``."""
         return f"{prefix or self.prefix}_{self.params_hash}_{stage or self.stage}_{name}"
 
 
-def location_of_record(record: Any, stage: str | None = None) -> ArtifactLocation:
+def location_of_record(record: Any, stage: str | None = None, code: Any = None) -> ArtifactLocation:
     """The location of ``record``'s artifacts as its manager sees them now (0.20-style cachers)."""
     manager = getattr(record, "manager", None)
     params = record.params
@@ -69,5 +72,5 @@ def location_of_record(record: Any, stage: str | None = None) -> ArtifactLocatio
         manager.cache_path or "", manager.prefix or manager.experiment_name or "", record.get_hash(),
         stage or manager.current_stage_name, manager.experiment_name or "", manager.get_reference_name(),
         params, getattr(params, "name", None), bool(record.is_aggregate), bool(manager.dry),
-        manager.artifact_manifest, manager.settings.root,
+        manager.artifact_manifest, manager.settings.root, code,
     )

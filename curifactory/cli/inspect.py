@@ -208,6 +208,7 @@ def dry_manager(args: argparse.Namespace, settings: Any, block: dict[str, list[l
                               status_override="incomplete", settings=settings)
     manager.overwrite = bool(args.overwrite)
     manager.overwrite_stages = list(args.overwrite_stage or [])
+    manager.code_changes = args.code_changes
     manager.parameter_files = list(block)
     manager.param_file_param_sets = block
     return manager

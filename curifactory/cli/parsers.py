@@ -53,6 +53,9 @@ def _add_cache_flags(group: Any) -> None:
     group.add_argument("--overwrite", action="store_true", help="recompute every stage, ignoring the cache")
     group.add_argument("--overwrite-stage", action="append", metavar="STAGE",
                        help="recompute this stage and every stage downstream of it; repeatable")
+    group.add_argument("--code-changes", choices=("rerun", "warn", "ignore"),
+                       help="when a stage's code changed since its cache entry was written: rerun it "
+                            "(default), use the entry with a warning, or ignore code (as 0.20)")
     group.add_argument("--prefix", metavar="PREFIX", help="artifact file prefix instead of the experiment name")
     group.add_argument("--lazy", action="store_true",
                        help="make every stage output Lazy (saved, dropped from memory, loaded on access)")

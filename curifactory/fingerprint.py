@@ -1,0 +1,357 @@
+"""Code fingerprints: a hash of what a stage's code is, following the helpers it reaches.
+
+A stage's fingerprint covers its own normalised code (the syntax tree without
+docstrings, comments or formatting) and, transitively, every project-local
+function, method, class and module-level constant it reaches by name, its default
+arguments and the values its closures captured. *Project-local* means defined in a
+file under the project root (not in site-packages, the standard library or
+curifactory itself), or in ``__main__`` / a notebook cell. Covering a class covers
+all its methods (so calls through ``self`` are covered) and its project-local bases.
+
+What cannot be read (a function built in C, generated at run time, a lambda typed
+in a REPL) is listed as *not covered* and logged once at debug level; a fingerprint
+never fails a run. Cycles between helpers terminate. The only I/O is reading
+source text through :mod:`linecache`, once per file and process; fingerprints are
+computed once per function and process.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import inspect
+import linecache
+import logging
+import os
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+logger = logging.getLogger(__name__)
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_LIBRARY_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+_STDLIB_DIRS = tuple({os.path.realpath(os.path.dirname(os.__file__))})
+
+
+@dataclass(frozen=True)
+class Helper:
+    """One covered piece of code: ``module.qualname``, ``file:line`` and its digest."""
+
+    name: str
+    where: str
+    digest: str
+    kind: str = "helper"  # "stage", "helper", "class" or "constant"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A stage's code fingerprint.
+
+    Attributes:
+        digest: the hash of everything covered (or of ``version`` when pinned).
+        helpers: what it covers, the stage itself first.
+        not_covered: names of project-local code whose source could not be read.
+        version: the stage's pinned version, if any (it replaces the code part).
+    """
+
+    digest: str
+    helpers: tuple[Helper, ...] = ()
+    not_covered: tuple[str, ...] = ()
+    version: str | None = None
+
+    def as_metadata(self) -> dict[str, Any]:
+        """The ``code`` block of an artifact's metadata (made once per fingerprint)."""
+        return self._metadata
+
+    @functools.cached_property
+    def _metadata(self) -> dict[str, Any]:
+        return {"digest": self.digest, "version": self.version,
+                "helpers": {h.name: [h.digest, h.where, h.kind] for h in self.helpers},
+                "not_covered": list(self.not_covered)}
+
+    def change_since(self, stored: dict[str, Any]) -> str:
+        """What changed since the fingerprint ``stored`` in metadata ("" if nothing did)."""
+        if not isinstance(stored, dict) or stored.get("digest") in (None, self.digest):
+            return ""
+        if self.version is not None or stored.get("version") is not None:
+            return f"version {stored.get('version')!r} -> {self.version!r}"
+        old = stored.get("helpers") or {}
+        for helper in self.helpers:
+            before = old.get(helper.name)
+            short = helper.name.rsplit(".", 1)[-1] if helper.kind != "stage" else helper.name.split(".")[-1]
+            if before is None:
+                return f"{helper.kind} '{short}' ({helper.where}) is new"
+            if before[0] != helper.digest:
+                return f"code of {helper.kind} '{short}' ({helper.where}) changed"
+        gone = [name for name in old if name not in {h.name for h in self.helpers}]
+        if gone:
+            return f"helper '{gone[0].rsplit('.', 1)[-1]}' is no longer used"
+        return "its code changed"
+
+
+def fingerprint(function: Callable[..., Any], root: str, version: str | None = None) -> Fingerprint:
+    """The fingerprint of ``function`` (a stage's undecorated function) in the project at ``root``."""
+    try:
+        return _fingerprint(function, os.path.realpath(root), version)
+    except Exception as exc:  # fingerprinting must never fail a run
+        logger.debug("could not fingerprint %r: %s", function, exc, exc_info=True)
+        name = getattr(function, "__qualname__", repr(function))
+        return Fingerprint(_digest("uncovered", name), (), (name,), version)
+
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint(function: Callable[..., Any], root: str, version: str | None) -> Fingerprint:
+    if version is not None:
+        return Fingerprint(_digest("version", str(version)), (), (), str(version))
+    walk = _Walk(root)
+    walk.cover(inspect.unwrap(function), kind="stage")
+    parts = [f"{h.kind}:{h.name}:{h.digest}" for h in walk.helpers]
+    return Fingerprint(_digest(*parts, *walk.not_covered), tuple(walk.helpers), tuple(walk.not_covered))
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.blake2b("\0".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+# -- reading source -------------------------------------------------------------------------
+@dataclass
+class _Source:
+    """One file's syntax tree (docstrings removed) indexed by qualified name and by line."""
+
+    tree: ast.Module
+    by_name: dict[str, ast.AST] = field(default_factory=dict)
+    by_line: dict[int, ast.AST] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=None)
+def _source(filename: str, stamp: tuple[int, int] | None) -> _Source | None:
+    lines = linecache.getlines(filename)
+    if not lines:
+        return None
+    source = _Source(ast.parse("".join(lines), filename))
+    _index(source, source.tree, [])
+    return source
+
+
+def _source_of(filename: str) -> _Source | None:
+    try:
+        info = os.stat(filename)
+        stamp: tuple[int, int] | None = (info.st_mtime_ns, info.st_size)
+        linecache.checkcache(filename)
+    except OSError:
+        stamp = None  # a notebook cell or other source linecache holds itself
+    return _source(filename, stamp)
+
+
+def _index(source: _Source, node: ast.AST, stack: list[str]) -> None:
+    if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and _has_docstring(node):
+        node.body = node.body[1:] or [ast.Pass()]
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            qualname = ".".join([*stack, child.name])
+            source.by_name.setdefault(qualname, child)
+            first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+            source.by_line.setdefault(first, child)
+            inner = [*stack, child.name] + ([] if isinstance(child, ast.ClassDef) else ["<locals>"])
+            _index(source, child, inner)
+        else:
+            if isinstance(child, ast.Lambda):
+                source.by_line.setdefault(child.lineno, child)
+            _index(source, child, stack)
+
+
+def _has_docstring(node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    first = node.body[0] if node.body else None
+    return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+
+
+# -- walking what a function reaches -----------------------------------------------------------
+class _Walk:
+    """One fingerprint's traversal: what it covered so far, and what it could not."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.seen: set[int] = set()
+        self.helpers: list[Helper] = []
+        self.not_covered: list[str] = []
+
+    def local(self, obj: Any) -> bool:
+        """Whether ``obj`` is the project's own code."""
+        module = getattr(obj, "__module__", None)
+        if module == "__main__":
+            return True
+        filename = _file_of(obj)
+        if not filename or filename.startswith("<"):
+            return False
+        path = os.path.realpath(filename)
+        if path.startswith(_PACKAGE_DIR + os.sep) or any(m in path for m in _LIBRARY_MARKERS):
+            return False
+        if any(path.startswith(d + os.sep) for d in _STDLIB_DIRS):
+            return False
+        return path.startswith(self.root + os.sep)
+
+    def where(self, filename: str, line: int) -> str:
+        path = os.path.realpath(filename)
+        shown = os.path.relpath(path, self.root) if path.startswith(self.root + os.sep) else filename
+        return f"{shown}:{line}"
+
+    def cover(self, obj: Any, kind: str = "helper") -> None:
+        """Add ``obj`` (a function or class) and what it reaches."""
+        if id(obj) in self.seen:
+            return
+        self.seen.add(id(obj))
+        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+        node, filename = self.node_of(obj)
+        if node is None:
+            self.not_covered.append(name)
+            logger.debug("code fingerprint: cannot read the source of %s; it is not covered", name)
+            return
+        extra = _function_values(obj) if inspect.isfunction(obj) else ""
+        line = getattr(node, "lineno", 0)
+        self.helpers.append(Helper(name, self.where(filename, line), _digest(ast.dump(node), extra),
+                                   "class" if inspect.isclass(obj) else kind))
+        self.follow(obj, node)
+
+    def node_of(self, obj: Any) -> tuple[ast.AST | None, str]:
+        filename = _file_of(obj)
+        source = _source_of(filename) if filename else None
+        if source is None:
+            return None, filename or ""
+        if inspect.isfunction(obj) and obj.__name__ == "<lambda>":
+            return source.by_line.get(obj.__code__.co_firstlineno), filename
+        node = source.by_name.get(obj.__qualname__)
+        if node is None and inspect.isfunction(obj):
+            node = source.by_line.get(obj.__code__.co_firstlineno)
+        return node, filename
+
+    def follow(self, obj: Any, node: ast.AST) -> None:
+        """Cover what the names used in ``node`` point at, in ``obj``'s namespace."""
+        namespace = _namespace(obj)
+        if inspect.isclass(obj):
+            for base in obj.__mro__[1:]:
+                if self.local(base):
+                    self.cover(base)
+        elif "." in obj.__qualname__ and "<locals>" not in obj.__qualname__.rsplit(".", 1)[0]:
+            owner = _resolve(namespace, obj.__qualname__.rsplit(".", 1)[0])
+            if inspect.isclass(owner) and self.local(owner):
+                self.cover(owner)  # a method: its class (and so calls through self) is covered
+        for dotted in _names_used(node):
+            target = _resolve(namespace, dotted)
+            if target is _MISSING:
+                continue
+            self.reach(target, dotted, namespace, obj)
+
+    def reach(self, target: Any, dotted: str, namespace: dict[str, Any], user: Any) -> None:
+        if isinstance(target, (staticmethod, classmethod)):
+            target = target.__func__
+        if isinstance(target, types.MethodType):
+            target = target.__func__
+        if isinstance(target, functools.partial):
+            self.reach(target.func, dotted, namespace, user)
+            return
+        if inspect.isfunction(target):
+            target = inspect.unwrap(target)
+        if inspect.isfunction(target) or inspect.isclass(target):
+            if self.local(target):
+                self.cover(target)
+        elif not inspect.ismodule(target) and not callable(target) and self.local(user):
+            self.constant(dotted, target, user)
+
+    def constant(self, dotted: str, value: Any, user: Any) -> None:
+        module = getattr(user, "__module__", "?")
+        name = f"{module}.{dotted}"
+        if any(h.name == name for h in self.helpers):
+            return
+        filename = _file_of(user) or ""
+        self.helpers.append(Helper(name, self.where(filename, 0).rsplit(":", 1)[0], _digest(_value_text(value)),
+                                   "constant"))
+
+
+_MISSING = object()
+
+
+def _file_of(obj: Any) -> str | None:
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return str(code.co_filename)
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    return getattr(module, "__file__", None)
+
+
+def _namespace(obj: Any) -> dict[str, Any]:
+    if inspect.isfunction(obj):
+        names = dict(obj.__globals__)
+        if obj.__closure__:
+            for var, cell in zip(obj.__code__.co_freevars, obj.__closure__):
+                try:
+                    names[var] = cell.cell_contents
+                except ValueError:  # an empty cell
+                    pass
+        return names
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    return dict(vars(module)) if module is not None else {}
+
+
+def _resolve(namespace: dict[str, Any], dotted: str) -> Any:
+    """The object ``dotted`` names, following attributes of modules and classes only."""
+    head, *rest = dotted.split(".")
+    if head not in namespace:
+        return _MISSING
+    value = namespace[head]
+    for part in rest:
+        if not (inspect.ismodule(value) or inspect.isclass(value)):
+            break
+        value = getattr(value, part, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+def _names_used(node: ast.AST) -> list[str]:
+    """The names and dotted names ``node`` reads that it does not bind itself, in order."""
+    bound: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.arg):
+            bound.add(child.arg)
+        elif isinstance(child, ast.Name) and isinstance(child.ctx, (ast.Store, ast.Del)):
+            bound.add(child.id)
+    used: dict[str, None] = {}
+    for child in ast.walk(node):
+        if isinstance(child, ast.Attribute) and isinstance(child.ctx, ast.Load):
+            parts = []
+            current: ast.AST = child
+            while isinstance(current, ast.Attribute):
+                parts.append(current.attr)
+                current = current.value
+            if isinstance(current, ast.Name) and current.id not in bound:
+                used[".".join([current.id, *reversed(parts)])] = None
+        elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load) and child.id not in bound:
+            used[child.id] = None
+    return list(used)
+
+
+def _function_values(function: types.FunctionType) -> str:
+    """Default arguments and captured non-code values, as text."""
+    parts = [_value_text(function.__defaults__), _value_text(function.__kwdefaults__)]
+    for var, cell in zip(function.__code__.co_freevars, function.__closure__ or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if not (inspect.isfunction(value) or inspect.isclass(value) or inspect.ismodule(value)):
+            parts.append(f"{var}={_value_text(value)}")
+    return "|".join(parts)
+
+
+def _value_text(value: Any) -> str:
+    """A value as text for hashing; an address-bearing repr keeps only its type."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__}>"
+    if " at 0x" in text or " object at " in text:
+        return f"<{type(value).__module__}.{type(value).__qualname__}>"
+    return text

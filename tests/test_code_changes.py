@@ -1,0 +1,152 @@
+"""Code-aware caching end to end: the ``experiment`` command in a project in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CliProject
+
+HELPERS = """
+OFFSET = 10
+
+def clean(x):
+    return x + 1
+
+def prepare(x):
+    return clean(x) * 2
+"""
+
+EXPERIMENT = """
+import os
+from dataclasses import dataclass
+
+import curifactory as cf
+from curifactory.caching import JsonCacher
+from experiments.helpers import OFFSET, prepare
+
+
+def note(name):
+    with open(os.environ["CF_TEST_SIDE"], "a") as handle:
+        handle.write(name + "\\n")
+
+
+@dataclass
+class Params(cf.ExperimentParameters):
+    n: int = 1
+
+
+def get_params():
+    return [Params(name="a", n=1)]
+
+
+@cf.stage(None, ["raw"], [JsonCacher])
+def load(record):
+    note("load")
+    return prepare(record.params.n)
+
+
+@cf.stage(["raw"], ["shifted"], [JsonCacher])
+def shift(record, raw):
+    note("shift")
+    return raw + OFFSET
+
+
+@cf.stage(["shifted"], ["pinned"], [JsonCacher], version="1")
+def pinned(record, shifted):
+    note("pinned")
+    return shifted * 1
+
+
+def run(param_sets, manager):
+    return [pinned(shift(load(cf.Record(manager, p)))) for p in param_sets]
+"""
+
+
+@pytest.fixture
+def proj(tmp_path) -> CliProject:
+    return CliProject(tmp_path, {"experiments/x.py": EXPERIMENT, "experiments/helpers.py": HELPERS})
+
+
+def edit(project: CliProject, name: str, old: str, new: str) -> None:
+    path = project.root / "experiments" / name
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    later = time.time_ns() + 2 * 10**9
+    os.utime(path, ns=(later, later))
+
+
+def run(project: CliProject, *flags: str):
+    result = project.run("x", "--no-report", *flags)
+    assert result.returncode == 0, result.stderr
+    return sorted(project.executed()), result
+
+
+def test_a_helper_edit_two_calls_deep_reruns_and_is_explained(proj):
+    assert run(proj)[0] == ["load", "pinned", "shift"]
+    edit(proj, "helpers.py", "return x + 1", "return x + 2")
+    plan = proj.run("x", "--map")
+    assert "load    run     its code changed (code of helper 'clean' (experiments/helpers.py:4) changed)" \
+        in plan.stdout
+    assert "shift   run     an upstream stage reruns ('load')" in plan.stdout
+    assert run(proj)[0] == ["load", "pinned", "shift"]  # the cascade goes down the chain
+    assert run(proj)[0] == []
+
+
+def test_comments_and_reformatting_do_not_rerun(proj):
+    run(proj)
+    edit(proj, "helpers.py", "    return x + 1", "    # one more than x\n    return (x\n            + 1)")
+    edit(proj, "x.py", "def shift(record, raw):", 'def shift(record, raw):\n    """Shift it."""')
+    assert run(proj)[0] == []
+
+
+def test_a_module_constant_reruns_its_users(proj):
+    run(proj)
+    edit(proj, "helpers.py", "OFFSET = 10", "OFFSET = 11")
+    assert run(proj)[0] == ["pinned", "shift"]
+
+
+def test_a_pinned_version_holds_until_it_changes(proj):
+    run(proj)
+    edit(proj, "x.py", "return shifted * 1", "return shifted * 1 + 0")
+    assert run(proj)[0] == []
+    edit(proj, "x.py", 'version="1"', 'version="2"')
+    assert run(proj)[0] == ["pinned"]
+
+
+def test_warn_uses_the_cache_and_says_so_and_ignore_is_silent(proj):
+    run(proj)
+    edit(proj, "helpers.py", "return x + 1", "return x + 5")
+    executed, warned = run(proj, "--code-changes", "warn")
+    assert executed == []
+    assert "uses its cache although code of helper 'clean'" in warned.stderr
+    executed, ignored = run(proj, "--code-changes", "ignore")
+    assert executed == [] and "code" not in ignored.stderr
+    (proj.root / "curifactory_config.json").write_text(json.dumps({"code_changes": "warn"}))
+    assert run(proj)[0] == []
+    (proj.root / "curifactory_config.json").write_text(json.dumps({"code_changes": "sometimes"}))
+    bad = proj.run("x")
+    assert bad.returncode == 2 and "code_changes is 'sometimes'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_entries_without_a_fingerprint_are_reused(proj):
+    run(proj)
+    for meta in Path(proj.root, "data", "cache").glob("*_metadata.json"):
+        data = json.loads(meta.read_text())
+        data.pop("code", None)  # as written by curifactory 0.20 or before fingerprints
+        meta.write_text(json.dumps(data))
+    edit(proj, "helpers.py", "return x + 1", "return x + 3")
+    assert run(proj)[0] == []
+
+
+def test_metadata_names_the_covered_helpers(proj):
+    run(proj)
+    meta = next(Path(proj.root, "data", "cache").glob("*_load_raw_metadata.json"))
+    code = json.loads(meta.read_text())["code"]
+    assert {"experiments.x.load", "experiments.helpers.prepare", "experiments.helpers.clean"} <= set(code["helpers"])
+    assert code["helpers"]["experiments.helpers.clean"][1] == "experiments/helpers.py:4"
