@@ -70,6 +70,9 @@ class Plan:
     edges: tuple[tuple[NodeKey, NodeKey, str], ...] = field(default_factory=tuple)
     upstream: dict[NodeKey, tuple[str, ...]] = field(default_factory=dict)
     """Per call, the upstream stages that rerun because of an overwrite."""
+    rechecks: frozenset[NodeKey] = frozenset()
+    """Calls planned as cached that read from a call that runs: whether their input
+    content changed is known only once it ran, so they are decided again then."""
 
     @functools.cached_property
     def decisions(self) -> dict[NodeKey, Reason]:
@@ -109,10 +112,14 @@ def plan(nodes: list[Node]) -> Plan:
         upstream[target].append(source)
     verdicts: dict[NodeKey, Decision] = {}
     rerun_upstream: dict[NodeKey, tuple[str, ...]] = {}
+    rechecks: set[NodeKey] = set()
     for node in nodes:  # call order is a topological order
-        rerun = tuple(dict.fromkeys(src[1] for src in upstream.get(node.key, ())
-                                    if src in verdicts and verdicts[src].reason.cascades))
+        sources = [src for src in upstream.get(node.key, ()) if src in verdicts]
+        rerun = tuple(dict.fromkeys(src[1] for src in sources if verdicts[src].reason.cascades))
         assert node.facts is not None  # set in Node.__post_init__
-        verdicts[node.key] = decide(dataclasses.replace(node.facts, upstream_rerun=rerun) if rerun else node.facts)
+        verdict = decide(dataclasses.replace(node.facts, upstream_rerun=rerun) if rerun else node.facts)
+        verdicts[node.key] = verdict
         rerun_upstream[node.key] = rerun
-    return Plan(tuple(nodes), verdicts, tuple(edges), rerun_upstream)
+        if not verdict.runs and any(verdicts[src].runs or src in rechecks for src in sources):
+            rechecks.add(node.key)
+    return Plan(tuple(nodes), verdicts, tuple(edges), rerun_upstream, frozenset(rechecks))

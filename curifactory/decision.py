@@ -22,7 +22,10 @@ The rules, in order:
    :mod:`curifactory.fingerprint`) rerun it (``code_changed``), and, as an
    overwrite does, what is downstream of it; under ``code_changes: warn`` they
    are used, marked stale; under ``ignore`` the fingerprint is not compared;
-6. otherwise it is skipped (``cached``).
+6. entries computed from other input content than the inputs have now (an
+   upstream stage was recomputed and gave another result) rerun it
+   (``input_changed``); recomputed inputs with the same content do not;
+7. otherwise it is skipped (``cached``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Reason(str, enum.Enum):
     OVERWRITE = "overwrite applies"
     UPSTREAM = "an upstream stage reruns"
     CODE_CHANGED = "its code changed"
+    INPUT_CHANGED = "an input changed content"
     CACHED = "cached"
 
     @property
@@ -94,6 +98,9 @@ class CallFacts:
         code_change: what changed in the code since the cached entries were
             written (empty: nothing, or no fingerprint to compare with).
         code_changes: the ``code_changes`` policy: ``rerun``, ``warn`` or ``ignore``.
+        input_change: an input whose content differs from the content the cached
+            entries were computed from (e.g. its stage was recomputed and gave
+            another result); empty when none does or it is not known.
     """
 
     stage: str
@@ -105,6 +112,7 @@ class CallFacts:
     upstream_rerun: tuple[str, ...] = ()
     code_change: str = ""
     code_changes: str = "rerun"
+    input_change: str = ""
 
     @classmethod
     def for_reason(cls, stage: str, reason: Reason) -> CallFacts:
@@ -139,6 +147,8 @@ class Decision:
             return f"{self.reason.value}, but stale: {self.stale}"
         if not self.detail:
             return self.reason.value
+        if self.reason in (Reason.CODE_CHANGED, Reason.INPUT_CHANGED):
+            return self.detail  # a sentence of its own: "code of helper 'h' (m.py:3) changed"
         return f"{self.reason.value} ({self.detail if ' ' in self.detail else repr(self.detail)})"
 
 
@@ -173,6 +183,8 @@ def decide(facts: CallFacts) -> Decision:
         return Decision(Reason.NOT_CACHED, missing.name)
     if facts.code_change and facts.code_changes == "rerun":
         return Decision(Reason.CODE_CHANGED, facts.code_change)
+    if facts.input_change:
+        return Decision(Reason.INPUT_CHANGED, facts.input_change)
     if facts.code_change and facts.code_changes == "warn":
         return Decision(Reason.CACHED, stale=facts.code_change)
     return _PLAIN[Reason.CACHED]

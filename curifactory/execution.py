@@ -13,16 +13,15 @@ import dataclasses
 import logging
 import os
 import time
-import warnings
 from typing import Any
 
-from curifactory import caching, dag
+from curifactory import caching, callfacts, dag
 from curifactory.dag import Node, NodeKey, Plan
-from curifactory.decision import CallFacts, Decision, Entry, OutputFact, Reason, decide
-from curifactory.errors import CacheError, CacheWarning, MissingInputError
+from curifactory.decision import CallFacts, Decision, Reason, decide
+from curifactory.errors import CacheError, MissingInputError
 from curifactory.executors import JobResult, StageJob
 from curifactory.fingerprint import Fingerprint, fingerprint
-from curifactory.events import CacheHit, CacheInvalid, StageFinished, StageStarted, emit
+from curifactory.events import CacheHit, StageFinished, StageStarted, emit
 from curifactory.history import ArtifactInfo, StageRun, StageStatus
 from curifactory.staging import StageSpec
 
@@ -63,6 +62,7 @@ class StageCall:
         if self.code_changes != "ignore":
             self.code = fingerprint(spec.function, manager.settings.root, spec.version)
         self.lazy_flags = self._lazy_flags()
+        self.inputs = callfacts.input_contents(self)
         self.cachers = self._make_cachers()
 
     def _lazy_flags(self) -> list[caching.Lazy | None]:
@@ -81,7 +81,8 @@ class StageCall:
     def _make_cachers(self) -> list[caching.Cacheable | None]:
         declared = self.spec.cachers or (None,) * len(self.spec.outputs)
         code = self.code.as_metadata() if self.code is not None else None
-        location = self.location = caching.location_of_record(self.record, self.spec.name, code)
+        location = self.location = caching.location_of_record(self.record, self.spec.name, code,
+                                                              {k: v[0] for k, v in self.inputs.items()} or None)
         cachers: list[caching.Cacheable | None] = []
         for name, template, lazy in zip(self.spec.output_names, declared, self.lazy_flags):
             if template is None and lazy is not None:
@@ -101,55 +102,8 @@ class StageCall:
 
     # -- deciding ----------------------------------------------------------------
     def facts(self, warn: bool = True, upstream_rerun: tuple[str, ...] = ()) -> CallFacts:
-        """What is known about this call now: its cache entries, overwrites, the executor's policy.
-
-        With ``warn``, a corrupt or incomplete entry is logged, warned about
-        (``CacheWarning``) and sent to the listeners as ``CacheInvalid``.
-        """
-        spec, record, manager = self.spec, self.record, self.manager
-        outputs = tuple(self._output_fact(name, cacher, warn) for name, cacher in zip(spec.output_names, self.cachers))
-        prefilled = manager.executor.prefilled
-        options = manager.options
-        stages = options.overwrite_stages
-        return CallFacts(
-            stage=spec.name, outputs=outputs, aggregate=record.is_aggregate,
-            overwrite=(options.overwrite or spec.name in stages
-                       or (not prefilled and bool(getattr(record.params, "overwrite", False)))),
-            prefilled=prefilled,
-            inputs_overwritten=bool(stages) and any(s in stages for r in record.input_records for s in r.stages),
-            upstream_rerun=upstream_rerun,
-            code_change=self._code_change(outputs),
-            code_changes=self.code_changes,
-        )
-
-    def _code_change(self, outputs: tuple[OutputFact, ...]) -> str:
-        """What changed in the code since the (valid) entries were written; "" when nothing
-        did or they carry no fingerprint (0.20 entries are taken as they are)."""
-        if self.code is None or not outputs or any(o.entry is not Entry.VALID for o in outputs):
-            return ""
-        for cacher in self.cachers:
-            stored = (cacher.metadata or {}).get("code") if cacher is not None else None
-            if stored is not None:
-                return self.code.change_since(stored)
-        return ""
-
-    def _output_fact(self, name: str, cacher: caching.Cacheable | None, warn: bool) -> OutputFact:
-        if cacher is None:
-            return OutputFact(name, Entry.NO_CACHER)
-        problem = _entry_problem(cacher)
-        if problem is None:
-            return OutputFact(name, Entry.VALID)
-        if problem == "missing":
-            return OutputFact(name, Entry.MISSING)
-        if warn:
-            path = cacher.cache_paths[0] if cacher.cache_paths else cacher.metadata_path()
-            message = (f"Cache entry for '{name}' of stage '{self.spec.name}' (record "
-                       f"{self.record.get_reference_name()}) is not usable: {problem}. The stage will be recomputed.")
-            logger.warning(message)
-            # a script or notebook may have no console handler: warnings always reach the user
-            warnings.warn(message, CacheWarning, stacklevel=3)
-            emit(self.manager.listeners, CacheInvalid(self.spec.name, self.key[0], name, path, problem))
-        return OutputFact(name, Entry.INVALID, problem)
+        """What is known about this call now (see :func:`curifactory.callfacts.gather`)."""
+        return callfacts.gather(self, warn, upstream_rerun)
 
     def upstream_overwritten(self) -> tuple[str, ...]:
         """Without a plan: the inputs that an overwrite recomputed earlier in this run."""
@@ -164,7 +118,7 @@ class StageCall:
         plan = self.manager.plan
         if plan is not None and self.key[0] >= 0 and self.key in plan.verdicts:
             planned = plan.verdicts[self.key]
-            if planned.reason.for_missing_entry:
+            if planned.reason.for_missing_entry or self.key in plan.rechecks:
                 # an earlier call of this run may have saved the same entry meanwhile
                 return decide(self.facts(warn=False, upstream_rerun=plan.upstream.get(self.key, ())))
             return planned
@@ -180,8 +134,11 @@ class StageCall:
                 value = record.state.raw(name) if name in record.state else None
                 if isinstance(value, MappedValue) and name not in (overrides or {}):
                     sources.append(value.key)
-        for name in self.spec.output_names:
+        runs = decide(facts).runs
+        for name, cacher in zip(self.spec.output_names, self.cachers):
             self.record.state[name] = MappedValue(name, self.spec.name, self.key)
+            # what a later call reads: this entry's content if it stays, unknown if it is recomputed
+            self._note_content(name, None if runs or cacher is None else cacher.metadata)
         return Node(
             key=self.key,
             inputs=self.spec.inputs,
@@ -210,12 +167,20 @@ class StageCall:
             values.append(value)
             path = cacher._final_path()
             meta = cacher.metadata or {}
+            self._note_content(name, meta)
             infos.append(ArtifactInfo(name, path, type(cacher).__name__, False, meta.get("preview", ""),
                                       tuple(cacher.cache_paths)))
             emit(self.manager.listeners, CacheHit(self.spec.name, self.key[0], name, path))
         self.record.output = values[0] if len(values) == 1 else tuple(values)
         self._restore_reportables()
         return infos
+
+    def _note_content(self, name: str, metadata: dict[str, Any] | None) -> None:
+        content = (metadata or {}).get("content_hash")
+        if content:
+            self.record.content[name] = (content, self.spec.name)
+        else:
+            self.record.content.pop(name, None)
 
     def _reportables_cacher(self) -> caching.PickleCacher:
         cacher = caching.PickleCacher(name=REPORTABLES_NAME, record=self.record, location=self.location)
@@ -322,6 +287,7 @@ class StageCall:
                     f"{cacher._final_path()}: {type(exc).__name__}: {exc}. Choose a cacher that "
                     f"can store a {type(value).__name__}."
                 ) from exc
+        self._note_content(name, cacher.metadata if saved and cacher is not None else None)
         if lazy is not None and saved:
             stored: Any = caching.Lazy(name, resolve=lazy.resolve)
             stored.cacher = cacher
@@ -438,15 +404,6 @@ def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], p
                                    spec.aggregate, _indices(call.manager, call.records), produced))
     emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))
     return record
-
-
-def _entry_problem(cacher: caching.Cacheable) -> str | None:
-    """Why a cacher's entry can't be used (None if it can); honours a 0.20-style ``check()`` override."""
-    if type(cacher).check is caching.Cacheable.check:
-        return cacher.validate()
-    if cacher.check():
-        return None
-    return cacher.invalid_reason or "missing"
 
 
 def _separate_metadata_from_artifacts(cachers: list[caching.Cacheable]) -> None:

@@ -235,29 +235,37 @@ class _Walk:
                 if self.local(base):
                     self.cover(base)
         elif "." in obj.__qualname__ and "<locals>" not in obj.__qualname__.rsplit(".", 1)[0]:
-            owner = _resolve(namespace, obj.__qualname__.rsplit(".", 1)[0])
+            owner, _ = _resolve(namespace, obj.__qualname__.rsplit(".", 1)[0])
             if inspect.isclass(owner) and self.local(owner):
                 self.cover(owner)  # a method: its class (and so calls through self) is covered
         for dotted in _names_used(node):
-            target = _resolve(namespace, dotted)
+            target, owner = _resolve(namespace, dotted)
             if target is _MISSING:
                 continue
-            self.reach(target, dotted, namespace, obj)
+            # a constant counts only as a global of the project's own code (not e.g. os.environ)
+            constants = owner is None or (inspect.ismodule(owner) and self.local_module(owner))
+            self.reach(target, dotted, namespace, obj, constants)
 
-    def reach(self, target: Any, dotted: str, namespace: dict[str, Any], user: Any) -> None:
+    def local_module(self, module: types.ModuleType) -> bool:
+        filename = getattr(module, "__file__", None)
+        if module.__name__ == "__main__":
+            return True
+        return bool(filename) and self.local(types.SimpleNamespace(__module__=module.__name__))
+
+    def reach(self, target: Any, dotted: str, namespace: dict[str, Any], user: Any, constants: bool = True) -> None:
         if isinstance(target, (staticmethod, classmethod)):
             target = target.__func__
         if isinstance(target, types.MethodType):
             target = target.__func__
         if isinstance(target, functools.partial):
-            self.reach(target.func, dotted, namespace, user)
+            self.reach(target.func, dotted, namespace, user, constants)
             return
         if inspect.isfunction(target):
             target = inspect.unwrap(target)
         if inspect.isfunction(target) or inspect.isclass(target):
             if self.local(target):
                 self.cover(target)
-        elif not inspect.ismodule(target) and not callable(target) and self.local(user):
+        elif constants and not inspect.ismodule(target) and not callable(target) and self.local(user):
             self.constant(dotted, target, user)
 
     def constant(self, dotted: str, value: Any, user: Any) -> None:
@@ -295,19 +303,20 @@ def _namespace(obj: Any) -> dict[str, Any]:
     return dict(vars(module)) if module is not None else {}
 
 
-def _resolve(namespace: dict[str, Any], dotted: str) -> Any:
-    """The object ``dotted`` names, following attributes of modules and classes only."""
+def _resolve(namespace: dict[str, Any], dotted: str) -> tuple[Any, Any]:
+    """The object ``dotted`` names, following attributes of modules and classes only, and
+    the module or class it was found in (None for a name of ``namespace`` itself)."""
     head, *rest = dotted.split(".")
     if head not in namespace:
-        return _MISSING
-    value = namespace[head]
+        return _MISSING, None
+    value, owner = namespace[head], None
     for part in rest:
         if not (inspect.ismodule(value) or inspect.isclass(value)):
             break
-        value = getattr(value, part, _MISSING)
+        owner, value = value, getattr(value, part, _MISSING)
         if value is _MISSING:
-            return _MISSING
-    return value
+            return _MISSING, None
+    return value, owner
 
 
 def _names_used(node: ast.AST) -> list[str]:

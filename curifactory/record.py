@@ -75,6 +75,7 @@ class Record:
         self.stage_cachers: list[Any] | None = None
         self.unstored_tracked_paths: list[dict[str, Any]] = []
         self.overwritten: set[str] = set()  # state keys recomputed because of overwrite
+        self.content: dict[str, tuple[str, str]] = {}  # state key -> (content hash, stage), when cached
         if manager is not None and not hide:
             manager.add_record(self)
 
@@ -185,6 +186,7 @@ class Record:
         new.state = State({k: _copy_value(dict.__getitem__(self.state, k)) for k in self.state.keys()})
         new.input_records = [self]
         new.overwritten = set(self.overwritten)
+        new.content = dict(self.content)
         return new
 
     def __repr__(self) -> str:

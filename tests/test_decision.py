@@ -44,6 +44,13 @@ TABLE = [
     (CallFacts("s", (MISSING,), code_change="x changed"), Decision(Reason.NOT_CACHED, "b")),
     (CallFacts("s", (VALID,), overwrite=True, code_change="x changed"), Decision(Reason.OVERWRITE)),
     (CallFacts("s", (VALID,), upstream_rerun=("u",), code_change="x"), Decision(Reason.UPSTREAM, "u")),
+    # an input recomputed with other content reruns; a code change is named first
+    (CallFacts("s", (VALID,), input_change="input 'd' changed content"),
+     Decision(Reason.INPUT_CHANGED, "input 'd' changed content")),
+    (CallFacts("s", (VALID,), input_change="i", code_change="c"), Decision(Reason.CODE_CHANGED, "c")),
+    (CallFacts("s", (VALID,), input_change="i", code_change="c", code_changes="warn"),
+     Decision(Reason.INPUT_CHANGED, "i")),
+    (CallFacts("s", (MISSING,), input_change="i"), Decision(Reason.NOT_CACHED, "b")),
 ]
 
 
@@ -66,15 +73,18 @@ def test_describe_names_the_detail():
     assert Decision(Reason.NOT_CACHED, "model").describe() == "an output is not cached ('model')"
     assert Decision(Reason.OVERWRITE).describe() == "overwrite applies"
     assert Decision(Reason.CODE_CHANGED, "code of stage 'fit' (e.py:3) changed").describe() == \
-        "its code changed (code of stage 'fit' (e.py:3) changed)"
+        "code of stage 'fit' (e.py:3) changed"
     assert Decision(Reason.CACHED, stale="x changed").describe() == "cached, but stale: x changed"
 
 
-@pytest.mark.parametrize("reason", [r for r in Reason if r not in (Reason.UPSTREAM, Reason.CODE_CHANGED)])
+NEEDS_MORE = (Reason.UPSTREAM, Reason.CODE_CHANGED, Reason.INPUT_CHANGED)
+
+
+@pytest.mark.parametrize("reason", [r for r in Reason if r not in NEEDS_MORE])
 def test_facts_for_a_calls_own_reason_decide_that_reason(reason):
     assert decide(CallFacts.for_reason("s", reason)).reason is reason
 
 
-@pytest.mark.parametrize("reason", [Reason.UPSTREAM, Reason.CODE_CHANGED])
+@pytest.mark.parametrize("reason", NEEDS_MORE)
 def test_reasons_that_need_more_facts_are_not_made_from_a_reason(reason):
     assert decide(CallFacts.for_reason("s", reason)).reason is Reason.CACHED

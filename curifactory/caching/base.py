@@ -259,6 +259,8 @@ class Cacheable:
         }
         if where is not None and where.code is not None:
             metadata["code"] = where.code
+        if where is not None and where.inputs:
+            metadata["inputs"] = where.inputs
         fileio.atomic_write_json(meta_path, metadata)
         self.metadata = metadata
 

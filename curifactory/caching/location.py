@@ -39,6 +39,8 @@ class ArtifactLocation:
         project_root: the project folder (to match moved checkouts in ``redirect``).
         code: the stage's code fingerprint for the metadata (``Fingerprint.as_metadata()``),
             or None when code changes are ignored.
+        inputs: the content hash of each input the artifact is computed from (the
+            ones known), for the metadata.
     """
 
     cache_path: str
@@ -54,13 +56,15 @@ class ArtifactLocation:
     redirect: Redirect | None = None
     project_root: str | None = None
     code: Any = None
+    inputs: Any = None
 
     def filename(self, name: str, prefix: str | None = None, stage: str | None = None) -> str:
         """``<prefix>_<hash>_<stage>_<name>``."""
         return f"{prefix or self.prefix}_{self.params_hash}_{stage or self.stage}_{name}"
 
 
-def location_of_record(record: Any, stage: str | None = None, code: Any = None) -> ArtifactLocation:
+def location_of_record(record: Any, stage: str | None = None, code: Any = None,
+                       inputs: Any = None) -> ArtifactLocation:
     """The location of ``record``'s artifacts as its manager sees them now (0.20-style cachers)."""
     manager = getattr(record, "manager", None)
     params = record.params
@@ -72,5 +76,5 @@ def location_of_record(record: Any, stage: str | None = None, code: Any = None) 
         manager.cache_path or "", manager.prefix or manager.experiment_name or "", record.get_hash(),
         stage or manager.current_stage_name, manager.experiment_name or "", manager.get_reference_name(),
         params, getattr(params, "name", None), bool(record.is_aggregate), bool(manager.dry),
-        manager.artifact_manifest, manager.settings.root, code,
+        manager.artifact_manifest, manager.settings.root, code, inputs,
     )

@@ -103,6 +103,8 @@ def print_map(mapped: MappedRun, experiment: str, out: TextIO) -> None:
         for node in nodes:
             verdict = plan.verdicts[node.key]
             text = f"run     {verdict.describe()}" if verdict.runs else "cached"
+            if node.key in plan.rechecks:
+                text += "  (unless an input's content changes when its stage reruns)"
             print(f"  {_stage_label(node):<{width}}  {text}", file=out)
 
 
