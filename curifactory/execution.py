@@ -382,26 +382,27 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
         if infos and manager.executor.computed_elsewhere(record.get_hash(), spec.name, infos[0].path):
             # computed in this run, by another process (a --parallel worker)
             infos = [dataclasses.replace(info, computed=True) for info in infos]
-            return _finished(call, StageStatus.EXECUTED, infos, 0, started)
-        return _finished(call, StageStatus.CACHED, infos, 0, started)
+            return _finished(call, StageStatus.EXECUTED, infos, 0, started, "computed by a --parallel worker")
+        return _finished(call, StageStatus.CACHED, infos, 0, started, decision.describe())
     logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), decision.describe())
     executor = manager.executor
     try:
         [result] = executor.gather([executor.submit(StageJob(call, overrides, decision))])
     except BaseException as exc:
         manager.note_failure(spec.name, record, exc)
-        _finished(call, StageStatus.FAILED, [], 0, started)
+        _finished(call, StageStatus.FAILED, [], 0, started, decision.describe())
         raise
-    return _finished(call, result.status, list(result.artifacts), result.reportables, started)
+    reason = decision.describe() if result.status is StageStatus.EXECUTED else "cached (another process computed it)"
+    return _finished(call, result.status, list(result.artifacts), result.reportables, started, reason)
 
 
 def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], produced: int,
-              started: float) -> Any:
+              started: float, reason: str = "") -> Any:
     """Record the call in the record's history and tell the listeners."""
     seconds = 0.0 if status is StageStatus.CACHED else time.perf_counter() - started
     spec, record = call.spec, call.record
     record.history.append(StageRun(spec.name, call.key[0], spec.inputs, tuple(infos), status, seconds,
-                                   spec.aggregate, _indices(call.manager, call.records), produced))
+                                   spec.aggregate, _indices(call.manager, call.records), produced, reason))
     emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))
     return record
 

@@ -56,6 +56,7 @@ class StageRun:
         aggregate: whether the stage is an aggregate.
         input_records: for an aggregate, indices of the records it combined.
         reportables: how many reportables the stage produced.
+        reason: why it ran, or ``cached`` (``Decision.describe()``).
     """
 
     stage: str
@@ -67,3 +68,4 @@ class StageRun:
     aggregate: bool = False
     input_records: tuple[int, ...] = field(default_factory=tuple)
     reportables: int = 0
+    reason: str = ""

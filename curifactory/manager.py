@@ -23,7 +23,7 @@ import socket
 import time
 from typing import Any
 
-from curifactory import dag, execution, fileio, identity, registration
+from curifactory import dag, execution, explain, fileio, identity, registration
 from curifactory.config import Settings, load_settings
 from curifactory.events import Listener, RunFinished, emit
 from curifactory.executors import InProcessExecutor
@@ -227,6 +227,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         logger.info("Run %s finished: %s%s", self.get_reference_name(), status,
                     f" ({self.error})" if self.error else "")
         self.store()
+        explain.write_decisions(self)
         if self.may_write_cache and self.writes_store:
             fileio.remove_stale_temps(self.cache_path)
         emit(self.listeners, RunFinished(self.get_reference_name(), status,

@@ -165,3 +165,53 @@ def test_a_recomputed_input_reruns_downstream_only_when_its_content_changed(proj
     assert executed == ["load", "pinned", "shift"]
     assert "shift' on record 0:a runs (input 'raw' changed content (upstream 'load' recomputed))" in result.stderr
     assert run(proj)[0] == []
+
+
+CURIFACTORY = ("import sys; from curifactory.cli import curifactory_main; sys.exit(curifactory_main())")
+
+
+def why(project: CliProject, *args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", CURIFACTORY, "why", *args], cwd=project.root, env=project.env(),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_why_explains_a_past_runs_decisions(proj):
+    run(proj)
+    edit(proj, "helpers.py", "return x + 1", "return x + 2")
+    result = proj.run("x")  # with its report
+    assert result.returncode == 0, result.stderr
+    reference = proj.store()[-1]["reference"]
+    load = why(proj, "latest", "load")
+    assert load.returncode == 0, load.stderr
+    assert f"run {reference}, stage load:" in load.stdout
+    assert "executed  code of helper 'clean' (experiments/helpers.py:4) changed" in load.stdout
+    shift = why(proj, reference.rsplit("_", 1)[0], "shift", "a")
+    assert "executed  an upstream stage reruns ('load')" in shift.stdout
+    report = proj.report(reference).read_text()
+    assert "code of helper &#39;clean&#39; (experiments/helpers.py:4) changed" in report
+    run(proj)
+    assert "cached    cached" in why(proj, "latest", "load").stdout
+    unknown = why(proj, "nosuch", "load")
+    assert unknown.returncode == 2 and "No run 'nosuch'" in unknown.stderr and "latest runs are" in unknown.stderr
+    stage = why(proj, "latest", "nostage")
+    assert stage.returncode == 2 and "its stages are: load, shift, pinned" in stage.stderr
+    assert "Traceback" not in unknown.stderr + stage.stderr
+
+
+def test_explain_says_which_parameter_changed(proj):
+    run(proj)
+    edit(proj, "x.py", 'Params(name="a", n=1)', 'Params(name="a", n=2)')
+    explained = proj.run("x", "--explain")
+    assert explained.returncode == 0, explained.stderr
+    assert "load    run     parameter 'n' changed 1 -> 2" in explained.stdout
+    assert "shift   run     upstream stage 'load' reruns" not in explained.stdout  # its own entry is missing too
+    assert "shift   run     parameter 'n' changed 1 -> 2" in explained.stdout
+    again = proj.run("x", "--explain", "--overwrite-stage", "shift", "-n", "a")
+    run(proj)
+    over = proj.run("x", "--explain", "--overwrite-stage", "shift")
+    assert "load    cached  cached" in over.stdout and "shift   run     --overwrite-stage shift" in over.stdout
+    assert "pinned  run     upstream stage 'shift' reruns" in over.stdout
+    assert again.returncode == 0

@@ -17,6 +17,7 @@ SECTIONS = {
     "curifactory init": "## `curifactory init`",
     "curifactory": "## `curifactory init`",
     "curifactory completion": "## `curifactory completion",
+    "curifactory why": "## `curifactory why",
 }
 HELP = {"-h", "--help"}
 FLAG_IN_CODE = re.compile(r"`(-{1,2}[A-Za-z][\w-]*)")

@@ -30,6 +30,7 @@ class RecordLabel:
     hash: str
     aggregate: bool
     inputs: tuple[int, ...] = ()
+    params: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def title(self) -> str:
         if self.aggregate:
@@ -67,7 +68,7 @@ def map_run(run: Callable[..., Any], param_sets: list[Any], manager: Any) -> Map
 def label_record(index: int, record: Any, manager: Any) -> RecordLabel:
     """A :class:`RecordLabel` for ``record`` (position ``index`` in the manager)."""
     inputs = tuple(manager.record_index(r) for r in getattr(record, "input_records", None) or ())
-    return RecordLabel(index, record.name, record.get_hash(), bool(record.is_aggregate), inputs)
+    return RecordLabel(index, record.name, record.get_hash(), bool(record.is_aggregate), inputs, record.params)
 
 
 def _nodes_by_record(plan: Plan) -> dict[int, list[Node]]:
@@ -106,6 +107,46 @@ def print_map(mapped: MappedRun, experiment: str, out: TextIO) -> None:
             if node.key in plan.rechecks:
                 text += "  (unless an input's content changes when its stage reruns)"
             print(f"  {_stage_label(node):<{width}}  {text}", file=out)
+
+
+def explain_call(node: Node, verdict: Any, label: RecordLabel | None, manager: Any) -> str:
+    """The reason of one planned call in words, with what changed where it is known."""
+    from curifactory import explain
+    from curifactory.decision import Reason
+
+    reason = verdict.reason
+    if reason is Reason.OVERWRITE:
+        if manager.overwrite:
+            return "--overwrite"
+        if node.stage in manager.overwrite_stages:
+            return f"--overwrite-stage {node.stage}"
+        return "the parameter set's overwrite field"
+    if reason is Reason.NOT_CACHED and verdict.detail and label is not None and label.params is not None:
+        changed = explain.parameter_change(manager, node.stage, verdict.detail, label.params)
+        if changed:
+            return changed
+        return f"missing output '{verdict.detail}'"
+    if reason is Reason.UPSTREAM:
+        return f"upstream stage '{verdict.detail}' reruns"
+    if not verdict.runs and node.key in getattr(manager.plan, "rechecks", ()):
+        return "cached, unless an input's content changes when its stage reruns"
+    return verdict.describe()
+
+
+def print_explain(mapped: MappedRun, manager: Any, out: TextIO) -> None:
+    """``--explain``: per record, each stage call: ``run`` or ``cached`` and why, in words."""
+    if mapped.plan is None:
+        print(f"{mapped.error}; each stage will decide from the cache as it is called.", file=out)
+        return
+    plan = mapped.plan
+    width = max((len(_stage_label(n)) for n in plan.nodes), default=0)
+    for index, nodes in _nodes_by_record(plan).items():
+        label = mapped.records[index] if 0 <= index < len(mapped.records) else None
+        print(_record_title(index, mapped.records), file=out)
+        for node in nodes:
+            verdict = plan.verdicts[node.key]
+            verb = "run   " if verdict.runs else "cached"
+            print(f"  {_stage_label(node):<{width}}  {verb}  {explain_call(node, verdict, label, manager)}", file=out)
 
 
 def print_paths(mapped: MappedRun, out: TextIO) -> None:
@@ -185,13 +226,15 @@ def inspect_command(args: argparse.Namespace, settings: Any) -> int:
     if args.print_params is not None:
         chosen = select_param_sets(param_sets, args.print_params)
         sections.append(lambda: print_params(chosen, out))
-    if args.map or args.paths:
+    if args.map or args.paths or args.explain:
         manager = dry_manager(args, settings, block)
         mapped = map_run(module.run, param_sets, manager)
         if mapped.plan is not None:
             warn_unknown_stages(list(args.overwrite_stage or []), list(mapped.plan.nodes))
         if args.map:
             sections.append(lambda: print_map(mapped, args.experiment, out))
+        if args.explain:
+            sections.append(lambda: print_explain(mapped, manager, out))
         if args.paths:
             sections.append(lambda: print_paths(mapped, out))
     for number, section in enumerate(sections):
@@ -214,3 +257,19 @@ def dry_manager(args: argparse.Namespace, settings: Any, block: dict[str, list[l
     manager.parameter_files = list(block)
     manager.param_file_param_sets = block
     return manager
+
+
+def why_command(args: argparse.Namespace, out: TextIO) -> int:
+    """``curifactory why REF STAGE [RECORD]``: the recorded reason of each matching stage call."""
+    from curifactory import explain
+    from curifactory.config import load_settings
+
+    store_path = load_settings().manager_cache_path
+    reference = explain.find_reference(store_path, args.reference)
+    chosen = explain.select(explain.load_decisions(store_path, reference), args.stage, args.record)
+    print(f"run {reference}, stage {args.stage}:", file=out)
+    width = max(len(f"{d.record_index}  {d.record_name}") for d in chosen)
+    for d in chosen:
+        label = f"{d.record_index}  {d.record_name}"
+        print(f"  record {label:<{width}}  (hash {d.params_hash[:10]})  {d.status:<8}  {d.reason}", file=out)
+    return 0

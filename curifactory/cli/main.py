@@ -80,6 +80,10 @@ def curifactory_main(argv: Sequence[str] | None = None) -> int:
     if args.command == "completion":
         print(completion(args.shell), end="")
         return 0
+    if args.command == "why":
+        from curifactory.cli.inspect import why_command
+
+        return _guarded(lambda: why_command(args, sys.stdout), "-v" in sys.argv)
     parser.print_help()
     return 2
 

@@ -82,6 +82,9 @@ def _add_output_flags(group: Any) -> None:
 def _add_inspect_flags(group: Any) -> None:
     group.add_argument("--map", action="store_true",
                        help="print the planned stage calls of each record: run (and why) or cached")
+    group.add_argument("--explain", action="store_true",
+                       help="print why each stage call will run or is cached, with what changed: parameters, "
+                            "code, input content, overwrite flags")
     group.add_argument("--hashes", action="store_true", help="print the name and hash of each parameter set")
     group.add_argument("--print-params", nargs="?", const="", metavar="NAME|HASH",
                        help="print the values of every parameter set, or of the one with this name or hash prefix")
@@ -135,6 +138,12 @@ def build_curifactory_parser() -> argparse.ArgumentParser:
     init.add_argument("-y", "--yes", action="store_true", help="use the defaults without asking")
     completion = commands.add_parser("completion", help="print a shell completion script")
     completion.add_argument("shell", choices=("bash", "zsh"))
+    why = commands.add_parser("why", help="say why a stage ran (or was cached) in a past run")
+    why.add_argument("reference", metavar="REF", help="the run: its reference, a unique prefix of it "
+                                                      "(e.g. polyfit_3) or 'latest'")
+    why.add_argument("stage", metavar="STAGE", help="the stage")
+    why.add_argument("record", metavar="RECORD", nargs="?",
+                     help="only this record: its index, parameter set name or hash prefix")
     return parser
 
 
@@ -149,6 +158,7 @@ def all_parsers() -> dict[str, argparse.ArgumentParser]:
         "curifactory": main_parser,
         "curifactory init": subparsers.choices["init"],
         "curifactory completion": subparsers.choices["completion"],
+        "curifactory why": subparsers.choices["why"],
     }
 
 

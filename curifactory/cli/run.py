@@ -30,7 +30,7 @@ logger = logging.getLogger("curifactory.cli")
 
 def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     """Run or inspect the experiment ``args.experiment``; returns the exit code."""
-    inspect = bool(args.map or args.hashes or args.paths or args.print_params is not None)
+    inspect = bool(args.map or args.explain or args.hashes or args.paths or args.print_params is not None)
     dry = args.dry or inspect
     bytecode = sys.dont_write_bytecode
     if dry:  # "writes nothing" includes the __pycache__ of the project's modules

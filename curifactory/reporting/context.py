@@ -143,6 +143,7 @@ def _stage_run_view(run: Any) -> dict[str, Any]:
     return {
         "stage": run.stage,
         "status": status,
+        "reason": str(getattr(run, "reason", "") or ""),
         "seconds": float(getattr(run, "seconds", 0.0) or 0.0),
         "inputs": list(run.inputs),
         "aggregate": bool(getattr(run, "aggregate", False)),
