@@ -95,7 +95,7 @@ class Fingerprint:
 def fingerprint(function: Callable[..., Any], root: str, version: str | None = None) -> Fingerprint:
     """The fingerprint of ``function`` (a stage's undecorated function) in the project at ``root``."""
     try:
-        return _fingerprint(function, os.path.realpath(root), version)
+        return _fingerprint(function, _real(root), version)
     except Exception as exc:  # fingerprinting must never fail a run
         logger.debug("could not fingerprint %r: %s", function, exc, exc_info=True)
         name = getattr(function, "__qualname__", repr(function))
@@ -110,6 +110,11 @@ def _fingerprint(function: Callable[..., Any], root: str, version: str | None) -
     walk.cover(inspect.unwrap(function), kind="stage")
     parts = [f"{h.kind}:{h.name}:{h.digest}" for h in walk.helpers]
     return Fingerprint(_digest(*parts, *walk.not_covered), tuple(walk.helpers), tuple(walk.not_covered))
+
+
+@functools.lru_cache(maxsize=4096)
+def _real(path: str) -> str:
+    return os.path.realpath(path)
 
 
 def _digest(*parts: str) -> str:
@@ -146,21 +151,32 @@ def _source_of(filename: str) -> _Source | None:
     return _source(filename, stamp)
 
 
+_BODIES = ("body", "orelse", "handlers", "finalbody", "cases")
+
+
 def _index(source: _Source, node: ast.AST, stack: list[str]) -> None:
+    """Index the functions and classes in ``node``'s statement bodies (expressions are not
+    visited: lambdas are found on demand), removing docstrings on the way."""
     if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and _has_docstring(node):
         node.body = node.body[1:] or [ast.Pass()]
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            qualname = ".".join([*stack, child.name])
-            source.by_name.setdefault(qualname, child)
-            first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
-            source.by_line.setdefault(first, child)
-            inner = [*stack, child.name] + ([] if isinstance(child, ast.ClassDef) else ["<locals>"])
-            _index(source, child, inner)
-        else:
-            if isinstance(child, ast.Lambda):
-                source.by_line.setdefault(child.lineno, child)
-            _index(source, child, stack)
+    for field_name in _BODIES:
+        for child in getattr(node, field_name, None) or ():
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                qualname = ".".join([*stack, child.name])
+                source.by_name.setdefault(qualname, child)
+                first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                source.by_line.setdefault(first, child)
+                inner = [*stack, child.name] + ([] if isinstance(child, ast.ClassDef) else ["<locals>"])
+                _index(source, child, inner)
+            elif isinstance(child, ast.AST):
+                _index(source, child, stack)
+
+
+def _lambda_at(source: _Source, line: int) -> ast.AST | None:
+    for node in ast.walk(source.tree):
+        if isinstance(node, ast.Lambda) and node.lineno == line:
+            return node
+    return None
 
 
 def _has_docstring(node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -186,7 +202,7 @@ class _Walk:
         filename = _file_of(obj)
         if not filename or filename.startswith("<"):
             return False
-        path = os.path.realpath(filename)
+        path = _real(filename)
         if path.startswith(_PACKAGE_DIR + os.sep) or any(m in path for m in _LIBRARY_MARKERS):
             return False
         if any(path.startswith(d + os.sep) for d in _STDLIB_DIRS):
@@ -194,7 +210,7 @@ class _Walk:
         return path.startswith(self.root + os.sep)
 
     def where(self, filename: str, line: int) -> str:
-        path = os.path.realpath(filename)
+        path = _real(filename)
         shown = os.path.relpath(path, self.root) if path.startswith(self.root + os.sep) else filename
         return f"{shown}:{line}"
 
@@ -211,9 +227,10 @@ class _Walk:
             return
         extra = _function_values(obj) if inspect.isfunction(obj) else ""
         line = getattr(node, "lineno", 0)
-        self.helpers.append(Helper(name, self.where(filename, line), _digest(ast.dump(node), extra),
+        text, names = _read_node(node)
+        self.helpers.append(Helper(name, self.where(filename, line), _digest(text, extra),
                                    "class" if inspect.isclass(obj) else kind))
-        self.follow(obj, node)
+        self.follow(obj, names)
 
     def node_of(self, obj: Any) -> tuple[ast.AST | None, str]:
         filename = _file_of(obj)
@@ -221,14 +238,14 @@ class _Walk:
         if source is None:
             return None, filename or ""
         if inspect.isfunction(obj) and obj.__name__ == "<lambda>":
-            return source.by_line.get(obj.__code__.co_firstlineno), filename
+            return _lambda_at(source, obj.__code__.co_firstlineno), filename
         node = source.by_name.get(obj.__qualname__)
         if node is None and inspect.isfunction(obj):
             node = source.by_line.get(obj.__code__.co_firstlineno)
         return node, filename
 
-    def follow(self, obj: Any, node: ast.AST) -> None:
-        """Cover what the names used in ``node`` point at, in ``obj``'s namespace."""
+    def follow(self, obj: Any, names: list[str]) -> None:
+        """Cover what ``names`` (read by ``obj``'s code) point at, in ``obj``'s namespace."""
         namespace = _namespace(obj)
         if inspect.isclass(obj):
             for base in obj.__mro__[1:]:
@@ -238,7 +255,10 @@ class _Walk:
             owner, _ = _resolve(namespace, obj.__qualname__.rsplit(".", 1)[0])
             if inspect.isclass(owner) and self.local(owner):
                 self.cover(owner)  # a method: its class (and so calls through self) is covered
-        for dotted in _names_used(node):
+        for dotted in names:
+            head = namespace.get(dotted.split(".", 1)[0], _MISSING)
+            if inspect.ismodule(head) and not self.local_module(head):
+                continue  # a library's module: nothing of the project's is reached through it
             target, owner = _resolve(namespace, dotted)
             if target is _MISSING:
                 continue
@@ -247,10 +267,14 @@ class _Walk:
             self.reach(target, dotted, namespace, obj, constants)
 
     def local_module(self, module: types.ModuleType) -> bool:
-        filename = getattr(module, "__file__", None)
+        """Whether a module (or package) is the project's: its file, or a package's folder, is under the root."""
         if module.__name__ == "__main__":
             return True
-        return bool(filename) and self.local(types.SimpleNamespace(__module__=module.__name__))
+        filename = getattr(module, "__file__", None)
+        if filename:
+            return self.local(types.SimpleNamespace(__module__=module.__name__))
+        paths = list(getattr(module, "__path__", None) or ())  # a namespace package
+        return any(_real(p).startswith(self.root + os.sep) for p in paths)
 
     def reach(self, target: Any, dotted: str, namespace: dict[str, Any], user: Any, constants: bool = True) -> None:
         if isinstance(target, (staticmethod, classmethod)):
@@ -291,6 +315,8 @@ def _file_of(obj: Any) -> str | None:
 
 def _namespace(obj: Any) -> dict[str, Any]:
     if inspect.isfunction(obj):
+        if not obj.__closure__:
+            return obj.__globals__  # read only
         names = dict(obj.__globals__)
         if obj.__closure__:
             for var, cell in zip(obj.__code__.co_freevars, obj.__closure__):
@@ -300,46 +326,83 @@ def _namespace(obj: Any) -> dict[str, Any]:
                     pass
         return names
     module = sys.modules.get(getattr(obj, "__module__", "") or "")
-    return dict(vars(module)) if module is not None else {}
+    return vars(module) if module is not None else {}
 
 
 def _resolve(namespace: dict[str, Any], dotted: str) -> tuple[Any, Any]:
     """The object ``dotted`` names, following attributes of modules and classes only, and
-    the module or class it was found in (None for a name of ``namespace`` itself)."""
+    the module or class it was found in (None for a name of ``namespace`` itself).
+
+    Attributes are read from ``__dict__`` (no ``getattr``), so a module's lazy
+    ``__getattr__`` or a class's descriptors never run during fingerprinting.
+    """
     head, *rest = dotted.split(".")
     if head not in namespace:
         return _MISSING, None
     value, owner = namespace[head], None
     for part in rest:
-        if not (inspect.ismodule(value) or inspect.isclass(value)):
+        if inspect.ismodule(value):
+            found = vars(value).get(part, _MISSING)
+        elif inspect.isclass(value):
+            found = next((vars(k)[part] for k in value.__mro__ if part in vars(k)), _MISSING)
+        else:
             break
-        owner, value = value, getattr(value, part, _MISSING)
-        if value is _MISSING:
+        if found is _MISSING:
             return _MISSING, None
+        owner, value = value, found
     return value, owner
 
 
-def _names_used(node: ast.AST) -> list[str]:
-    """The names and dotted names ``node`` reads that it does not bind itself, in order."""
+def _read_node(node: ast.AST) -> tuple[str, list[str]]:
+    """``node`` as canonical text (what its digest is made of: no line numbers, comments or
+    formatting) and the names and dotted names it reads without binding them itself."""
+    out: list[str] = []
     bound: set[str] = set()
-    for child in ast.walk(node):
-        if isinstance(child, ast.arg):
-            bound.add(child.arg)
-        elif isinstance(child, ast.Name) and isinstance(child.ctx, (ast.Store, ast.Del)):
-            bound.add(child.id)
-    used: dict[str, None] = {}
-    for child in ast.walk(node):
-        if isinstance(child, ast.Attribute) and isinstance(child.ctx, ast.Load):
-            parts = []
-            current: ast.AST = child
-            while isinstance(current, ast.Attribute):
-                parts.append(current.attr)
-                current = current.value
-            if isinstance(current, ast.Name) and current.id not in bound:
-                used[".".join([current.id, *reversed(parts)])] = None
-        elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load) and child.id not in bound:
-            used[child.id] = None
-    return list(used)
+    used: dict[str, str] = {}  # dotted name -> its head
+    inner: set[int] = set()  # Name/Attribute nodes inside a longer dotted name
+
+    def visit(item: Any) -> None:
+        if isinstance(item, ast.AST):
+            if isinstance(item, ast.Name):
+                if not isinstance(item.ctx, ast.Load):
+                    bound.add(item.id)
+                elif id(item) not in inner:
+                    used.setdefault(item.id, item.id)
+            elif isinstance(item, ast.arg):
+                bound.add(item.arg)
+            elif isinstance(item, ast.Attribute) and id(item) not in inner and isinstance(item.ctx, ast.Load):
+                _note_dotted(item, inner, used)
+            out.append(type(item).__name__)
+            out.append("(")
+            for name in item._fields:
+                value = getattr(item, name, None)
+                if value is not None and value != []:
+                    out.append(name)
+                    visit(value)
+            out.append(")")
+        elif isinstance(item, list):
+            out.append("[")
+            for element in item:
+                visit(element)
+                out.append(",")
+            out.append("]")
+        else:
+            out.append(repr(item))
+
+    visit(node)
+    return "".join(out), [dotted for dotted, head in used.items() if head not in bound]
+
+
+def _note_dotted(node: ast.Attribute, inner: set[int], used: dict[str, str]) -> None:
+    parts = [node.attr]
+    current = node.value
+    while isinstance(current, ast.Attribute):
+        inner.add(id(current))
+        parts.append(current.attr)
+        current = current.value
+    if isinstance(current, ast.Name):
+        inner.add(id(current))
+        used.setdefault(".".join([current.id, *reversed(parts)]), current.id)
 
 
 def _function_values(function: types.FunctionType) -> str:
