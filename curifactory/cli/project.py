@@ -235,7 +235,7 @@ _cf_experiment() {{
 _cf_curifactory() {{
     local cur="${{COMP_WORDS[COMP_CWORD]}}"
     if [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=( $(compgen -W "init completion {curifactory_flags}" -- "$cur") )
+        COMPREPLY=( $(compgen -W "init completion why {curifactory_flags}" -- "$cur") )
     elif [[ "${{COMP_WORDS[1]}}" == completion ]]; then
         COMPREPLY=( $(compgen -W "bash zsh" -- "$cur") )
     elif [[ "${{COMP_WORDS[1]}}" == init ]]; then
