@@ -49,6 +49,8 @@ def input_contents(call: Any) -> dict[str, tuple[str, str]]:
     """The content hash (and producing stage) of each input, where it is known."""
     known: dict[str, tuple[str, str]] = {}
     for name in call.spec.inputs:
+        if name in call.overrides:
+            continue  # passed in as a value: its content is not known here
         if call.spec.aggregate:
             parts = [(r.get_hash(), r.content.get(name)) for r in call.records or [] if name in r.state]
             if parts and all(content is not None for _, content in parts):
@@ -110,5 +112,7 @@ def entry_problem(cacher: caching.Cacheable) -> str | None:
     if type(cacher).check is caching.Cacheable.check:
         return cacher.validate()
     if cacher.check():
+        if cacher.metadata is None:
+            cacher.load_metadata()  # for the code and input checks
         return None
     return cacher.invalid_reason or "missing"

@@ -47,6 +47,9 @@ class Node:
     """Producers of the values it reads, as seen in the map pass (e.g. across
     ``record.make_copy()`` or values passed as keyword arguments)."""
     facts: CallFacts | None = None
+    entries: tuple[tuple[str, str] | None, ...] = ()
+    """Per output, (content hash, preview) of the valid cache entry the map pass found
+    (None where there is none), so a skipped call need not read its metadata again."""
 
     def __post_init__(self) -> None:
         if self.facts is None:
@@ -73,6 +76,11 @@ class Plan:
     rechecks: frozenset[NodeKey] = frozenset()
     """Calls planned as cached that read from a call that runs: whether their input
     content changed is known only once it ran, so they are decided again then."""
+
+    @functools.cached_property
+    def by_key(self) -> dict[NodeKey, Node]:
+        """The mapped calls by key."""
+        return {node.key: node for node in self.nodes}
 
     @functools.cached_property
     def decisions(self) -> dict[NodeKey, Reason]:

@@ -50,8 +50,10 @@ class MappedValue:
 class StageCall:
     """Everything about one call of a stage on a record."""
 
-    def __init__(self, manager: Any, spec: StageSpec, record: Any, records: list[Any] | None):
+    def __init__(self, manager: Any, spec: StageSpec, record: Any, records: list[Any] | None,
+                 overrides: dict[str, Any] | None = None):
         self.manager = manager
+        self.overrides = overrides or {}
         self.spec = spec
         self.record = record
         self.records = records
@@ -149,6 +151,7 @@ class StageCall:
             paths=tuple(c._final_path() if c is not None else None for c in self.cachers),
             aggregate=self.spec.aggregate,
             sources=tuple(dict.fromkeys(sources)),
+            entries=tuple(_entry_summary(c) for c in self.cachers),
         )
 
     # -- skipping ----------------------------------------------------------------------
@@ -156,7 +159,7 @@ class StageCall:
         """Leave the cached outputs in the state, unloaded, and restore reportables."""
         infos = []
         values = []
-        for name, cacher, lazy in zip(self.spec.output_names, self.cachers, self.lazy_flags):
+        for index, (name, cacher, lazy) in enumerate(zip(self.spec.output_names, self.cachers, self.lazy_flags)):
             assert cacher is not None  # a cached call has a cacher per output
             if lazy is not None:
                 value: caching.Lazy = caching.Lazy(name, resolve=lazy.resolve)
@@ -166,7 +169,7 @@ class StageCall:
             self.record.state[name] = value
             values.append(value)
             path = cacher._final_path()
-            meta = cacher.metadata or {}
+            meta = cacher.metadata or self._planned_entry(index)
             self._note_content(name, meta)
             infos.append(ArtifactInfo(name, path, type(cacher).__name__, False, meta.get("preview", ""),
                                       tuple(cacher.cache_paths)))
@@ -174,6 +177,13 @@ class StageCall:
         self.record.output = values[0] if len(values) == 1 else tuple(values)
         self._restore_reportables()
         return infos
+
+    def _planned_entry(self, index: int) -> dict[str, Any]:
+        """What the map pass read from output ``index``'s metadata (the plan skips it unread)."""
+        plan = self.manager.plan
+        node = plan.by_key.get(self.key) if plan is not None and self.key[0] >= 0 else None
+        entry = node.entries[index] if node is not None and index < len(node.entries) else None
+        return {"content_hash": entry[0], "preview": entry[1]} if entry else {}
 
     def _note_content(self, name: str, metadata: dict[str, Any] | None) -> None:
         content = (metadata or {}).get("content_hash")
@@ -357,7 +367,7 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
     if manager.stage_active:
         logger.warning("Stage '%s' was called from inside another stage; the DAG cannot see such "
                        "calls. Call stages from the experiment's run() instead.", spec.name)
-    call = StageCall(manager, spec, record, records)
+    call = StageCall(manager, spec, record, records, overrides)
     record.stages.append(spec.name)
     record.stage_inputs.append(list(spec.inputs))
     record.stage_outputs.append(list(spec.output_names))
@@ -405,6 +415,13 @@ def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], p
                                    spec.aggregate, _indices(call.manager, call.records), produced, reason))
     emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))
     return record
+
+
+def _entry_summary(cacher: caching.Cacheable | None) -> tuple[str, str] | None:
+    meta = cacher.metadata if cacher is not None else None
+    if not meta or not meta.get("content_hash") or cacher is None or cacher.invalid_reason is not None:
+        return None
+    return str(meta["content_hash"]), str(meta.get("preview", ""))
 
 
 def _separate_metadata_from_artifacts(cachers: list[caching.Cacheable]) -> None:

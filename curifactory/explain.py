@@ -46,7 +46,7 @@ def write_decisions(manager: Any) -> str | None:
             for record in manager.records for run in record.history]
     path = decisions_path(manager.manager_cache_path, manager.get_reference_name())
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fileio.atomic_write_json(path, {"reference": manager.get_reference_name(), "calls": rows})
+    fileio.atomic_write_json(path, {"reference": manager.get_reference_name(), "calls": rows}, indent=None)
     return path
 
 

@@ -18,6 +18,8 @@ computed once per function and process.
 from __future__ import annotations
 
 import ast
+import dataclasses
+import enum
 import functools
 import hashlib
 import inspect
@@ -26,6 +28,7 @@ import logging
 import os
 import sys
 import types
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -102,14 +105,32 @@ def fingerprint(function: Callable[..., Any], root: str, version: str | None = N
         return Fingerprint(_digest("uncovered", name), (), (name,), version)
 
 
-@functools.lru_cache(maxsize=None)
+_Probe = tuple[dict[str, Any], str, Any]
+_KNOWN: weakref.WeakKeyDictionary[Any, dict[tuple[str, str | None], tuple[Fingerprint, tuple[_Probe, ...]]]] = \
+    weakref.WeakKeyDictionary()
+"""Fingerprints made in this process, with the name bindings they were made from: a
+notebook cell that redefines a helper, or a reloaded module, rebinds one of those
+names, and the fingerprint is made again."""
+
+
 def _fingerprint(function: Callable[..., Any], root: str, version: str | None) -> Fingerprint:
+    known = _KNOWN.get(function)
+    entry = known.get((root, version)) if known is not None else None
+    if entry is not None and all(space.get(name, _MISSING) is value for space, name, value in entry[1]):
+        return entry[0]
     if version is not None:
-        return Fingerprint(_digest("version", str(version)), (), (), str(version))
-    walk = _Walk(root)
-    walk.cover(inspect.unwrap(function), kind="stage")
-    parts = [f"{h.kind}:{h.name}:{h.digest}" for h in walk.helpers]
-    return Fingerprint(_digest(*parts, *walk.not_covered), tuple(walk.helpers), tuple(walk.not_covered))
+        made, probes = Fingerprint(_digest("version", str(version)), (), (), str(version)), ()
+    else:
+        walk = _Walk(root)
+        walk.cover(inspect.unwrap(function), kind="stage")
+        parts = [f"{h.kind}:{h.name}:{h.digest}" for h in walk.helpers]
+        made = Fingerprint(_digest(*parts, *walk.not_covered), tuple(walk.helpers), tuple(walk.not_covered))
+        probes = tuple(walk.probes)
+    try:
+        _KNOWN.setdefault(function, {})[(root, version)] = (made, probes)
+    except TypeError:  # not weak-referenceable: not kept
+        pass
+    return made
 
 
 @functools.lru_cache(maxsize=4096)
@@ -193,6 +214,7 @@ class _Walk:
         self.seen: set[int] = set()
         self.helpers: list[Helper] = []
         self.not_covered: list[str] = []
+        self.probes: list[_Probe] = []  # (namespace, name, value) bindings the walk relied on
 
     def local(self, obj: Any) -> bool:
         """Whether ``obj`` is the project's own code."""
@@ -252,19 +274,34 @@ class _Walk:
                 if self.local(base):
                     self.cover(base)
         elif "." in obj.__qualname__ and "<locals>" not in obj.__qualname__.rsplit(".", 1)[0]:
-            owner, _ = _resolve(namespace, obj.__qualname__.rsplit(".", 1)[0])
+            owner, _, _ = _resolve(namespace, obj.__qualname__.rsplit(".", 1)[0])
             if inspect.isclass(owner) and self.local(owner):
                 self.cover(owner)  # a method: its class (and so calls through self) is covered
         for dotted in names:
             head = namespace.get(dotted.split(".", 1)[0], _MISSING)
             if inspect.ismodule(head) and not self.local_module(head):
                 continue  # a library's module: nothing of the project's is reached through it
-            target, owner = _resolve(namespace, dotted)
+            target, owner, dotted = _resolve(namespace, dotted)
             if target is _MISSING:
                 continue
+            self.probe(obj, dotted, owner, target)
             # a constant counts only as a global of the project's own code (not e.g. os.environ)
             constants = owner is None or (inspect.ismodule(owner) and self.local_module(owner))
             self.reach(target, dotted, namespace, obj, constants)
+
+    def probe(self, obj: Any, dotted: str, owner: Any, target: Any) -> None:
+        """Remember the binding ``dotted`` resolved through (a module's or the globals' entry)."""
+        if owner is None:
+            space = getattr(obj, "__globals__", None) if inspect.isfunction(obj) else None
+            if space is None:
+                module = sys.modules.get(getattr(obj, "__module__", "") or "")
+                space = vars(module) if module is not None else None
+            name = dotted.split(".", 1)[0]
+            if space is not None and name in space:
+                self.probes.append((space, name, space[name]))
+        elif inspect.ismodule(owner):
+            name = dotted.rsplit(".", 1)[-1]
+            self.probes.append((vars(owner), name, vars(owner).get(name, _MISSING)))
 
     def local_module(self, module: types.ModuleType) -> bool:
         """Whether a module (or package) is the project's: its file, or a package's folder, is under the root."""
@@ -297,9 +334,13 @@ class _Walk:
         name = f"{module}.{dotted}"
         if any(h.name == name for h in self.helpers):
             return
+        text = _literal_text(value)
+        if text is None:  # a logger, a client, a lock...: state at run time, not code
+            if name not in self.not_covered:
+                self.not_covered.append(f"{name} (a {type(value).__qualname__}: only values are hashed)")
+            return
         filename = _file_of(user) or ""
-        self.helpers.append(Helper(name, self.where(filename, 0).rsplit(":", 1)[0], _digest(_value_text(value)),
-                                   "constant"))
+        self.helpers.append(Helper(name, self.where(filename, 0).rsplit(":", 1)[0], _digest(text), "constant"))
 
 
 _MISSING = object()
@@ -329,17 +370,18 @@ def _namespace(obj: Any) -> dict[str, Any]:
     return vars(module) if module is not None else {}
 
 
-def _resolve(namespace: dict[str, Any], dotted: str) -> tuple[Any, Any]:
-    """The object ``dotted`` names, following attributes of modules and classes only, and
-    the module or class it was found in (None for a name of ``namespace`` itself).
+def _resolve(namespace: dict[str, Any], dotted: str) -> tuple[Any, Any, str]:
+    """The object ``dotted`` names, following attributes of modules and classes only, the
+    module or class it was found in (None for a name of ``namespace`` itself), and the
+    part of ``dotted`` that named it (``log`` of ``log.info`` when ``log`` is a value).
 
     Attributes are read from ``__dict__`` (no ``getattr``), so a module's lazy
     ``__getattr__`` or a class's descriptors never run during fingerprinting.
     """
     head, *rest = dotted.split(".")
     if head not in namespace:
-        return _MISSING, None
-    value, owner = namespace[head], None
+        return _MISSING, None, head
+    value, owner, consumed = namespace[head], None, [head]
     for part in rest:
         if inspect.ismodule(value):
             found = vars(value).get(part, _MISSING)
@@ -348,9 +390,10 @@ def _resolve(namespace: dict[str, Any], dotted: str) -> tuple[Any, Any]:
         else:
             break
         if found is _MISSING:
-            return _MISSING, None
+            return _MISSING, None, dotted
         owner, value = value, found
-    return value, owner
+        consumed.append(part)
+    return value, owner, ".".join(consumed)
 
 
 def _read_node(node: ast.AST) -> tuple[str, list[str]]:
@@ -419,11 +462,48 @@ def _function_values(function: types.FunctionType) -> str:
 
 
 def _value_text(value: Any) -> str:
-    """A value as text for hashing; an address-bearing repr keeps only its type."""
-    try:
-        text = repr(value)
-    except Exception:
-        return f"<{type(value).__qualname__}>"
-    if " at 0x" in text or " object at " in text:
-        return f"<{type(value).__module__}.{type(value).__qualname__}>"
-    return text
+    """A default argument or captured value as text: its content when it is a plain value
+    (see :func:`_literal_text`), else only its type (its state is not code)."""
+    text = _literal_text(value)
+    return text if text is not None else f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _literal_text(value: Any, depth: int = 0) -> str | None:
+    """Plain values as canonical text: scalars, containers of them (sets sorted, so the
+    text never depends on ``PYTHONHASHSEED``), enums, dataclass instances, arrays (dtype,
+    shape and bytes). None for anything else."""
+    if depth > 20:
+        return None
+    if isinstance(value, _SCALARS):
+        try:
+            return f"{type(value).__name__}:{value!r}"
+        except ValueError:  # an int past the digit limit
+            return f"int:{hashlib.blake2b(value.to_bytes((value.bit_length() + 8) // 8, 'big', signed=True)).hexdigest()}"
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__qualname__}.{value.name}"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_literal_text(item, depth + 1) for item in value]
+        if any(item is None for item in items):
+            return None
+        if isinstance(value, (set, frozenset)):
+            items = sorted(items)  # type: ignore[arg-type]
+        return f"{type(value).__name__}[{','.join(items)}]"  # type: ignore[arg-type]
+    if isinstance(value, dict):
+        pairs = [(_literal_text(k, depth + 1), _literal_text(v, depth + 1)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return "dict{" + ",".join(sorted(f"{k}:{v}" for k, v in pairs)) + "}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+        inner = _literal_text(fields, depth + 1)
+        return None if inner is None else f"{type(value).__qualname__}{inner}"
+    if all(hasattr(value, a) for a in ("dtype", "shape", "tobytes")) and not callable(getattr(value, "shape")):
+        try:
+            data = value.tobytes()
+        except Exception:
+            return None
+        return f"array({value.dtype},{tuple(value.shape)},{hashlib.blake2b(data, digest_size=16).hexdigest()})"
+    return None

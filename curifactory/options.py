@@ -11,6 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from curifactory.config import CODE_CHANGES
+from curifactory.errors import UsageError
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -56,26 +59,65 @@ class RunOptions:
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(RunOptions))
 
 
+class _OptionList(list):  # type: ignore[type-arg]
+    """A list option as 0.20 code sees it: changing it in place changes the options too."""
+
+    def __init__(self, owner: Any, name: str, items: Any):
+        super().__init__(items)
+        self._owner, self._name = owner, name
+
+    def _changed(self) -> None:
+        owner = self._owner
+        object.__setattr__(owner, "options", dataclasses.replace(owner.options, **{self._name: tuple(self)}))
+
+
+def _syncing(method_name: str) -> Any:
+    method = getattr(list, method_name)
+
+    def changed(self: _OptionList, *args: Any) -> Any:
+        result = method(self, *args)
+        self._changed()
+        return result if method_name != "__iadd__" else self
+
+    changed.__name__ = method_name
+    return changed
+
+
+for _name in ("append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse", "__setitem__",
+              "__delitem__", "__iadd__"):
+    setattr(_OptionList, _name, _syncing(_name))
+
+
+def _check(name: str, value: Any) -> None:
+    if name == "code_changes" and value not in (None, *CODE_CHANGES):
+        raise UsageError(f"code_changes is {value!r}; use one of {', '.join(repr(c) for c in CODE_CHANGES)} "
+                         f"(or None for the project config's).")
+
+
 class OptionsMirror:
     """A mixin keeping each :class:`RunOptions` field readable as a plain attribute.
 
     0.20 code reads and sets ``manager.dry`` and friends. Reads are plain attribute
     reads (they happen on every stage call); setting one replaces the frozen
-    ``options`` value, and setting ``options`` updates every attribute.
-    Sequences are stored in ``options`` as tuples and shown as lists.
+    ``options`` value, and setting ``options`` updates every attribute. Sequences
+    are stored in ``options`` as tuples and shown as lists that write changes back.
     """
 
     options: RunOptions
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in OPTION_NAMES:
+            _check(name, value)
             stored = tuple(value) if isinstance(value, list) else value
             object.__setattr__(self, "options", dataclasses.replace(self.options, **{name: stored}))
-            object.__setattr__(self, name, list(stored) if isinstance(stored, tuple) else stored)
+            object.__setattr__(self, name, _OptionList(self, name, stored) if isinstance(stored, tuple) else stored)
         elif name == "options":
+            for field in OPTION_NAMES:
+                _check(field, getattr(value, field))
             object.__setattr__(self, "options", value)
             for field in OPTION_NAMES:
                 current = getattr(value, field)
-                object.__setattr__(self, field, list(current) if isinstance(current, tuple) else current)
+                shown = _OptionList(self, field, current) if isinstance(current, tuple) else current
+                object.__setattr__(self, field, shown)
         else:
             object.__setattr__(self, name, value)

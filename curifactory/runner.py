@@ -198,6 +198,7 @@ def _worker_manager(mngr: Any, make_manager: Callable[..., Any]) -> Callable[[],
         worker = make_manager(parallel_mode=True)
         worker.experiment_run_number, worker.run_timestamp = mngr.experiment_run_number, mngr.run_timestamp
         worker.overwrite, worker.overwrite_stages = mngr.overwrite, list(mngr.overwrite_stages)
+        worker.code_changes = mngr.code_changes
         worker.cache_path, worker.settings = mngr.cache_path, mngr.settings
         start_run(worker)
         return worker

@@ -215,3 +215,22 @@ def test_explain_says_which_parameter_changed(proj):
     assert "load    cached  cached" in over.stdout and "shift   run     --overwrite-stage shift" in over.stdout
     assert "pinned  run     upstream stage 'shift' reruns" in over.stdout
     assert again.returncode == 0
+
+
+def test_parallel_workers_follow_code_changes_ignore(proj):
+    run(proj)
+    edit(proj, "helpers.py", "return x + 1", "return x + 4")
+    assert run(proj, "--parallel", "2", "--code-changes", "ignore")[0] == []
+    assert run(proj, "--parallel", "2")[0] == ["load", "pinned", "shift"]
+
+
+def test_a_stage_skipped_by_the_plan_still_passes_on_its_content(proj, monkeypatch):
+    """A -> B -> C: C reruns alone (A, B from the plan's cache); then A gives other content:
+    B and C both rerun, because C's entry knows the content of B it was computed from."""
+    run(proj)
+    edit(proj, "x.py", "return shifted * 1", "return shifted * 1 + 0")
+    edit(proj, "x.py", 'version="1"', 'version="2"')
+    assert run(proj)[0] == ["pinned"]
+    next(Path(proj.root, "data", "cache").glob("*_load_raw_metadata.json")).unlink()
+    monkeypatch.setenv("CF_TEST_NOISE", "7")
+    assert run(proj)[0] == ["load", "pinned", "shift"]

@@ -154,3 +154,30 @@ def test_code_without_source_is_not_covered_and_never_fails(pkg):
     fp = fingerprint(namespace["f"], str(root))
     assert fp.not_covered and fp.helpers == ()
     assert fingerprint(len, str(root)).not_covered  # built in C
+
+
+def test_a_rebound_helper_is_seen_by_a_live_process(pkg):
+    root, write = pkg
+    stages = write()
+    before = fingerprint(stages.stage, str(root))
+    helpers = sys.modules["fpmod.helpers"]
+    exec("def inner(x):\n    return 5 * x\n", helpers.__dict__)  # as a notebook cell redefining it
+    after = fingerprint(stages.stage, str(root))
+    assert after.digest != before.digest
+    assert fingerprint(stages.stage, str(root)) is after  # and kept until something changes again
+
+
+def test_constants_are_hashed_by_content_not_by_repr(pkg):
+    root, write = pkg
+    constants = HELPERS.replace("SCALE = 3", "import logging\nSCALE = frozenset({'b', 'a', 'c'})\n"
+                                "log = logging.getLogger('x')")
+    stages = write(constants.replace("return inner(x) + SCALE", "log.info('x')\n    return inner(x) + len(SCALE)"))
+    fp = fingerprint(stages.stage, str(root))
+    names = {h.name for h in fp.helpers}
+    assert "fpmod.helpers.SCALE" in names and "fpmod.helpers.log" not in names
+    assert any(n.startswith("fpmod.helpers.log (a Logger") for n in fp.not_covered)
+    import logging
+
+    logging.getLogger("x").setLevel(logging.DEBUG)  # run-time state of a logger is not code
+    again = write(constants.replace("return inner(x) + SCALE", "log.info('x')\n    return inner(x) + len(SCALE)"))
+    assert fingerprint(again.stage, str(root)).digest == fp.digest
