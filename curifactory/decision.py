@@ -31,6 +31,7 @@ The rules, in order:
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 
@@ -137,9 +138,9 @@ class Decision:
     detail: str = ""
     stale: str = ""
 
-    @property
+    @functools.cached_property
     def runs(self) -> bool:
-        return self.reason.runs
+        return self.reason is not Reason.CACHED
 
     def describe(self) -> str:
         """``an output is not cached ('model')``-style text for ``--map`` and logs."""

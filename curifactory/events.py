@@ -115,8 +115,14 @@ class NullListener:
 
 
 def emit(listeners: list[Listener], event: Event) -> None:
-    """Send ``event`` to every listener; a failing listener never breaks a run."""
+    """Send ``event`` to every listener; a failing listener never breaks a run.
+
+    A listener with a ``listens_to`` attribute (a tuple of event classes) gets only those.
+    """
     for listener in listeners:
+        wanted = getattr(listener, "listens_to", None)
+        if wanted is not None and not isinstance(event, wanted):
+            continue
         try:
             listener.on_event(event)
         except Exception:  # a progress bar must not kill an experiment

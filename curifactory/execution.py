@@ -62,7 +62,7 @@ class StageCall:
         self.code_changes: str = manager.code_changes or manager.settings.code_changes
         self.code: Fingerprint | None = None
         if self.code_changes != "ignore":
-            self.code = fingerprint(spec.function, manager.settings.root, spec.version)
+            self.code = _code_of(manager, spec)
         self.lazy_flags = self._lazy_flags()
         self.inputs = callfacts.input_contents(self)
         self.cachers = self._make_cachers()
@@ -415,6 +415,18 @@ def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], p
                                    spec.aggregate, _indices(call.manager, call.records), produced, reason))
     emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))
     return record
+
+
+def _code_of(manager: Any, spec: StageSpec) -> Fingerprint:
+    """The stage's fingerprint: made once per run (``manager.fingerprints``, reset when a
+    run starts); a live manager's, whose code may change between cells, is checked each call."""
+    known = getattr(manager, "fingerprints", None)
+    if known is None or manager.interactive:
+        return fingerprint(spec.function, manager.settings.root, spec.version)
+    made = known.get(id(spec))
+    if made is None:
+        made = known[id(spec)] = fingerprint(spec.function, manager.settings.root, spec.version)
+    return made  # type: ignore[no-any-return]
 
 
 def _entry_summary(cacher: caching.Cacheable | None) -> tuple[str, str] | None:

@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 class ReportWriter:
     """Writes the run's report (``manager.generate_report()``) when the run finishes."""
 
+    listens_to = (RunFinished,)
+
     def __init__(self, manager: Any):
         self.manager = manager
 
@@ -34,6 +36,8 @@ class ReportWriter:
 
 class RunFolderWriter:
     """Completes a ``--store-full`` run folder when the run finishes."""
+
+    listens_to = (RunFinished,)
 
     def __init__(self, manager: Any):
         self.manager = manager

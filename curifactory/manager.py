@@ -102,6 +102,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         self.reportables: list[Any] = []
         self.listeners: list[Listener] = []
         self.executor: Any = InProcessExecutor()  # where stage calls that must run run
+        self.fingerprints: dict[int, Any] | None = None  # per run (see execution._code_of)
         self.parameter_files: list[str] = []
         self.param_file_param_sets: dict[str, list[list[str]]] = {}
         self.current_stage_name: str | None = None

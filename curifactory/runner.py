@@ -161,6 +161,7 @@ def _run_options(mngr: Any, given: bool, request: RunRequest, hooks: RunHooks, l
         "dry_cache": mngr.dry_cache or request.dry_cache,
         "listeners": [*mngr.listeners, *hooks.listeners],
         "executor": make_executor(request.parallel if writes_cache else None, given=hooks.executor),
+        "fingerprints": {},  # code fingerprints, made once per stage for this run
         # ranks of a distributed launch run every stage together (collectives): no locks for them
         "artifact_locks": mngr.artifact_locks or locks,
     }

@@ -72,3 +72,13 @@ def test_emit_reaches_every_listener_past_a_failing_one():
     seen = Recorder()
     emit([Broken(), NullListener(), seen], RunFinished("ref", "complete", 1.0))
     assert [e.reference for e in seen.events] == ["ref"]
+
+
+def test_a_listener_can_ask_for_some_events_only():
+    class OnlyFinished(Recorder):
+        listens_to = (RunFinished,)
+
+    only = OnlyFinished()
+    emit([only], StageStarted("s", 0, "a", True))
+    emit([only], RunFinished("ref", "complete", 1.0))
+    assert [type(e).__name__ for e in only.events] == ["RunFinished"]

@@ -124,6 +124,7 @@ class Cacheable:
         self.invalid_reason: str | None = None
         self.metadata_suffix = METADATA_SUFFIX
         self._session: dict[str, str] | None = None
+        self._path_memo: tuple[Any, ...] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -141,6 +142,18 @@ class Cacheable:
         return None
 
     def _final_path(self, suffix: str | None = None) -> str:
+        """The artifact's path (``suffix`` added to its name); memoised while nothing it depends on changes."""
+        location = self.location
+        key = (suffix, self.name, self.stage, self.prefix, self.subdir, self.extension, self.path_override)
+        memo = getattr(self, "_path_memo", None)
+        if location is not None and memo is not None and memo[0] is location and memo[1] == key:
+            return memo[2]  # type: ignore[no-any-return]
+        path = self._make_path(suffix)
+        if location is not None:
+            self._path_memo = (location, key, path)
+        return path
+
+    def _make_path(self, suffix: str | None) -> str:
         extension = self.extension or ""
         where = self._where()
         if self.path_override is not None:
@@ -360,4 +373,5 @@ def instantiate(cacher: Any) -> Cacheable:
     fresh.extra_metadata = dict(cacher.extra_metadata)
     fresh.cache_paths = []
     fresh._session = None
+    fresh._path_memo = None
     return fresh
