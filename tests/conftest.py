@@ -27,6 +27,37 @@ def write_project(root: Path, files: dict[str, str], config: dict | None = None)
     return root
 
 
+CHAIN_EXPERIMENT = """
+import curifactory as cf
+from dataclasses import dataclass
+from curifactory.caching import JsonCacher
+
+@dataclass
+class Params(cf.ExperimentParameters):
+    n: int = 1
+
+def get_params():
+    return [Params(name="a", n=1), Params(name="b", n=2)]
+
+@cf.stage(None, ["x"], [JsonCacher])
+def load(record):
+    return record.params.n
+
+@cf.stage(["x"], ["y"], [JsonCacher])
+def double(record, x):
+    return 2 * x
+
+@cf.aggregate(["y"], ["total"], [JsonCacher])
+def total(record, records, y):
+    return sum(y.values())
+
+def run(param_sets, manager):
+    records = [double(load(cf.Record(manager, p))) for p in param_sets]
+    return total(cf.Record(manager, None), records)
+"""
+"""Two sets (n=1, 2) through load -> double, and an aggregate summing them (6)."""
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A factory: ``project(files)`` writes a project in tmp_path and chdirs into it."""

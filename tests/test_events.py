@@ -12,30 +12,7 @@ from curifactory.events import (
     emit,
 )
 from curifactory.experiment import run_experiment
-
-EXPERIMENT = """
-import curifactory as cf
-from dataclasses import dataclass
-from curifactory.caching import JsonCacher
-
-@dataclass
-class Params(cf.ExperimentParameters):
-    n: int = 1
-
-def get_params():
-    return [Params(name="a", n=1)]
-
-@cf.stage(None, ["x"], [JsonCacher])
-def load(record):
-    return record.params.n
-
-@cf.stage(["x"], ["y"], [JsonCacher])
-def double(record, x):
-    return 2 * x
-
-def run(param_sets, manager):
-    return [double(load(cf.Record(manager, p))) for p in param_sets]
-"""
+from conftest import CHAIN_EXPERIMENT as EXPERIMENT
 
 
 class Recorder:
@@ -56,15 +33,15 @@ def test_a_run_emits_its_events_in_order(project):
     first = Recorder()
     run_experiment("ev", report=False, listeners=[Broken(), first])
     kinds = [type(e).__name__ for e in first.events]
-    assert kinds == ["RunStarted", "StageStarted", "StageFinished", "StageStarted", "StageFinished", "RunFinished"]
+    assert kinds == ["RunStarted", *["StageStarted", "StageFinished"] * 5, "RunFinished"]
     started = first.events[0]
-    assert isinstance(started, RunStarted) and (started.planned_stages, started.planned_to_run) == (2, 2)
+    assert isinstance(started, RunStarted) and (started.planned_stages, started.planned_to_run) == (5, 5)
     assert all(e.will_execute for e in first.events if isinstance(e, StageStarted))
-    assert [e.status.value for e in first.events if isinstance(e, StageFinished)] == ["executed", "executed"]
+    assert [e.status.value for e in first.events if isinstance(e, StageFinished)] == ["executed"] * 5
     assert isinstance(first.events[-1], RunFinished) and first.events[-1].status == "complete"
     again = Recorder()
     run_experiment("ev", report=False, listeners=[again])
-    assert [e.artifact for e in again.events if isinstance(e, CacheHit)] == ["x", "y"]
+    assert [e.artifact for e in again.events if isinstance(e, CacheHit)] == ["x", "y", "x", "y", "total"]
     assert again.events[0].planned_to_run == 0
 
 

@@ -8,35 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from curifactory.executors import InProcessExecutor, ProcessPoolExecutor, make_executor
 from curifactory.experiment import run_experiment
-
-EXPERIMENT = """
-import curifactory as cf
-from dataclasses import dataclass
-from curifactory.caching import JsonCacher
-
-@dataclass
-class Params(cf.ExperimentParameters):
-    n: int = 1
-
-def get_params():
-    return [Params(name="a", n=1), Params(name="b", n=2)]
-
-@cf.stage(None, ["x"], [JsonCacher])
-def load(record):
-    return record.params.n
-
-@cf.stage(["x"], ["y"], [JsonCacher])
-def double(record, x):
-    return 2 * x
-
-@cf.aggregate(["y"], ["total"], [JsonCacher])
-def total(record, records, y):
-    return sum(y.values())
-
-def run(param_sets, manager):
-    records = [double(load(cf.Record(manager, p))) for p in param_sets]
-    return total(cf.Record(manager, None), records)
-"""
+from conftest import CHAIN_EXPERIMENT as EXPERIMENT
 
 
 class ThreadExecutor:

@@ -11,27 +11,7 @@ import warnings
 import curifactory as cf
 from curifactory import cli
 from curifactory.experiment import run_experiment
-
-EXPERIMENT = """
-import warnings
-import curifactory as cf
-from dataclasses import dataclass
-from curifactory.caching import JsonCacher
-
-@dataclass
-class Params(cf.ExperimentParameters):
-    n: int = 1
-
-def get_params():
-    return [Params(name="a", n=1), Params(name="b", n=2)]
-
-@cf.stage(None, ["x"], [JsonCacher])
-def load(record):
-    return record.params.n
-
-def run(param_sets, manager):
-    return [load(cf.Record(manager, p)) for p in param_sets]
-"""
+from conftest import CHAIN_EXPERIMENT as EXPERIMENT
 
 
 def snapshot() -> dict:
@@ -64,7 +44,7 @@ def test_run_experiment_and_a_live_manager_restore_sys_path(project):
     sys.path.remove(str(root))
     before = snapshot()
     results, manager = run_experiment("tiny", report=False)
-    assert [r.state["x"] for r in results] == [1, 2]
+    assert results.state["total"] == 6
     live = cf.ArtifactManager("tiny", suppress_live_log=True)
     run_experiment("tiny", mngr=live, dry=True, report=False)
     assert snapshot() == before

@@ -8,32 +8,13 @@ import sys
 import curifactory as cf
 from curifactory.loading import project_on_path
 from curifactory.runner import RunHooks, RunRequest, run
-
-EXPERIMENT = """
-import curifactory as cf
-from dataclasses import dataclass
-from curifactory.caching import JsonCacher
-
-@dataclass
-class Params(cf.ExperimentParameters):
-    n: int = 1
-
-def get_params():
-    return [Params(name="a", n=1)]
-
-@cf.stage(None, ["x"], [JsonCacher])
-def load(record):
-    return record.params.n
-
-def run(param_sets, manager):
-    return [load(cf.Record(manager, p)) for p in param_sets]
-"""
+from conftest import CHAIN_EXPERIMENT as EXPERIMENT
 
 
 def test_the_run_loop_alone_writes_no_report(project):
     root = project({"experiments/r.py": EXPERIMENT})
     results, manager = run(RunRequest("r"), RunHooks(cf.ArtifactManager))
-    assert results[0].state["x"] == 1 and manager.status == "complete"
+    assert results.state["total"] == 6 and manager.status == "complete"
     assert not os.path.exists(root / "reports")  # the report is a listener run_experiment adds
 
 
