@@ -13,7 +13,7 @@ import logging
 import warnings
 from typing import Any
 
-from curifactory import caching
+from curifactory import caching, explain
 from curifactory.decision import CallFacts, Entry, OutputFact
 from curifactory.errors import CacheWarning
 from curifactory.events import CacheInvalid, emit
@@ -95,7 +95,7 @@ def _output_fact(call: Any, name: str, cacher: caching.Cacheable | None, warn: b
     if problem is None:
         return OutputFact(name, Entry.VALID)
     if problem == "missing":
-        return OutputFact(name, Entry.MISSING)
+        return OutputFact(name, Entry.MISSING, explain.missing_because_of_parameters(call.manager, cacher, call.record))
     if warn:
         path = cacher.cache_paths[0] if cacher.cache_paths else cacher.metadata_path()
         message = (f"Cache entry for '{name}' of stage '{call.spec.name}' (record "

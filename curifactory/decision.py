@@ -129,8 +129,10 @@ class Decision:
     """The answer for one call: the :class:`Reason` and what it is about.
 
     ``detail`` names the output (``not_cached``, ``invalid``) or the upstream
-    stage (``upstream``) that made the call run, or says what code changed
-    (``code_changed``); it is empty otherwise. ``stale`` is set on a ``cached``
+    stage (``upstream``) that made the call run, or says what changed: the code
+    (``code_changed``), an input's content (``input_changed``) or, for an output
+    with no entry whose stage wrote one for other parameters, which parameters
+    (``not_cached``); it is empty otherwise. ``stale`` is set on a ``cached``
     decision whose code changed under ``code_changes: warn``.
     """
 
@@ -148,7 +150,7 @@ class Decision:
             return f"{self.reason.value}, but stale: {self.stale}"
         if not self.detail:
             return self.reason.value
-        if self.reason in (Reason.CODE_CHANGED, Reason.INPUT_CHANGED):
+        if self.reason in (Reason.CODE_CHANGED, Reason.INPUT_CHANGED, Reason.NOT_CACHED) and " " in self.detail:
             return self.detail  # a sentence of its own: "code of helper 'h' (m.py:3) changed"
         return f"{self.reason.value} ({self.detail if ' ' in self.detail else repr(self.detail)})"
 
@@ -180,8 +182,8 @@ def decide(facts: CallFacts) -> Decision:
             return Decision(Reason.INVALID, output.name)
         if output.entry is Entry.MISSING and missing is None:
             missing = output
-    if missing is not None:
-        return Decision(Reason.NOT_CACHED, missing.name)
+    if missing is not None:  # what changed in its parameters, when that is known, else which output
+        return Decision(Reason.NOT_CACHED, missing.problem or missing.name)
     if facts.code_change and facts.code_changes == "rerun":
         return Decision(Reason.CODE_CHANGED, facts.code_change)
     if facts.input_change:

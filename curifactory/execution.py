@@ -108,9 +108,11 @@ class StageCall:
         return callfacts.gather(self, warn, upstream_rerun)
 
     def upstream_overwritten(self) -> tuple[str, ...]:
-        """Without a plan: the inputs that an overwrite recomputed earlier in this run."""
-        sources = self.input_records()
-        return tuple(name for name in self.spec.inputs if any(name in r.overwritten for r in sources))
+        """Without a plan: the stages that recomputed an input of this call earlier in this run
+        for a reason that cascades (an overwrite, a code change)."""
+        stages = [r.overwritten_by.get(name, name) for name in self.spec.inputs
+                  for r in self.input_records() if name in r.overwritten]
+        return tuple(dict.fromkeys(stages))
 
     def input_records(self) -> list[Any]:
         return list(self.records) if self.spec.aggregate else [self.record]
@@ -118,6 +120,9 @@ class StageCall:
     def decide(self) -> Decision:
         """The plan's decision, or, without one, :func:`decide` on the facts gathered now."""
         plan = self.manager.plan
+        if self.spec.aggregate and self.manager.executor.prefilled:
+            # the workers' reasons are known only now: an input they reran by a cascade reruns it
+            return decide(self.facts(upstream_rerun=self.upstream_overwritten()))
         if plan is not None and self.key[0] >= 0 and self.key in plan.verdicts:
             planned = plan.verdicts[self.key]
             if planned.reason.for_missing_entry or self.key in plan.rechecks:
@@ -283,8 +288,10 @@ class StageCall:
         record, manager = self.record, self.manager
         if reason.cascades:
             record.overwritten.add(name)
+            record.overwritten_by[name] = self.spec.name
         else:
             record.overwritten.discard(name)
+            record.overwritten_by.pop(name, None)
         saved = False
         if cacher is not None and manager.may_write_cache:
             try:
@@ -389,10 +396,15 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
                            "rerun it with --overwrite-stage %s.", spec.name, record.get_reference_name(),
                            decision.stale, spec.name)
         infos = call.skip()
-        if infos and manager.executor.computed_elsewhere(record.get_hash(), spec.name, infos[0].path):
-            # computed in this run, by another process (a --parallel worker)
+        elsewhere = manager.executor.computed_elsewhere(record.get_hash(), spec.name, infos[0].path) if infos else None
+        if elsewhere is not None:  # computed in this run, by another process (a --parallel worker)
+            reason, cascades = elsewhere
+            if cascades:  # so that an aggregate reading it reruns too
+                record.overwritten.update(spec.output_names)
+                record.overwritten_by.update(dict.fromkeys(spec.output_names, spec.name))
             infos = [dataclasses.replace(info, computed=True) for info in infos]
-            return _finished(call, StageStatus.EXECUTED, infos, 0, started, "computed by a --parallel worker")
+            return _finished(call, StageStatus.EXECUTED, infos, 0, started, f"{reason} (in a --parallel worker)",
+                             cascades)
         return _finished(call, StageStatus.CACHED, infos, 0, started, decision.describe())
     logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), decision.describe())
     executor = manager.executor
@@ -402,17 +414,20 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
         manager.note_failure(spec.name, record, exc)
         _finished(call, StageStatus.FAILED, [], 0, started, decision.describe())
         raise
-    reason = decision.describe() if result.status is StageStatus.EXECUTED else "cached (another process computed it)"
-    return _finished(call, result.status, list(result.artifacts), result.reportables, started, reason)
+    executed = result.status is StageStatus.EXECUTED
+    reason = decision.describe() if executed else "cached (another process computed it)"
+    return _finished(call, result.status, list(result.artifacts), result.reportables, started, reason,
+                     executed and decision.reason.cascades)
 
 
 def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], produced: int,
-              started: float, reason: str = "") -> Any:
+              started: float, reason: str = "", cascades: bool = False) -> Any:
     """Record the call in the record's history and tell the listeners."""
     seconds = 0.0 if status is StageStatus.CACHED else time.perf_counter() - started
     spec, record = call.spec, call.record
     record.history.append(StageRun(spec.name, call.key[0], spec.inputs, tuple(infos), status, seconds,
-                                   spec.aggregate, _indices(call.manager, call.records), produced, reason))
+                                   spec.aggregate, _indices(call.manager, call.records), produced, reason,
+                                   cascades))
     emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))
     return record
 

@@ -119,28 +119,30 @@ class BaseExecutor:
     Attributes:
         prefilled: the record stages of this run were already run elsewhere
             (overwrites then apply to aggregates only; see ``decision``).
-        computed: (record hash, stage, first artifact path) of each call another
-            process computed for this run (shown as executed, not cached).
+        computed: for each call another process computed for this run (shown as
+            executed, not cached), keyed by (record hash, stage, first artifact path):
+            (its reason, whether the reason cascades downstream).
     """
 
     name = "base"
     prefilled = False
 
     def __init__(self) -> None:
-        self.computed: frozenset[tuple[str, str, str]] = frozenset()
+        self.computed: dict[tuple[str, str, str], tuple[str, bool]] = {}
 
     def start(self, context: RunContext) -> None:
         """Called once before the run's real pass."""
 
     def finish(self) -> None:
         """Called once after the run's real pass (also when it failed)."""
-        self.prefilled, self.computed = False, frozenset()
+        self.prefilled, self.computed = False, {}
 
     def gather(self, handles: Sequence[Handle]) -> list[JobResult]:
         return [handle.result() for handle in handles]
 
-    def computed_elsewhere(self, record_hash: str, stage: str, path: str | None) -> bool:
-        return (record_hash, stage, path) in self.computed
+    def computed_elsewhere(self, record_hash: str, stage: str, path: str | None) -> tuple[str, bool] | None:
+        """(reason, cascades) when another process computed this call for this run, else None."""
+        return self.computed.get((record_hash, stage, path or ""))
 
 
 class InProcessExecutor(BaseExecutor):
@@ -181,7 +183,8 @@ class ProcessPoolExecutor(InProcessExecutor):
         # the workers applied the overwrites, so only aggregates still need them; if a
         # worker died, this process cannot tell what it redid and applies them itself
         self.prefilled = bool(outcomes) and not failed
-        self.computed = frozenset(path for o in outcomes for path in o.computed)
+        self.computed = {(h, stage, path): (reason, cascades)
+                         for o in outcomes for h, stage, path, reason, cascades in o.computed}
 
 
 class _Adapted(BaseExecutor):

@@ -114,6 +114,47 @@ def select(decisions: list[CallDecision], stage: str, record: str | None) -> lis
     return chosen
 
 
+def changed_parameters(before: dict[str, Any], params: Any) -> str:
+    """``parameter 'degree' changed 3 -> 4, ...``: ``params`` against a registry entry."""
+    now = hashing.param_set_string_hash_representations(params)
+    changes = [f"parameter '{field}' changed {before.get(field, '(unset)')} -> {value}"
+               for field, value in now.items() if field != "name" and before.get(field) != value]
+    changes += [f"parameter '{field}' removed" for field in before if field not in now]
+    return ", ".join(changes)
+
+
+def registry_index(manager: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """(set name -> its hashes in the registry, oldest first; hash -> registry entry), read
+    once per manager (``manager.param_history``)."""
+    index = getattr(manager, "param_history", None)
+    if index is None:
+        entries = ParamsRegistry(manager.manager_cache_path).load()
+        by_name: dict[str, list[str]] = {}
+        for digest, entry in entries.items():
+            if isinstance(entry, dict):
+                by_name.setdefault(str(entry.get("name")), []).append(digest)
+        index = manager.param_history = (by_name, entries)
+    return index  # type: ignore[no-any-return]
+
+
+def missing_because_of_parameters(manager: Any, cacher: Any, record: Any) -> str:
+    """For an output with no entry: which parameters changed since the newest entry the same
+    stage wrote for a set of the same name (found through the registry), or ""."""
+    params = getattr(record, "params", None)
+    if params is None or record.is_aggregate:
+        return ""
+    by_name, entries = registry_index(manager)
+    current = record.get_hash()
+    others = [h for h in by_name.get(str(getattr(params, "name", None)), ()) if h != current]
+    if not others:
+        return ""
+    meta_path = cacher.metadata_path()
+    for candidate in reversed(others):
+        if os.path.exists(meta_path.replace(current, candidate)):
+            return changed_parameters(entries[candidate], params) or ""
+    return ""
+
+
 def parameter_change(manager: Any, stage: str, output: str, params: Any) -> str:
     """``parameter 'degree' changed 3 -> 4`` against the newest entry the same stage wrote
     for a set of the same name under another hash; "" when there is none."""
@@ -135,10 +176,5 @@ def parameter_change(manager: Any, stage: str, output: str, params: Any) -> str:
     if newest is None:
         return ""
     before = ParamsRegistry(manager.manager_cache_path).load().get(newest[1])
-    now = hashing.param_set_string_hash_representations(params)
-    if not isinstance(before, dict):
-        return f"parameters of '{name}' changed since the entry of hash {newest[1][:10]}"
-    changes = [f"parameter '{field}' changed {before.get(field, '(unset)')} -> {value}"
-               for field, value in now.items() if field != "name" and before.get(field) != value]
-    changes += [f"parameter '{field}' removed" for field in before if field not in now]
-    return ", ".join(changes) or f"parameters of '{name}' changed since the entry of hash {newest[1][:10]}"
+    changes = changed_parameters(before, params) if isinstance(before, dict) else ""
+    return changes or f"parameters of '{name}' changed since the entry of hash {newest[1][:10]}"

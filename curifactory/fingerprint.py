@@ -231,6 +231,11 @@ class _Walk:
             return False
         return path.startswith(self.root + os.sep)
 
+    def generated(self, obj: Any, user: Any) -> bool:
+        """Code made at run time (``eval``, ``exec``: no file) by or for the project's own code."""
+        filename = _file_of(obj) or ""
+        return filename.startswith("<") and (self.local(user) or getattr(obj, "__module__", None) is None)
+
     def where(self, filename: str, line: int) -> str:
         path = _real(filename)
         shown = os.path.relpath(path, self.root) if path.startswith(self.root + os.sep) else filename
@@ -326,6 +331,11 @@ class _Walk:
         if inspect.isfunction(target) or inspect.isclass(target):
             if self.local(target):
                 self.cover(target)
+            elif self.generated(target, user):
+                name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', dotted)}"
+                if name not in self.not_covered:
+                    self.not_covered.append(name)
+                    logger.debug("code fingerprint: %s was made at run time (no source); it is not covered", name)
         elif constants and not inspect.ismodule(target) and not callable(target) and self.local(user):
             self.constant(dotted, target, user)
 

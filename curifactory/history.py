@@ -57,6 +57,7 @@ class StageRun:
         input_records: for an aggregate, indices of the records it combined.
         reportables: how many reportables the stage produced.
         reason: why it ran, or ``cached`` (``Decision.describe()``).
+        cascades: the reason reruns what is downstream too (an overwrite, a code change).
     """
 
     stage: str
@@ -69,3 +70,4 @@ class StageRun:
     input_records: tuple[int, ...] = field(default_factory=tuple)
     reportables: int = 0
     reason: str = ""
+    cascades: bool = False

@@ -103,6 +103,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         self.listeners: list[Listener] = []
         self.executor: Any = InProcessExecutor()  # where stage calls that must run run
         self.fingerprints: dict[int, Any] | None = None  # per run (see execution._code_of)
+        self.param_history: Any = None  # the registry, indexed (see explain.registry_index)
         self.parameter_files: list[str] = []
         self.param_file_param_sets: dict[str, list[list[str]]] = {}
         self.current_stage_name: str | None = None

@@ -56,19 +56,20 @@ class WorkerOutcome:
 
     exit_code: int
     executed: int
-    computed: tuple[tuple[str, str, str], ...] = ()
+    computed: tuple[tuple[str, str, str, str, bool], ...] = ()
 
 
-def _computed_calls(manager: Any) -> tuple[tuple[str, str, str], ...]:
-    """(record hash, stage, first artifact path) of every stage call the worker executed."""
-    return tuple((record.get_hash(), run.stage, run.outputs[0].path) for record in manager.records
-                 for run in record.history
+def _computed_calls(manager: Any) -> tuple[tuple[str, str, str, str, bool], ...]:
+    """(record hash, stage, first artifact path, reason, whether it cascades) of every
+    stage call the worker executed."""
+    return tuple((record.get_hash(), run.stage, run.outputs[0].path, run.reason, run.cascades)
+                 for record in manager.records for run in record.history
                  if run.status is StageStatus.EXECUTED and run.outputs and run.outputs[0].path)
 
 
 def _worker(run: Callable[..., Any], param_sets: list[Any], manager_factory: Callable[[], Any], results: Any) -> None:
     executed = 0
-    computed: tuple[tuple[str, str, str], ...] = ()
+    computed: tuple[tuple[str, str, str, str, bool], ...] = ()
     code = 0
     manager = None
     try:

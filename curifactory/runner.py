@@ -162,6 +162,7 @@ def _run_options(mngr: Any, given: bool, request: RunRequest, hooks: RunHooks, l
         "listeners": [*mngr.listeners, *hooks.listeners],
         "executor": make_executor(request.parallel if writes_cache else None, given=hooks.executor),
         "fingerprints": {},  # code fingerprints, made once per stage for this run
+        "param_history": None,  # the registry as it is when this run starts
         # ranks of a distributed launch run every stage together (collectives): no locks for them
         "artifact_locks": mngr.artifact_locks or locks,
     }

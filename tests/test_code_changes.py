@@ -207,6 +207,10 @@ def test_explain_says_which_parameter_changed(proj):
     explained = proj.run("x", "--explain")
     assert explained.returncode == 0, explained.stderr
     assert "load    run     parameter 'n' changed 1 -> 2" in explained.stdout
+    mapped = proj.run("x", "--map")
+    assert "load    run     parameter 'n' changed 1 -> 2" in mapped.stdout
+    assert run(proj)[0] == ["load", "pinned", "shift"]
+    assert "executed  parameter 'n' changed 1 -> 2" in why(proj, "latest", "load").stdout
     assert "shift   run     upstream stage 'load' reruns" not in explained.stdout  # its own entry is missing too
     assert "shift   run     parameter 'n' changed 1 -> 2" in explained.stdout
     again = proj.run("x", "--explain", "--overwrite-stage", "shift", "-n", "a")

@@ -181,3 +181,11 @@ def test_constants_are_hashed_by_content_not_by_repr(pkg):
     logging.getLogger("x").setLevel(logging.DEBUG)  # run-time state of a logger is not code
     again = write(constants.replace("return inner(x) + SCALE", "log.info('x')\n    return inner(x) + len(SCALE)"))
     assert fingerprint(again.stage, str(root)).digest == fp.digest
+
+
+def test_code_made_at_run_time_is_named_not_covered(pkg):
+    root, write = pkg
+    stages = write(HELPERS + '\ngen = eval("lambda v: v + 100")\n',
+                   STAGES + "\ndef uses_gen(record):\n    return helpers.gen(1)\n")
+    fp = fingerprint(stages.uses_gen, str(root))
+    assert any("<lambda>" in name for name in fp.not_covered)

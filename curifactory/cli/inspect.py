@@ -121,11 +121,11 @@ def explain_call(node: Node, verdict: Any, label: RecordLabel | None, manager: A
         if node.stage in manager.overwrite_stages:
             return f"--overwrite-stage {node.stage}"
         return "the parameter set's overwrite field"
+    if reason is Reason.NOT_CACHED and " " in verdict.detail:
+        return verdict.detail  # the parameters that changed
     if reason is Reason.NOT_CACHED and verdict.detail and label is not None and label.params is not None:
         changed = explain.parameter_change(manager, node.stage, verdict.detail, label.params)
-        if changed:
-            return changed
-        return f"missing output '{verdict.detail}'"
+        return changed or f"missing output '{verdict.detail}'"
     if reason is Reason.UPSTREAM:
         return f"upstream stage '{verdict.detail}' reruns"
     if not verdict.runs and node.key in getattr(manager.plan, "rechecks", ()):
