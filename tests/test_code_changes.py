@@ -238,3 +238,18 @@ def test_a_stage_skipped_by_the_plan_still_passes_on_its_content(proj, monkeypat
     next(Path(proj.root, "data", "cache").glob("*_load_raw_metadata.json")).unlink()
     monkeypatch.setenv("CF_TEST_NOISE", "7")
     assert run(proj)[0] == ["load", "pinned", "shift"]
+
+
+def test_with_parallel_workers_a_code_change_reruns_the_aggregate_and_keeps_its_reason(tmp_path):
+    from conftest import CHAIN_EXPERIMENT
+
+    project = CliProject(tmp_path, {"experiments/chain.py": CHAIN_EXPERIMENT})
+    assert project.run("chain", "--parallel", "2", "--no-report").returncode == 0
+    path = project.root / "experiments" / "chain.py"
+    path.write_text(path.read_text().replace("return 2 * x", "return x * 2"))  # same values
+    later = time.time_ns() + 2 * 10**9
+    os.utime(path, ns=(later, later))
+    assert project.run("chain", "--parallel", "2", "--no-report").returncode == 0
+    double = why(project, "latest", "double").stdout
+    assert "executed  code of stage 'double' (experiments/chain.py:" in double and "(in a --parallel worker)" in double
+    assert "executed  an upstream stage reruns ('double')" in why(project, "latest", "total").stdout
