@@ -2,14 +2,13 @@
 
 Every run that writes the store also writes ``<manager_cache_path>/decisions/<ref>.json``:
 one row per stage call (record, set name and hash, stage, status, reason), read
-back by ``curifactory why REF STAGE [RECORD]``. :func:`parameter_change` tells,
-for a call whose entry is missing, which parameters differ from the last entry
-the same stage wrote for a set of the same name (``--explain``).
+back by ``curifactory why REF STAGE [RECORD]``. :func:`missing_because_of_parameters`
+tells, for a call whose entry is missing, which parameters differ from the newest
+entry the same stage wrote for a set of the same name (found through the registry).
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from dataclasses import dataclass
@@ -153,28 +152,3 @@ def missing_because_of_parameters(manager: Any, cacher: Any, record: Any) -> str
         if os.path.exists(meta_path.replace(current, candidate)):
             return changed_parameters(entries[candidate], params) or ""
     return ""
-
-
-def parameter_change(manager: Any, stage: str, output: str, params: Any) -> str:
-    """``parameter 'degree' changed 3 -> 4`` against the newest entry the same stage wrote
-    for a set of the same name under another hash; "" when there is none."""
-    name, current = getattr(params, "name", None), hashing.hash_param_set(params)
-    prefix = manager.prefix or manager.experiment_name
-    newest: tuple[str, str] | None = None
-    pattern = os.path.join(glob.escape(manager.cache_path), f"{glob.escape(prefix)}_*_{glob.escape(stage)}_"
-                           f"{glob.escape(output)}*metadata.json")
-    for path in glob.glob(pattern):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                meta = json.load(handle)
-        except (OSError, ValueError):
-            continue
-        if meta.get("params_name") == name and meta.get("params_hash") not in (None, current):
-            stamp = str(meta.get("artifact_generated", ""))
-            if newest is None or stamp > newest[0]:
-                newest = (stamp, str(meta["params_hash"]))
-    if newest is None:
-        return ""
-    before = ParamsRegistry(manager.manager_cache_path).load().get(newest[1])
-    changes = changed_parameters(before, params) if isinstance(before, dict) else ""
-    return changes or f"parameters of '{name}' changed since the entry of hash {newest[1][:10]}"

@@ -30,7 +30,6 @@ class RecordLabel:
     hash: str
     aggregate: bool
     inputs: tuple[int, ...] = ()
-    params: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def title(self) -> str:
         if self.aggregate:
@@ -68,7 +67,7 @@ def map_run(run: Callable[..., Any], param_sets: list[Any], manager: Any) -> Map
 def label_record(index: int, record: Any, manager: Any) -> RecordLabel:
     """A :class:`RecordLabel` for ``record`` (position ``index`` in the manager)."""
     inputs = tuple(manager.record_index(r) for r in getattr(record, "input_records", None) or ())
-    return RecordLabel(index, record.name, record.get_hash(), bool(record.is_aggregate), inputs, record.params)
+    return RecordLabel(index, record.name, record.get_hash(), bool(record.is_aggregate), inputs)
 
 
 def _nodes_by_record(plan: Plan) -> dict[int, list[Node]]:
@@ -109,9 +108,8 @@ def print_map(mapped: MappedRun, experiment: str, out: TextIO) -> None:
             print(f"  {_stage_label(node):<{width}}  {text}", file=out)
 
 
-def explain_call(node: Node, verdict: Any, label: RecordLabel | None, manager: Any) -> str:
+def explain_call(node: Node, verdict: Any, manager: Any) -> str:
     """The reason of one planned call in words, with what changed where it is known."""
-    from curifactory import explain
     from curifactory.decision import Reason
 
     reason = verdict.reason
@@ -121,11 +119,8 @@ def explain_call(node: Node, verdict: Any, label: RecordLabel | None, manager: A
         if node.stage in manager.overwrite_stages:
             return f"--overwrite-stage {node.stage}"
         return "the parameter set's overwrite field"
-    if reason is Reason.NOT_CACHED and " " in verdict.detail:
-        return verdict.detail  # the parameters that changed
-    if reason is Reason.NOT_CACHED and verdict.detail and label is not None and label.params is not None:
-        changed = explain.parameter_change(manager, node.stage, verdict.detail, label.params)
-        return changed or f"missing output '{verdict.detail}'"
+    if reason is Reason.NOT_CACHED and verdict.detail and " " not in verdict.detail:
+        return f"missing output '{verdict.detail}'"  # (a detail with spaces names the changed parameters)
     if reason is Reason.UPSTREAM:
         return f"upstream stage '{verdict.detail}' reruns"
     if not verdict.runs and node.key in getattr(manager.plan, "rechecks", ()):
@@ -141,12 +136,11 @@ def print_explain(mapped: MappedRun, manager: Any, out: TextIO) -> None:
     plan = mapped.plan
     width = max((len(_stage_label(n)) for n in plan.nodes), default=0)
     for index, nodes in _nodes_by_record(plan).items():
-        label = mapped.records[index] if 0 <= index < len(mapped.records) else None
         print(_record_title(index, mapped.records), file=out)
         for node in nodes:
             verdict = plan.verdicts[node.key]
             verb = "run   " if verdict.runs else "cached"
-            print(f"  {_stage_label(node):<{width}}  {verb}  {explain_call(node, verdict, label, manager)}", file=out)
+            print(f"  {_stage_label(node):<{width}}  {verb}  {explain_call(node, verdict, manager)}", file=out)
 
 
 def print_paths(mapped: MappedRun, out: TextIO) -> None:
