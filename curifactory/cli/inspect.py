@@ -134,6 +134,7 @@ def print_explain(mapped: MappedRun, manager: Any, out: TextIO) -> None:
         print(f"{mapped.error}; each stage will decide from the cache as it is called.", file=out)
         return
     plan = mapped.plan
+    print(f"why each stage call of {manager.experiment_name} runs or is cached:", file=out)
     width = max((len(_stage_label(n)) for n in plan.nodes), default=0)
     for index, nodes in _nodes_by_record(plan).items():
         print(_record_title(index, mapped.records), file=out)
