@@ -62,30 +62,32 @@ def input_contents(call: Any) -> dict[str, tuple[str, str]]:
     return known
 
 
+def _stored(call: Any, outputs: tuple[OutputFact, ...], key: str) -> Any:
+    """The block ``key`` of the first entry that has one, when every entry is valid (else None)."""
+    if not outputs or any(o.entry is not Entry.VALID for o in outputs):
+        return None
+    for cacher in call.cachers:
+        stored = (cacher.metadata or {}).get(key) if cacher is not None else None
+        if stored is not None:
+            return stored
+    return None
+
+
 def _input_change(call: Any, outputs: tuple[OutputFact, ...]) -> str:
     """An input whose content is not the one the (valid) entries were computed from."""
-    if not call.inputs or not outputs or any(o.entry is not Entry.VALID for o in outputs):
-        return ""
-    for cacher in call.cachers:
-        stored = (cacher.metadata or {}).get("inputs") if cacher is not None else None
-        if isinstance(stored, dict):
-            for name, (content, stage) in call.inputs.items():
-                if stored.get(name) not in (None, content):
-                    return f"input '{name}' changed content (upstream '{stage}' recomputed)"
-            return ""
+    stored = _stored(call, outputs, "inputs") if call.inputs else None
+    if isinstance(stored, dict):
+        for name, (content, stage) in call.inputs.items():
+            if stored.get(name) not in (None, content):
+                return f"input '{name}' changed content (upstream '{stage}' recomputed)"
     return ""
 
 
 def _code_change(call: Any, outputs: tuple[OutputFact, ...]) -> str:
     """What changed in the code since the (valid) entries were written; "" when nothing
     did or they carry no fingerprint (0.20 entries are taken as they are)."""
-    if call.code is None or not outputs or any(o.entry is not Entry.VALID for o in outputs):
-        return ""
-    for cacher in call.cachers:
-        stored = (cacher.metadata or {}).get("code") if cacher is not None else None
-        if stored is not None:
-            return call.code.change_since(stored)
-    return ""
+    stored = _stored(call, outputs, "code") if call.code is not None else None
+    return call.code.change_since(stored) if stored is not None else ""
 
 
 def _output_fact(call: Any, name: str, cacher: caching.Cacheable | None, warn: bool) -> OutputFact:

@@ -110,8 +110,8 @@ class StageCall:
     def upstream_overwritten(self) -> tuple[str, ...]:
         """Without a plan: the stages that recomputed an input of this call earlier in this run
         for a reason that cascades (an overwrite, a code change)."""
-        stages = [r.overwritten_by.get(name, name) for name in self.spec.inputs
-                  for r in self.input_records() if name in r.overwritten]
+        stages = [r.overwritten[name] for name in self.spec.inputs for r in self.input_records()
+                  if name in r.overwritten]
         return tuple(dict.fromkeys(stages))
 
     def input_records(self) -> list[Any]:
@@ -141,17 +141,17 @@ class StageCall:
                 value = record.state.raw(name) if name in record.state else None
                 if isinstance(value, MappedValue) and name not in (overrides or {}):
                     sources.append(value.key)
-        runs = decide(facts).runs
+        own = decide(facts)
         for name, cacher in zip(self.spec.output_names, self.cachers):
             self.record.state[name] = MappedValue(name, self.spec.name, self.key)
             # what a later call reads: this entry's content if it stays, unknown if it is recomputed
-            self._note_content(name, None if runs or cacher is None else cacher.metadata)
+            self._note_content(name, None if own.runs or cacher is None else cacher.metadata)
         return Node(
             key=self.key,
             inputs=self.spec.inputs,
             outputs=self.spec.output_names,
             input_records=tuple(self.manager.record_index(r) for r in self.input_records()),
-            status=decide(facts).reason,
+            status=own.reason,
             facts=facts,
             paths=tuple(c._final_path() if c is not None else None for c in self.cachers),
             aggregate=self.spec.aggregate,
@@ -242,19 +242,15 @@ class StageCall:
         reason = job.decision.reason
         first = self.cachers[0] if self.cachers else None
         if not self.manager.artifact_locks or first is None or not self.manager.may_write_cache:
-            return JobResult(StageStatus.EXECUTED, *self._execute_tuple(job.overrides, reason))
+            return JobResult(StageStatus.EXECUTED, *self.execute(job.overrides, reason))
         from curifactory.parallel import artifact_lock
 
         with artifact_lock(self.manager.cache_path, first._final_path()):
             if reason.for_missing_entry and not decide(self.facts(warn=False)).runs:
                 return JobResult(StageStatus.CACHED, tuple(self.skip()), 0)
-            return JobResult(StageStatus.EXECUTED, *self._execute_tuple(job.overrides, reason))
+            return JobResult(StageStatus.EXECUTED, *self.execute(job.overrides, reason))
 
-    def _execute_tuple(self, overrides: dict[str, Any], reason: Reason) -> tuple[tuple[ArtifactInfo, ...], int]:
-        infos, produced = self.execute(overrides, reason)
-        return tuple(infos), produced
-
-    def execute(self, overrides: dict[str, Any], reason: Reason) -> tuple[list[ArtifactInfo], int]:
+    def execute(self, overrides: dict[str, Any], reason: Reason) -> tuple[tuple[ArtifactInfo, ...], int]:
         """Call the stage function, store and save its outputs."""
         spec, record, manager = self.spec, self.record, self.manager
         kwargs = self.resolve_inputs(overrides)
@@ -271,8 +267,8 @@ class StageCall:
             manager.stage_active = False
             manager.current_stage_name = None
         values = spec.split_result(result)
-        infos = [self._store(name, value, cacher, lazy, reason)
-                 for name, value, cacher, lazy in zip(spec.output_names, values, self.cachers, self.lazy_flags)]
+        infos = tuple(self._store(name, value, cacher, lazy, reason)
+                      for name, value, cacher, lazy in zip(spec.output_names, values, self.cachers, self.lazy_flags))
         if spec.outputs:
             stored = [record.state.raw(name) for name in spec.output_names]
             record.output = stored[0] if len(stored) == 1 else tuple(stored)
@@ -287,11 +283,9 @@ class StageCall:
                lazy: caching.Lazy | None, reason: Reason) -> ArtifactInfo:
         record, manager = self.record, self.manager
         if reason.cascades:
-            record.overwritten.add(name)
-            record.overwritten_by[name] = self.spec.name
+            record.overwritten[name] = self.spec.name
         else:
-            record.overwritten.discard(name)
-            record.overwritten_by.pop(name, None)
+            record.overwritten.pop(name, None)
         saved = False
         if cacher is not None and manager.may_write_cache:
             try:
@@ -400,8 +394,7 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
         if elsewhere is not None:  # computed in this run, by another process (a --parallel worker)
             reason, cascades = elsewhere
             if cascades:  # so that an aggregate reading it reruns too
-                record.overwritten.update(spec.output_names)
-                record.overwritten_by.update(dict.fromkeys(spec.output_names, spec.name))
+                record.overwritten.update(dict.fromkeys(spec.output_names, spec.name))
             infos = [dataclasses.replace(info, computed=True) for info in infos]
             return _finished(call, StageStatus.EXECUTED, infos, 0, started, f"{reason} (in a --parallel worker)",
                              cascades)

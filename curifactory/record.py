@@ -74,8 +74,9 @@ class Record:
         self.combo_hash: str | None = None
         self.stage_cachers: list[Any] | None = None
         self.unstored_tracked_paths: list[dict[str, Any]] = []
-        self.overwritten: set[str] = set()  # state keys recomputed because of overwrite
-        self.overwritten_by: dict[str, str] = {}  # ... and the stage that recomputed each
+        # state keys recomputed in this run for a reason that cascades (an overwrite, a code
+        # change), and the stage that recomputed each
+        self.overwritten: dict[str, str] = {}
         self.content: dict[str, tuple[str, str]] = {}  # state key -> (content hash, stage), when cached
         if manager is not None and not hide:
             manager.add_record(self)
@@ -186,8 +187,7 @@ class Record:
         new = Record(self.manager, param_set if param_set is not None else self.params, hide=not add_to_manager)
         new.state = State({k: _copy_value(dict.__getitem__(self.state, k)) for k in self.state.keys()})
         new.input_records = [self]
-        new.overwritten = set(self.overwritten)
-        new.overwritten_by = dict(self.overwritten_by)
+        new.overwritten = dict(self.overwritten)
         new.content = dict(self.content)
         return new
 
