@@ -106,11 +106,9 @@ class OptionsMirror:
     options: RunOptions
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in OPTION_NAMES:
-            _check(name, value)
+        if name in OPTION_NAMES:  # one option: a new options value, mirrored below
             stored = tuple(value) if isinstance(value, list) else value
-            object.__setattr__(self, "options", dataclasses.replace(self.options, **{name: stored}))
-            object.__setattr__(self, name, _OptionList(self, name, stored) if isinstance(stored, tuple) else stored)
+            self.options = dataclasses.replace(self.options, **{name: stored})
         elif name == "options":
             for field in OPTION_NAMES:
                 _check(field, getattr(value, field))
