@@ -21,11 +21,16 @@ from curifactory.staging import aggregate, stage
 __version__ = "0.21.0"
 
 _LAZY_SUBMODULES = {"experiment", "manager", "record", "store", "procedure", "reporting", "config", "dag",
-                    "execution", "events", "history", "environment", "notebook"}
+                    "execution", "events", "history", "environment", "notebook", "runs", "rundiff", "tracking"}
 _LAZY_NAMES = {
     "ArtifactManager": ("curifactory.manager", "ArtifactManager"),
     "Record": ("curifactory.record", "Record"),
     "Procedure": ("curifactory.procedure", "Procedure"),
+    "load_runs": ("curifactory.runs", "load_runs"),
+    "load_metrics": ("curifactory.runs", "load_metrics"),
+    "load_run": ("curifactory.runs", "load_run"),
+    "find_run": ("curifactory.runs", "find_run"),
+    "diff_runs": ("curifactory.rundiff", "diff_runs"),
 }
 
 __all__ = [
@@ -42,6 +47,11 @@ __all__ = [
     "Record",
     "aggregate",
     "caching",
+    "diff_runs",
+    "find_run",
+    "load_metrics",
+    "load_run",
+    "load_runs",
     "errors",
     "hashing",
     "params",

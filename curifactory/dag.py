@@ -47,7 +47,7 @@ class Node:
     """Producers of the values it reads, as seen in the map pass (e.g. across
     ``record.make_copy()`` or values passed as keyword arguments)."""
     facts: CallFacts | None = None
-    entries: tuple[tuple[str, str] | None, ...] = ()
+    entries: tuple[tuple[str, str, str, int] | None, ...] = ()
     """Per output, (content hash, preview) of the valid cache entry the map pass found
     (None where there is none), so a skipped call need not read its metadata again."""
 

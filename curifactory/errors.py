@@ -113,6 +113,16 @@ class RunFolderExistsError(CurifactoryError, FileExistsError):
     folder of a run already exists: an earlier run folder is never overwritten."""
 
 
+class TrackingError(CurifactoryError, ValueError):
+    """Raised by ``record.log_metric`` and the other tracking calls: a metric that is not a
+    number, an empty name, logging outside a stage or after the run ended. Also a
+    :class:`ValueError`."""
+
+
+class RunNotFoundError(UsageError, LookupError):
+    """A run reference (``curifactory show REF``, ``cf.diff_runs``) names no run, or more than one."""
+
+
 class CacheWarning(UserWarning):
     """Warned by the executor when a cache entry is corrupt or incomplete and its
     stage is recomputed (also logged; the CLI shows the log line instead)."""

@@ -28,6 +28,7 @@ from curifactory.staging import StageSpec
 logger = logging.getLogger(__name__)
 
 REPORTABLES_NAME = "_reportables"
+TRACKED_KEY = "__curifactory_tracked__"  # in the reportables entry: what the call logged
 
 
 class MappedValue:
@@ -177,7 +178,8 @@ class StageCall:
             meta = cacher.metadata or self._planned_entry(index)
             self._note_content(name, meta)
             infos.append(ArtifactInfo(name, path, type(cacher).__name__, False, meta.get("preview", ""),
-                                      tuple(cacher.cache_paths)))
+                                      tuple(cacher.cache_paths), str(meta.get("content_hash") or ""), _size(meta),
+                                      str(meta.get("run_reference") or "")))
             emit(self.manager.listeners, CacheHit(self.spec.name, self.key[0], name, path))
         self.record.output = values[0] if len(values) == 1 else tuple(values)
         self._restore_reportables()
@@ -188,7 +190,9 @@ class StageCall:
         plan = self.manager.plan
         node = plan.by_key.get(self.key) if plan is not None and self.key[0] >= 0 else None
         entry = node.entries[index] if node is not None and index < len(node.entries) else None
-        return {"content_hash": entry[0], "preview": entry[1]} if entry else {}
+        if not entry:
+            return {}
+        return {"content_hash": entry[0], "preview": entry[1], "run_reference": entry[2], "files_stat": [[entry[3], 0]]}
 
     def _note_content(self, name: str, metadata: dict[str, Any] | None) -> None:
         content = (metadata or {}).get("content_hash")
@@ -212,6 +216,9 @@ class StageCall:
             logger.warning("Could not load the cached reportables of stage '%s' from %s: %s",
                            self.spec.name, cacher.get_path(), exc)
             return
+        if isinstance(reportables, dict) and TRACKED_KEY in reportables:
+            self.manager.tracker.replay(self.record, reportables[TRACKED_KEY])
+            reportables = reportables["reportables"]
         self.manager.current_stage_name = self.spec.name
         try:
             for reportable in reportables:
@@ -258,6 +265,7 @@ class StageCall:
         record.stage_cachers = self.cachers
         manager.current_stage_name = spec.name
         manager.stage_active = True
+        manager.tracker.begin_call(record, spec.name)
         try:
             if spec.aggregate:
                 result = spec.function(record, self.records, **kwargs)
@@ -266,6 +274,7 @@ class StageCall:
         finally:
             manager.stage_active = False
             manager.current_stage_name = None
+            tracked = manager.tracker.end_call()
         values = spec.split_result(result)
         infos = tuple(self._store(name, value, cacher, lazy, reason)
                       for name, value, cacher, lazy in zip(spec.output_names, values, self.cachers, self.lazy_flags))
@@ -276,7 +285,7 @@ class StageCall:
             record.output = result
         produced = record.reportables[before:]
         if manager.may_write_cache:
-            self._save_reportables(produced)
+            self._save_reportables(produced, tracked)
         return infos, len(produced)
 
     def _store(self, name: str, value: Any, cacher: caching.Cacheable | None,
@@ -307,18 +316,22 @@ class StageCall:
         record.state[name] = stored
         path = cacher._final_path() if cacher is not None else None
         files = tuple(cacher.cache_paths) if cacher is not None and saved else ()
+        meta = (cacher.metadata or {}) if cacher is not None and saved else {}
         return ArtifactInfo(name, path, type(cacher).__name__ if cacher else None, True,
-                            caching.preview(value), files)
+                            caching.preview(value), files, str(meta.get("content_hash") or ""), _size(meta),
+                            manager.get_reference_name() if saved else "")
 
-    def _save_reportables(self, reportables: list[Any]) -> None:
+    def _save_reportables(self, reportables: list[Any], tracked: dict[str, Any] | None = None) -> None:
+        """Keep the call's reportables (and what it logged: points, tags, info, attachments)
+        with its cache entry, for a rerun that takes the call from the cache."""
         cacher = self._reportables_cacher()
-        if not reportables:  # a rerun that reports nothing must not show the old ones
+        if not reportables and not tracked:  # a rerun that reports nothing must not show the old ones
             for path in (cacher.metadata_path(), cacher._final_path()):
                 if os.path.exists(path):
                     os.remove(path)
             return
         try:
-            cacher.save(list(reportables))
+            cacher.save({TRACKED_KEY: tracked, "reportables": list(reportables)} if tracked else list(reportables))
         except Exception as exc:
             logger.warning("The reportables of stage '%s' could not be cached (%s: %s); "
                            "they are in this run's report but a cached rerun will not show them.",
@@ -405,7 +418,7 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
         [result] = executor.gather([executor.submit(StageJob(call, overrides, decision))])
     except BaseException as exc:
         manager.note_failure(spec.name, record, exc)
-        _finished(call, StageStatus.FAILED, [], 0, started, decision.describe())
+        _finished(call, StageStatus.FAILED, [], 0, started, decision.describe(), error=f"{type(exc).__name__}: {exc}")
         raise
     executed = result.status is StageStatus.EXECUTED
     reason = decision.describe() if executed else "cached (another process computed it)"
@@ -414,13 +427,16 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
 
 
 def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], produced: int,
-              started: float, reason: str = "", cascades: bool = False) -> Any:
+              started: float, reason: str = "", cascades: bool = False, error: str = "") -> Any:
     """Record the call in the record's history and tell the listeners."""
-    seconds = 0.0 if status is StageStatus.CACHED else time.perf_counter() - started
+    now = time.perf_counter()
+    seconds = 0.0 if status is StageStatus.CACHED else now - started
     spec, record = call.spec, call.record
-    record.history.append(StageRun(spec.name, call.key[0], spec.inputs, tuple(infos), status, seconds,
-                                   spec.aggregate, _indices(call.manager, call.records), produced, reason,
-                                   cascades))
+    run = StageRun(spec.name, call.key[0], spec.inputs, tuple(infos), status, seconds, spec.aggregate,
+                   _indices(call.manager, call.records), produced, reason, cascades,
+                   time.time() - (now - started), error)
+    record.history.append(run)
+    call.manager.tracker.stage_finished(record, run)
     emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))
     return record
 
@@ -437,11 +453,24 @@ def _code_of(manager: Any, spec: StageSpec) -> Fingerprint:
     return made  # type: ignore[no-any-return]
 
 
-def _entry_summary(cacher: caching.Cacheable | None) -> tuple[str, str] | None:
+def _entry_summary(cacher: caching.Cacheable | None) -> tuple[str, str, str, int] | None:
     meta = cacher.metadata if cacher is not None else None
     if not meta or not meta.get("content_hash") or cacher is None or cacher.invalid_reason is not None:
         return None
-    return str(meta["content_hash"]), str(meta.get("preview", ""))
+    return str(meta["content_hash"]), str(meta.get("preview", "")), str(meta.get("run_reference") or ""), _size(meta)
+
+
+def _size(meta: dict[str, Any]) -> int:
+    """An entry's size in bytes from its metadata's ``files_stat`` (-1 when unknown)."""
+    total = 0
+    try:
+        for stat in meta.get("files_stat") or ((-1,),):
+            if stat[0] < 0:
+                return -1
+            total += stat[0]
+    except (TypeError, IndexError):
+        return -1
+    return int(total)
 
 
 def _separate_metadata_from_artifacts(cachers: list[caching.Cacheable]) -> None:

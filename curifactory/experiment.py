@@ -38,7 +38,7 @@ def run_experiment(
     run_string: str | None = None, notes: str | None = None, report: bool = True,
     listeners: list[Any] | None = None, settings: Settings | None = None, runner: Callable[..., Any] | None = None,
     parallel: int | None = None, parallel_safe: bool = False, on_manager: Callable[[Any], None] | None = None,
-    executor: Any = None, code_changes: str | None = None, **_ignored: Any,
+    executor: Any = None, code_changes: str | None = None, tags: dict[str, Any] | None = None, **_ignored: Any,
 ) -> tuple[Any, Any]:
     """Run an experiment as the ``experiment`` command does; returns ``(results, manager)``.
 
@@ -49,7 +49,8 @@ def run_experiment(
     run (see :mod:`curifactory.executors`); by default they run in this process,
     or, with ``parallel`` > 1, a process pool fills the cache first.
     ``code_changes`` (``rerun``, ``warn``, ``ignore``) overrides the project
-    config's policy for entries whose code changed. ``log`` and
+    config's policy for entries whose code changed. ``tags`` tag the run
+    (``--tag KEY=VALUE``). ``log`` and
     ``log_debug`` are accepted for 0.20 code; the command line sets up logging.
 
     Raises:
@@ -65,7 +66,8 @@ def run_experiment(
         ParamSelection(tuple(param_set_names or ()), tuple(param_set_indices or ()),
                        tuple(global_param_set_indices or ())),
         overwrite_override, cache_dir_override, dry, dry_cache, store_full, lazy, ignore_lazy, no_dag, prefix,
-        tuple(stage_overwrites or ()), run_string or "", notes, parallel, parallel_safe, code_changes)
+        tuple(stage_overwrites or ()), run_string or "", notes, parallel, parallel_safe, code_changes,
+        tuple((str(k), str(v)) for k, v in (tags or {}).items()))
 
     def attach(manager: Any) -> None:
         manager.listeners.extend(closing_listeners(manager, report=report))

@@ -171,3 +171,39 @@ def combine_hashes(own_hash: str, input_hashes: Iterable[str]) -> str:
     """
     text = own_hash + "|" + ",".join(sorted(input_hashes))
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def flatten_param_set(param_set: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted field path: value}`` of a parameter set, nested dataclasses flattened.
+
+    ``name``, ``hash``, ``overwrite`` and ``hash_representations`` are left out; a
+    value that is not a JSON scalar, list or dict is given by its ``repr``.
+    """
+    flat: dict[str, Any] = {}
+    cls = type(param_set)
+    names = _hashed_field_names(cls) if not prefix and dataclasses.is_dataclass(cls) else None
+    if names is None:
+        if not dataclasses.is_dataclass(cls):
+            return flat
+        names = tuple(f.name for f in dataclasses.fields(cls))
+    for name in names:
+        value = getattr(param_set, name, None)
+        if type(value) in _PLAIN or value is None:
+            flat[prefix + name] = value
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            flat.update(flatten_param_set(value, f"{prefix}{name}."))
+        else:
+            flat[prefix + name] = _plain(value)
+    return flat
+
+
+def _plain(value: Any) -> Any:
+    if value is None or type(value) in _PLAIN:
+        return value
+    if isinstance(value, (list, tuple)) and all(v is None or type(v) in _PLAIN for v in value):
+        return list(value)
+    if isinstance(value, dict) and all(isinstance(k, str) and (v is None or type(v) in _PLAIN)
+                                       for k, v in value.items()):
+        return dict(value)
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."

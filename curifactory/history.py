@@ -32,6 +32,9 @@ class ArtifactInfo:
             it came from the cache.
         preview: a short text preview of the value (empty when it was never loaded).
         files: every file the cacher wrote (the artifact, extra files, metadata).
+        content_hash: the hash of the entry's files ("" when it has none).
+        size: the entry's size in bytes (-1 when unknown).
+        produced_by: the reference of the run that computed the entry ("" when unknown).
     """
 
     name: str
@@ -40,6 +43,9 @@ class ArtifactInfo:
     computed: bool
     preview: str = ""
     files: tuple[str, ...] = ()
+    content_hash: str = ""
+    size: int = -1
+    produced_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class StageRun:
         reportables: how many reportables the stage produced.
         reason: why it ran, or ``cached`` (``Decision.describe()``).
         cascades: the reason reruns what is downstream too (an overwrite, a code change).
+        started_at: when the call started (seconds since the epoch).
+        error: the exception of a failed call (``Type: message``).
     """
 
     stage: str
@@ -71,3 +79,5 @@ class StageRun:
     reportables: int = 0
     reason: str = ""
     cascades: bool = False
+    started_at: float = 0.0
+    error: str = ""

@@ -23,7 +23,7 @@ import socket
 import time
 from typing import Any
 
-from curifactory import dag, execution, explain, fileio, identity, registration
+from curifactory import dag, execution, explain, fileio, identity, registration, tracking
 from curifactory.config import Settings, load_settings
 from curifactory.events import Listener, RunFinished, emit
 from curifactory.executors import InProcessExecutor
@@ -128,6 +128,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         self.artifact_manifest: Any = None
         self.run_dir: str | None = None
         self.environment_capture: Any = None
+        self.tracker = tracking.Tracker(self)  # metrics, tags, info, attachments -> the run log
         self._started = time.perf_counter()
 
     def start_live(self) -> None:
@@ -145,6 +146,11 @@ class ArtifactManager(OptionsMirror, ManagerViews):
             import weakref
 
             atexit.register(_write_run_folder_at_exit, weakref.ref(self))
+        if self.tracker.writer is not None:
+            import atexit
+            import weakref
+
+            atexit.register(tracking.close_live_run, weakref.ref(self))
 
     # -- identity ------------------------------------------------------------------
     def get_str_timestamp(self) -> str:
@@ -213,8 +219,15 @@ class ArtifactManager(OptionsMirror, ManagerViews):
 
     def store(self) -> None:
         """Write this run's block to the store and its sets to the registry."""
-        if registration.store_run(self) and self.interactive and self.store_full:
+        stored = registration.store_run(self)
+        if stored and self.interactive:
+            self.tracker.write_run(final=True)  # a live run's log follows its latest store
+        if stored and self.interactive and self.store_full:
             self.write_run_env_output()  # a live run's folder follows its latest store
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Tag the whole run (``tags.<key>`` in :func:`curifactory.load_runs`, like ``--tag KEY=VALUE``)."""
+        self.tracker.set_run_tag(key, value)
 
     def note_failure(self, stage: str, record: Any, exc: BaseException) -> None:
         """Remember which stage of which record raised (for the store and the CLI)."""
@@ -229,6 +242,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         logger.info("Run %s finished: %s%s", self.get_reference_name(), status,
                     f" ({self.error})" if self.error else "")
         self.store()
+        self.tracker.finish()
         explain.write_decisions(self)
         if self.may_write_cache and self.writes_store:
             fileio.remove_stale_temps(self.cache_path)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Iterator
+from contextlib import AbstractContextManager
+from typing import IO, Any, Iterator
 
 from curifactory import hashing
 from curifactory.caching import Lazy
@@ -78,6 +79,8 @@ class Record:
         # change), and the stage that recomputed each
         self.overwritten: dict[str, str] = {}
         self.content: dict[str, tuple[str, str]] = {}  # state key -> (content hash, stage), when cached
+        self.tags: dict[str, str] = {}
+        self.info: dict[str, Any] = {}
         if manager is not None and not hide:
             manager.add_record(self)
 
@@ -157,6 +160,38 @@ class Record:
             os.makedirs(path, exist_ok=True)
         return path
 
+    # -- tracking ---------------------------------------------------------------------
+    def _tracker(self) -> Any:
+        tracker = getattr(self.manager, "tracker", None)
+        if tracker is None:
+            from curifactory.errors import TrackingError
+
+            raise TrackingError(f"Record {self.name!r} belongs to no ArtifactManager, so there is no run to log "
+                                f"to; make it with cf.Record(manager, params).")
+        return tracker
+
+    def log_metric(self, name: str, value: float, step: float | None = None) -> None:
+        """Log one value of metric ``name`` (a number) at ``step`` (default: the metric's
+        previous step + 1, starting at 0); call it inside a stage."""
+        self._tracker().log_metric(self, name, value, step)
+
+    def log_metrics(self, metrics: dict[str, float], step: float | None = None) -> None:
+        """Log several metrics at once, at the same step."""
+        self._tracker().log_metrics(self, metrics, step)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Tag this record (``tags.<key>`` in :func:`curifactory.load_runs`); the value is kept as text."""
+        self._tracker().set_tag(self, key, value)
+
+    def inform(self, **fields: Any) -> None:
+        """Keep free-form facts about this record (JSON values; ``info.<key>`` in ``load_runs``)."""
+        self._tracker().inform(self, fields)
+
+    def attach(self, filename: str, mode: str = "w", encoding: str | None = None) -> AbstractContextManager[IO[Any]]:
+        """``with record.attach("confusion.txt") as f:`` writes a file kept with the run
+        (``mode="wb"`` for bytes); it appears only once the block ends without error."""
+        return self._tracker().attach(self, filename, mode, encoding)  # type: ignore[no-any-return]
+
     # -- reporting and copies -------------------------------------------------------
     def report(self, reportable: Any) -> Any:
         """Attach a reportable to this record and the current stage; returns it."""
@@ -189,6 +224,7 @@ class Record:
         new.input_records = [self]
         new.overwritten = dict(self.overwritten)
         new.content = dict(self.content)
+        new.tags, new.info = dict(self.tags), dict(self.info)
         return new
 
     def __repr__(self) -> str:

@@ -49,6 +49,7 @@ class RunRequest:
     parallel: int | None = None
     parallel_safe: bool = False
     code_changes: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.code_changes not in (None, *CODE_CHANGES):
@@ -87,6 +88,7 @@ def start_run(manager: Any) -> None:
         manager.git_info = capture_git(manager.settings.root)
         manager.git_commit_hash, manager.git_workdir_dirty = manager.git_info.commit, manager.git_info.dirty
     registration.register_run(manager)
+    manager.tracker.start()
     load_manifest(manager)
     if manager.store_full and not manager.dry and manager.writes_store:
         from curifactory import environment, runfolder
@@ -125,6 +127,8 @@ def run(request: RunRequest, hooks: RunHooks, mngr: Any = None, settings: Settin
             mngr = make_manager(parallel_mode=follower)
             # a follower rank runs every stage (aggregates too), without locks, and never writes the store
             mngr.parallel_mode = mngr.artifact_locks = False
+        for key, value in request.tags:
+            mngr.tracker.set_run_tag(key, value)
         start_run(mngr)
         changes = _run_options(mngr, given, request, hooks, locks=request.parallel_safe and not follower)
         with _temporarily(mngr, **changes):  # a manager passed in gets this run's options only for this run

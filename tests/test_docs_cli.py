@@ -18,6 +18,9 @@ SECTIONS = {
     "curifactory": "## `curifactory init`",
     "curifactory completion": "## `curifactory completion",
     "curifactory why": "## `curifactory why",
+    "curifactory runs": "## `curifactory runs",
+    "curifactory show": "## `curifactory show",
+    "curifactory diff": "## `curifactory diff",
 }
 HELP = {"-h", "--help"}
 FLAG_IN_CODE = re.compile(r"`(-{1,2}[A-Za-z][\w-]*)")

@@ -84,6 +84,11 @@ def curifactory_main(argv: Sequence[str] | None = None) -> int:
         from curifactory.cli.inspect import why_command
 
         return _guarded(lambda: why_command(args, sys.stdout), "-v" in sys.argv)
+    if args.command in ("runs", "show", "diff"):
+        from curifactory.cli import runs
+
+        command = {"runs": runs.runs_command, "show": runs.show_command, "diff": runs.diff_command}[args.command]
+        return _guarded(lambda: command(args, sys.stdout), args.verbose)
     parser.print_help()
     return 2
 

@@ -71,6 +71,8 @@ def _add_cache_flags(group: Any) -> None:
 def _add_output_flags(group: Any) -> None:
     group.add_argument("--notes", nargs="?", const=EDIT_NOTES, metavar="TEXT",
                        help="notes stored with the run; without TEXT, opens $EDITOR (or asks) on a terminal")
+    group.add_argument("--tag", action="append", type=tag_pair, metavar="KEY=VALUE",
+                       help="tag the run (a column of 'curifactory runs' and cf.load_runs); repeatable")
     group.add_argument("--notebook", action="store_true", help="also write a notebook that loads this run")
     group.add_argument("--no-log", action="store_true", help="do not write logs/<ref>.log")
     group.add_argument("--log-errors", action="store_true", help="write the traceback of a failure into the log")
@@ -99,6 +101,14 @@ def _add_display_flags(group: Any) -> None:
     group.add_argument("--progress", action="store_true", help="show the live progress bar even without a terminal")
     group.add_argument("--plain", action="store_true", help="plain progress lines instead of the live progress bar")
     group.add_argument("--no-color", action="store_true", help="no colors in the progress display")
+
+
+def tag_pair(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` -> ``(KEY, VALUE)`` (the value may be empty, the key may not)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. --tag model=ridge)")
+    return key.strip(), value
 
 
 def _positive_int(text: str) -> int:
@@ -144,7 +154,42 @@ def build_curifactory_parser() -> argparse.ArgumentParser:
     why.add_argument("stage", metavar="STAGE", help="the stage")
     why.add_argument("record", metavar="RECORD", nargs="?",
                      help="only this record: its index, parameter set name or hash prefix")
+    _add_tracking_commands(commands)
     return parser
+
+
+REF_HELP = "a run: its reference, a unique prefix of it, EXPERIMENT#N, EXPERIMENT#latest or 'latest'"
+
+
+def _add_tracking_commands(commands: Any) -> None:
+    runs = commands.add_parser("runs", help="list runs (a row per record) with parameters, metrics and tags")
+    runs.add_argument("experiment", metavar="EXPERIMENT-GLOB", nargs="?",
+                      help="only runs of experiments matching this name or pattern (e.g. 'poly*')")
+    runs.add_argument("--status", action="append", metavar="S",
+                      help="only runs with this status (complete, error, interrupted, running, live); repeatable")
+    runs.add_argument("--tag", action="append", type=tag_pair, metavar="K=V", help="only rows with this tag; repeatable")
+    runs.add_argument("--where", metavar="QUERY", help="a pandas query over the columns, e.g. 'metrics.loss < 0.3'")
+    runs.add_argument("--since", metavar="WHEN", help="only runs started at or after this date/time")
+    runs.add_argument("--sort", metavar="COLUMN", help="sort by this column (default: start time)")
+    runs.add_argument("--desc", action="store_true", help="sort in descending order")
+    runs.add_argument("--limit", type=int, metavar="N",
+                      help="show at most N rows, the newest (default: 50 for a table, all otherwise; 0: all)")
+    runs.add_argument("--columns", metavar="COLS",
+                      help="comma-separated columns or patterns (e.g. 'params_name,metrics.*'); default: the "
+                           "identity columns and every column whose value varies across the rows shown")
+    runs.add_argument("--level", choices=("record", "run"), default="record", help="a row per record or per run")
+    runs.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    runs.add_argument("--reindex", action="store_true", help="rebuild the run index from the run log files first")
+    show = commands.add_parser("show", help="print one run whole: status, stages, params, metrics, artifacts")
+    show.add_argument("reference", metavar="REF", help=REF_HELP)
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    diff = commands.add_parser("diff", help="what differs between two runs, record by record")
+    diff.add_argument("reference_a", metavar="REF_A", help=REF_HELP)
+    diff.add_argument("reference_b", metavar="REF_B", help=REF_HELP)
+    diff.add_argument("--format", choices=("text", "json", "html"), default="text")
+    diff.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE instead of printing it")
+    for parser in (runs, show, diff):
+        parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
 
 
 def all_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -159,6 +204,9 @@ def all_parsers() -> dict[str, argparse.ArgumentParser]:
         "curifactory init": subparsers.choices["init"],
         "curifactory completion": subparsers.choices["completion"],
         "curifactory why": subparsers.choices["why"],
+        "curifactory runs": subparsers.choices["runs"],
+        "curifactory show": subparsers.choices["show"],
+        "curifactory diff": subparsers.choices["diff"],
     }
 
 

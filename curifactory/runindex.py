@@ -1,0 +1,181 @@
+"""The SQLite index of the run log (``<manager_cache_path>/runindex.sqlite``, WAL mode).
+
+It answers queries over many runs quickly and holds nothing the run log folders do
+not: :func:`RunIndex.reindex` rebuilds it from them, and every query first indexes
+run folders the index does not know yet (e.g. copied in from another machine) and
+forgets runs whose folder is gone. SQLite's own locking (with a busy timeout)
+keeps concurrent writers from losing each other's rows. A damaged index file is
+moved aside and rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from typing import Any, Iterable
+
+from curifactory import runlog
+
+logger = logging.getLogger(__name__)
+
+INDEX_NAME = "runindex.sqlite"
+SCHEMA_VERSION = 1
+BUSY_SECONDS = 60.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    reference TEXT PRIMARY KEY, experiment TEXT, run_number INTEGER, status TEXT, start TEXT,
+    host TEXT, pid INTEGER, row TEXT NOT NULL, indexed REAL);
+CREATE TABLE IF NOT EXISTS records (
+    reference TEXT NOT NULL, idx INTEGER NOT NULL, row TEXT NOT NULL, PRIMARY KEY (reference, idx));
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, run_number);
+"""
+
+
+def run_row(document: dict[str, Any]) -> dict[str, Any]:
+    """The run-level columns of a run document (flat: ``tags.<key>``, ``info.<key>``)."""
+    row = {key: document.get(key) for key in ("reference", "experiment", "run_number", "status", "start", "end",
+                                               "duration", "commit", "dirty", "host", "user", "notes", "error")}
+    row["records"] = len(document.get("records") or [])
+    for group in ("tags", "info"):
+        for key, value in (document.get(group) or {}).items():
+            row[f"{group}.{key}"] = value
+    return row
+
+
+def record_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record-level columns of each record of a run document."""
+    rows = []
+    for record in document.get("records") or []:
+        row: dict[str, Any] = {"record": record.get("index"), "params_name": record.get("name"),
+                               "params_hash": record.get("hash"), "aggregate": bool(record.get("aggregate"))}
+        for key, value in (record.get("params") or {}).items():
+            row[f"params.{key}"] = value
+        for group in ("metrics", "tags", "info"):
+            for key, value in (record.get(group) or {}).items():
+                row[f"{group}.{key}"] = value
+        rows.append(row)
+    return rows
+
+
+class RunIndex:
+    """The index of the runs under one ``manager_cache_path``."""
+
+    def __init__(self, manager_cache_path: str):
+        self.store_dir = manager_cache_path
+        self.path = os.path.join(manager_cache_path, INDEX_NAME)
+
+    def connect(self) -> sqlite3.Connection:
+        """An open connection (the schema made, WAL on); a damaged file is moved aside first."""
+        os.makedirs(self.store_dir, exist_ok=True)
+        try:
+            return self._open()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            aside = f"{self.path}.damaged-{int(time.time())}"
+            logger.warning("The run index %s is damaged (%s); it was moved to %s and is rebuilt from %s.",
+                           self.path, exc, aside, runlog.runlog_root(self.store_dir))
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.path + suffix):
+                    os.replace(self.path + suffix, aside + suffix)
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                connection.executescript("DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS records;")
+            connection.executescript(_SCHEMA)
+            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def upsert(self, documents: Iterable[dict[str, Any]], connection: sqlite3.Connection | None = None) -> int:
+        """Write (or replace) the rows of these run documents in one transaction."""
+        own = connection is None
+        connection = connection or self.connect()
+        count = 0
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for document in documents:
+                self._write(connection, document)
+                count += 1
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        finally:
+            if own:
+                connection.close()
+        return count
+
+    @staticmethod
+    def _write(connection: sqlite3.Connection, document: dict[str, Any]) -> None:
+        reference = document["reference"]
+        row = run_row(document)
+        connection.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (reference, row["experiment"], row["run_number"], row["status"], row["start"], document.get("host"),
+             document.get("pid"), json.dumps(row, default=str), time.time()))
+        connection.execute("DELETE FROM records WHERE reference = ?", (reference,))
+        connection.executemany("INSERT INTO records VALUES (?, ?, ?)",
+                               [(reference, i, json.dumps(r, default=str)) for i, r in enumerate(record_rows(document))])
+
+    def sync(self, connection: sqlite3.Connection) -> None:
+        """Index run folders the index lacks, drop runs whose folder is gone, and re-read
+        runs still marked running (they may have ended, or been killed)."""
+        root = runlog.runlog_root(self.store_dir)
+        try:
+            on_disk = {name for name in os.listdir(root) if not name.startswith(".")}
+        except FileNotFoundError:
+            on_disk = set()
+        known = dict(connection.execute("SELECT reference, status FROM runs").fetchall())
+        reread = [ref for ref, status in known.items() if status in runlog.ACTIVE and ref in on_disk]
+        missing = sorted(on_disk - known.keys()) + reread
+        gone = [ref for ref in known if ref not in on_disk]
+        if gone:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany("DELETE FROM runs WHERE reference = ?", [(r,) for r in gone])
+            connection.executemany("DELETE FROM records WHERE reference = ?", [(r,) for r in gone])
+            connection.execute("COMMIT")
+        documents = (runlog.read_run(os.path.join(root, ref)) for ref in missing)
+        self.upsert((d for d in documents if d is not None), connection)
+
+    def reindex(self) -> int:
+        """Rebuild the index from the run log folders; returns how many runs it holds."""
+        connection = self.connect()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("DELETE FROM runs")
+            connection.execute("DELETE FROM records")
+            connection.execute("COMMIT")
+            self.sync(connection)
+            return int(connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        finally:
+            connection.close()
+
+    def query(self, experiment_glob: str | None = None) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """(run row, record rows) of every indexed run, oldest first, after a :meth:`sync`."""
+        connection = self.connect()
+        try:
+            self.sync(connection)
+            where, args = ("WHERE experiment GLOB ?", (experiment_glob,)) if experiment_glob else ("", ())
+            runs = connection.execute(f"SELECT reference, row FROM runs {where} ORDER BY start, reference",
+                                      args).fetchall()
+            records: dict[str, list[dict[str, Any]]] = {}
+            sql = ("SELECT records.reference, records.row FROM records JOIN runs USING (reference) "
+                   f"{where} ORDER BY records.reference, idx")
+            for reference, row in connection.execute(sql, args):
+                records.setdefault(reference, []).append(json.loads(row))
+        finally:
+            connection.close()
+        return [(json.loads(row), records.get(reference, [])) for reference, row in runs]

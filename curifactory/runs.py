@@ -1,0 +1,243 @@
+"""Every run as data: :func:`load_runs`, :func:`load_metrics`, :func:`load_run`, :func:`find_run`.
+
+They read the SQLite run index (brought up to date with the run log folders first,
+see :mod:`curifactory.runindex`) or a run's own folder. pandas is imported only
+by the functions that return a DataFrame.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import fnmatch
+import os
+import re
+from typing import Any, Iterable
+
+from curifactory import runlog
+from curifactory.errors import RunNotFoundError, UsageError
+from curifactory.runindex import RunIndex
+
+RUN_COLUMNS = ("reference", "experiment", "run_number", "status", "start", "end", "duration", "commit", "dirty",
+               "host", "user", "notes", "error")
+RECORD_COLUMNS = ("record", "params_name", "params_hash", "aggregate")
+GROUPS = ("params.", "metrics.", "tags.", "info.")
+LEVELS = ("record", "run")
+
+
+def store_dir(store: str | os.PathLike[str] | None = None) -> str:
+    """The folder holding ``store.json`` and the run log: ``store``, else the project's
+    ``manager_cache_path`` (``curifactory_config.json`` here or up to 3 folders above)."""
+    if store is not None:
+        return os.fspath(store)
+    from curifactory.config import load_settings
+
+    return load_settings().manager_cache_path
+
+
+def _rows(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]], level: str) -> list[dict[str, Any]]:
+    rows = []
+    for run, records in runs:
+        if level == "run" or not records:
+            rows.append(run)
+            continue
+        for record in records:
+            row = dict(run)
+            row.pop("records", None)
+            row.update(record)
+            rows.append(row)
+    return rows
+
+
+def _ordered(columns: Iterable[str]) -> list[str]:
+    present = list(dict.fromkeys(columns))
+    fixed = [c for c in (*RUN_COLUMNS, "records", *RECORD_COLUMNS) if c in present]
+    grouped = [c for prefix in GROUPS for c in sorted(c for c in present if c.startswith(prefix))]
+    rest = [c for c in present if c not in fixed and c not in grouped]
+    return fixed + grouped + rest
+
+
+def _when(value: Any, what: str) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{what}={value!r} is not a date or time ({exc}); use e.g. '2026-12-01' or "
+                         f"'2026-12-01 14:00'.") from None
+
+
+def backticked(where: str, columns: Iterable[str]) -> str:
+    """``where`` with every column name that has a dot in it quoted for ``DataFrame.query``
+    (so ``metrics.loss < 0.3`` works as typed)."""
+    for column in sorted((c for c in columns if "." in c), key=len, reverse=True):
+        where = re.sub(rf"(?<![`\w.]){re.escape(column)}(?![\w`])", f"`{column}`", where)
+    return where
+
+
+def query_frame(frame: Any, where: str) -> Any:
+    """``frame.query(where)`` with a clear error for a malformed query."""
+    try:
+        return frame.query(backticked(where, frame.columns), engine="python")
+    except Exception as exc:
+        known = ", ".join(list(frame.columns)[:12])
+        raise UsageError(f"--where {where!r} is not a valid query over the runs ({type(exc).__name__}: {exc}). "
+                         f"Write a pandas query over the columns, e.g. \"metrics.loss < 0.3 and "
+                         f"params.depth == 3\"; columns include: {known}.") from None
+
+
+def load_runs(experiment: str | None = None, *, status: str | Iterable[str] | None = None,
+              tags: dict[str, Any] | None = None, since: Any = None, until: Any = None, where: str | None = None,
+              level: str = "record", store: str | os.PathLike[str] | None = None) -> Any:
+    """Every run as a pandas DataFrame: one row per record of each run (``level="run"``: per run).
+
+    Columns: ``reference, experiment, run_number, status, start, end, duration,
+    commit, dirty, host, user, notes, error``, then per record ``record,
+    params_name, params_hash, aggregate``, ``params.<field path>``,
+    ``metrics.<name>`` (the last logged value), ``tags.<key>`` (the run's tags, a
+    record's own tags win) and ``info.<key>``.
+
+    Args:
+        experiment: an experiment name or glob pattern (``"poly*"``).
+        status: keep runs with this status (or any of these): ``complete``,
+            ``error``, ``interrupted``, ``running``, ``live``.
+        tags: keep rows whose tags have these values.
+        since, until: keep runs started at or after / before this time.
+        where: a pandas query over the columns (``"metrics.loss < 0.3"``).
+        level: ``"record"`` or ``"run"``.
+        store: the store folder (default: the project's ``manager_cache_path``).
+    """
+    import pandas as pd
+
+    if level not in LEVELS:
+        raise UsageError(f"level={level!r}; use 'record' (a row per record) or 'run' (a row per run).")
+    rows = _rows(RunIndex(store_dir(store)).query(experiment), level)
+    frame = pd.DataFrame.from_records(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=list(RUN_COLUMNS) + ([] if level == "run" else list(RECORD_COLUMNS)))
+    frame = frame[_ordered(frame.columns)]
+    for column in ("start", "end"):
+        frame[column] = pd.to_datetime(frame[column], errors="coerce")
+    return _filtered(frame, status, tags, since, until, where)
+
+
+def _filtered(frame: Any, status: Any, tags: dict[str, Any] | None, since: Any, until: Any,
+              where: str | None) -> Any:
+    if status is not None:
+        wanted = [status] if isinstance(status, str) else list(status)
+        frame = frame[frame["status"].isin(wanted)]
+    for key, value in (tags or {}).items():
+        column = f"tags.{key}"
+        frame = frame[frame[column] == str(value)] if column in frame.columns else frame.iloc[0:0]
+    if since is not None:
+        frame = frame[frame["start"] >= _when(since, "since")]
+    if until is not None:
+        frame = frame[frame["start"] < _when(until, "until")]
+    if where:
+        frame = query_frame(frame, where)
+    return frame.reset_index(drop=True)
+
+
+# -- one run ------------------------------------------------------------------------------------
+
+
+def _references(store: str) -> list[tuple[str, str, int]]:
+    return [(str(run["reference"]), str(run.get("experiment")), int(run.get("run_number") or 0))
+            for run, _ in RunIndex(store).query()]
+
+
+def find_run(wanted: str, store: str | os.PathLike[str] | None = None) -> str:
+    """The full reference of the run ``wanted`` names: its reference, a unique prefix,
+    ``EXPERIMENT#N``, ``EXPERIMENT#latest`` or ``latest``.
+
+    Raises:
+        RunNotFoundError: no run, or several, match (the message lists the nearest).
+    """
+    folder = store_dir(store)
+    known = _references(folder)
+    references = [ref for ref, _, _ in known]
+    wanted = str(wanted).strip()
+    matches = _matches(wanted, known)
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise RunNotFoundError(f"'{wanted}' names {len(matches)} runs: {', '.join(matches[:8])}"
+                               f"{' ...' if len(matches) > 8 else ''}. Give more of the reference, or "
+                               f"EXPERIMENT#N.")
+    near = difflib.get_close_matches(wanted, references, n=5, cutoff=0.4) or references[-5:]
+    raise RunNotFoundError(f"No run '{wanted}' in {runlog.runlog_root(folder)}. "
+                           f"{'Nearest: ' + ', '.join(near) + '. ' if near else 'There are no runs yet. '}"
+                           f"Name a run by its reference, a unique prefix, EXPERIMENT#N or 'latest' "
+                           f"(see 'curifactory runs').")
+
+
+def _matches(wanted: str, known: list[tuple[str, str, int]]) -> list[str]:
+    if wanted in ("latest", "last"):
+        return [known[-1][0]] if known else []  # the index lists runs by start time
+    if "#" in wanted:
+        experiment, _, number = wanted.rpartition("#")
+        runs = [k for k in known if fnmatch.fnmatchcase(k[1], experiment)]
+        if number in ("latest", "last"):
+            return [max(runs, key=lambda k: k[2])[0]] if runs else []
+        if number.isdigit():
+            return [ref for ref, exp, n in runs if n == int(number) and exp == experiment] or \
+                   [ref for ref, _, n in runs if n == int(number)]
+        return []
+    references = [ref for ref, _, _ in known]
+    if wanted in references:
+        return [wanted]
+    return [r for r in references if r.startswith(wanted + "_")] or [r for r in references if r.startswith(wanted)]
+
+
+def load_run(reference: str, store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The whole run document (``run.json``, completed for an unfinished run) of a run reference."""
+    folder = store_dir(store)
+    full = find_run(reference, folder)
+    document = runlog.read_run(runlog.run_folder(folder, full))
+    if document is None:
+        raise RunNotFoundError(f"The run log of {full} ({runlog.run_folder(folder, full)}/run.json) is missing or "
+                               f"unreadable; 'curifactory runs --reindex' forgets runs whose folder is gone.")
+    document["folder"] = runlog.run_folder(folder, full)
+    return document
+
+
+def load_metrics(reference: str, record: int | str | None = None,
+                 store: str | os.PathLike[str] | None = None) -> Any:
+    """Every logged point of a run as a long DataFrame: ``reference, record, params_name,
+    stage, metric, step, value, wall_time, cached_from`` (``record``: a record index or a
+    parameter-set name to keep only that record's points)."""
+    import pandas as pd
+
+    document = load_run(reference, store)
+    index_of = {r.get("hash"): r.get("index") for r in document.get("records") or []}
+    columns: dict[str, list[Any]] = {k: [] for k in ("record", "params_name", "stage", "metric", "step", "value",
+                                                     "wall_time", "cached_from")}
+    for series in runlog.read_points(document["folder"]):
+        count = len(series.get("values") or [])
+        fixed = {"record": index_of.get(series.get("record")), "params_name": series.get("record_name"),
+                 "stage": series.get("stage"), "metric": series.get("metric"),
+                 "cached_from": series.get("cached_from")}
+        for key, value in fixed.items():
+            columns[key].extend([value] * count)
+        columns["step"].extend(series.get("steps") or [])
+        columns["value"].extend(series.get("values") or [])
+        columns["wall_time"].extend(series.get("walls") or [])
+    frame = pd.DataFrame(columns)
+    frame.insert(0, "reference", document["reference"])
+    frame["wall_time"] = pd.to_datetime(frame["wall_time"], unit="s", errors="coerce")
+    if record is not None:
+        frame = frame[(frame["record"] == record) | (frame["params_name"] == str(record))]
+    return frame.sort_values(["record", "metric", "step"], kind="stable").reset_index(drop=True)
+
+
+def run_age(document: dict[str, Any]) -> str:
+    """How long ago a run started, in words (``3 min ago``)."""
+    try:
+        started = datetime.datetime.fromisoformat(str(document.get("start")))
+    except ValueError:
+        return ""
+    seconds = (datetime.datetime.now() - started).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"

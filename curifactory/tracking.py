@@ -1,0 +1,400 @@
+"""Run tracking during a run: metrics over steps, tags, info and attached files.
+
+``record.log_metric`` and friends land here (``manager.tracker``). Points of a stage
+call are buffered and written as one chunk file of the run log when the call ends
+(and every few seconds during a long call); the call's points, tags, info and
+attachments are also kept with its cache entry, so a rerun that takes the stage
+from the cache shows them again (marked as coming from the run that computed
+them). :meth:`Tracker.finish` writes the run's ``run.json`` and its index rows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import IO, Any, Iterator
+
+from curifactory import hashing
+from curifactory.errors import TrackingError
+from curifactory.runlog import ACTIVE, FORMAT, PointBuffer, RunLogWriter, final_metrics, run_folder
+
+logger = logging.getLogger(__name__)
+
+ATTACHMENT_CACHE_BYTES = 10 * 1024 * 1024
+"""Attachments of a stage call up to this size in total are kept with its cache entry."""
+_FAST = (int, float)
+
+
+class CallLog:
+    """What one stage call logged (kept with its cache entry)."""
+
+    def __init__(self, record: Any, stage: str):
+        self.record = record
+        self.stage = stage
+        self.points = PointBuffer()
+        self.tags: dict[str, str] = {}
+        self.info: dict[str, Any] = {}
+        self.attachments: list[str] = []
+
+    def payload(self, reference: str) -> dict[str, Any] | None:
+        """The call's tracking data for its cache entry; ``None`` when it logged nothing."""
+        if not (self.points.series or self.tags or self.info or self.attachments):
+            return None
+        files: dict[str, bytes] = {}
+        total = 0
+        for path in self.attachments:
+            try:
+                size = os.path.getsize(path)
+                if total + size <= ATTACHMENT_CACHE_BYTES:
+                    with open(path, "rb") as handle:
+                        files[os.path.basename(path)] = handle.read()
+                    total += size
+            except OSError:
+                continue
+        return {"run": reference, "points": self.points.lines(), "tags": dict(self.tags), "info": dict(self.info),
+                "attachments": files}
+
+
+def _check_name(what: str, name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise TrackingError(f"A {what} name must be a non-empty string, not {name!r}; e.g. "
+                            f"record.log_metric('loss', 0.25).")
+    return name
+
+
+def _number(name: str, value: Any, what: str = "value") -> float:
+    if type(value) in _FAST:
+        return value
+    if not isinstance(value, (str, bytes)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise TrackingError(f"Metric '{name}' got the {what} {value!r} ({type(value).__name__}); metrics are numbers "
+                        f"(int, float, numpy scalars). Log text with record.inform({name}=...) or "
+                        f"record.set_tag('{name}', ...).")
+
+
+class Tracker:
+    """The tracking side of one manager's run."""
+
+    def __init__(self, manager: Any):
+        self.manager = manager
+        self.writer: RunLogWriter | None = None
+        self.writes_run = False
+        self.tags: dict[str, str] = {}
+        self.info: dict[str, Any] = {}
+        self.call: CallLog | None = None
+        self.next_step: dict[tuple[str, str], Any] = {}
+        self.ended = False
+        self.status_override: str | None = None  # a live run that ended with its process: complete
+        self.metrics_by_hash: dict[str, dict[str, float]] = {}
+        self._attached: set[str] | None = None  # record hashes with attachments (read once per document)
+
+    # -- the run -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the run's log folder; the run writing the store writes ``run.json`` (running)."""
+        manager = self.manager
+        if manager.dry:
+            return
+        self.writer = RunLogWriter(run_folder(manager.manager_cache_path, manager.get_reference_name()))
+        self.writer.to_line = _stage_line
+        self.writes_run = bool(manager.writes_store)
+        if self.writes_run:
+            self.write_run(final=False)
+
+    @property
+    def folder(self) -> str | None:
+        """The run's log folder (``None`` for a dry run)."""
+        return self.writer.folder if self.writer is not None else None
+
+    def write_run(self, final: bool) -> None:
+        """Write ``run.json`` (and, when ``final``, the index rows); failures are warnings."""
+        if self.writer is None or not self.writes_run:
+            return
+        try:
+            if final:
+                self.writer.pending_stages = []  # run.json holds them all
+                self.writer.flush(self.call.points if self.call else None)
+                self.metrics_by_hash = final_metrics(self.writer.folder)
+            self._attached = None
+            document = run_document(self.manager, self)
+            self.writer.write_run(document)
+            if final:  # a running run reaches the index when it is queried (its folder is new)
+                self.writer.drop_stage_chunks()
+                _index(self.manager.manager_cache_path, document)
+        except OSError as exc:
+            logger.warning("The run log of %s could not be written to %s (%s); the run itself is kept.",
+                           self.manager.get_reference_name(), self.writer.folder, exc)
+
+    def finish(self) -> None:
+        """The run ended: write everything; later logging is an error."""
+        if self.ended:
+            return
+        self.write_run(final=True)
+        self.ended = True
+
+    def set_run_tag(self, key: Any, value: Any) -> None:
+        """A tag of the whole run (``manager.set_tag``, ``--tag``)."""
+        self._check_open("set_tag")
+        self.tags[_check_name("tag", key)] = str(value)
+
+    def attached_files(self, record_hash: str) -> list[str]:
+        """The names of the files attached to records with this hash (any process of the run)."""
+        if self._attached is None:
+            root = os.path.join(self.folder, "attachments") if self.folder else None
+            self._attached = set(os.listdir(root)) if root and os.path.isdir(root) else set()
+        if record_hash not in self._attached:
+            return []
+        folder = os.path.join(str(self.folder), "attachments", record_hash)
+        return sorted(name for name in os.listdir(folder) if not name.startswith("."))
+
+    def metrics_of(self, record: Any) -> dict[str, float]:
+        """The final value of each metric ``record`` logged (after the run or a stage call ended)."""
+        return self.metrics_by_hash.get(record.get_hash(), {})
+
+    def _check_open(self, call: str) -> None:
+        if self.ended:
+            raise TrackingError(f"{call}() was called after run {self.manager.get_reference_name()} ended; log "
+                                f"from inside a stage (or before the run finishes).")
+
+    # -- stage calls ------------------------------------------------------------------------------
+    def begin_call(self, record: Any, stage: str) -> None:
+        """A stage function is about to run on ``record``."""
+        self.call = CallLog(record, stage)
+
+    def end_call(self) -> dict[str, Any] | None:
+        """The stage function returned (or raised): flush its points; returns its cache payload."""
+        call, self.call = self.call, None
+        if call is None:
+            return None
+        if self.writer is not None:
+            try:
+                self.writer.flush(call.points)
+            except OSError as exc:
+                logger.warning("Points of stage '%s' could not be written to the run log (%s).", call.stage, exc)
+        self._remember_last(call.points.lines())
+        return call.payload(self.manager.get_reference_name())
+
+    def _remember_last(self, lines: list[dict[str, Any]]) -> None:
+        for line in lines:
+            if line["values"]:
+                self.metrics_by_hash.setdefault(line["record"], {})[line["metric"]] = line["values"][-1]
+
+    def replay(self, record: Any, payload: dict[str, Any]) -> None:
+        """A stage call was taken from the cache: show what it logged when it was computed."""
+        record.tags.update(payload.get("tags") or {})
+        record.info.update(payload.get("info") or {})
+        lines = [dict(line, record=record.get_hash(), record_name=record.name, cached_from=payload.get("run"))
+                 for line in payload.get("points") or []]
+        self._remember_last(lines)
+        if self.writer is None:
+            return
+        self.writer.pending_points.extend(lines)
+        try:
+            for name, data in (payload.get("attachments") or {}).items():
+                with self.writer.attach(record.get_hash(), name, "wb", None) as handle:
+                    handle.write(data)
+        except OSError as exc:
+            logger.warning("The cached points of record %s could not be written to the run log (%s).",
+                           record.get_reference_name(), exc)
+
+    def stage_finished(self, record: Any, run: Any) -> None:
+        """Note a finished stage call (written now and then, so a killed run keeps it)."""
+        if self.writer is None or not self.writes_run:
+            return
+        self.writer.pending_stages.append((record, run))
+        if self.writer.due():
+            try:
+                self.writer.flush(None)
+            except OSError as exc:
+                logger.warning("The run log could not be written (%s).", exc)
+
+    # -- what stages log ------------------------------------------------------------------------
+    def _active(self, what: str) -> CallLog:
+        self._check_open(what)
+        call = self.call
+        if call is None:
+            raise TrackingError(f"record.{what}() was called outside a stage. Log from inside a function "
+                                f"decorated with @cf.stage (or @cf.aggregate), where the record is at hand; "
+                                f"tag the whole run with manager.set_tag().")
+        return call
+
+    def log_metric(self, record: Any, name: Any, value: Any, step: Any = None) -> None:
+        """One point of metric ``name`` for ``record`` in the running stage."""
+        call = self._active("log_metric")
+        if type(name) is not str or not name:
+            _check_name("metric", name)
+        value = _number(name, value)
+        key = (record.get_hash(), record.name, call.stage, name)
+        counter = (key[0], name)
+        if step is None:
+            step = self.next_step.get(counter, 0)
+        elif type(step) is not int:
+            step = _number(name, step, "step")
+        self.next_step[counter] = step + 1
+        call.points.add(key, value, step, time.time())
+        if call.points.pending >= 4096 and self.writer is not None and self.writer.due():
+            self.writer.flush(call.points)
+
+    def log_metrics(self, record: Any, metrics: Any, step: Any = None) -> None:
+        """Several metrics at the same step."""
+        if not isinstance(metrics, dict):
+            raise TrackingError(f"log_metrics() takes a dict of name -> number, not {type(metrics).__name__}.")
+        for name, value in metrics.items():
+            self.log_metric(record, name, value, step)
+
+    def set_tag(self, record: Any, key: Any, value: Any) -> None:
+        """A tag of ``record``."""
+        self._check_open("set_tag")
+        key = _check_name("tag", key)
+        record.tags[key] = str(value)
+        if self.call is not None:
+            self.call.tags[key] = str(value)
+
+    def inform(self, record: Any, fields: dict[str, Any]) -> None:
+        """Free-form facts about ``record`` (JSON values)."""
+        self._check_open("inform")
+        for key, value in fields.items():
+            try:
+                json.dumps(value, allow_nan=True)
+            except (TypeError, ValueError) as exc:
+                raise TrackingError(f"inform({key}=...) got a {type(value).__name__}, which is not JSON ({exc}); "
+                                    f"pass numbers, text, lists or dicts of them.") from None
+        record.info.update(fields)
+        if self.call is not None:
+            self.call.info.update(fields)
+
+    @contextmanager
+    def attach(self, record: Any, filename: str, mode: str = "w", encoding: str | None = None) -> Iterator[IO[Any]]:
+        """A file kept with the run (``runlog/<ref>/attachments/<record hash>/<filename>``)."""
+        call = self._active("attach")
+        if self.writer is None:  # a dry run keeps nothing
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as folder, \
+                    open(os.path.join(folder, "f"), mode, encoding=None if "b" in mode else "utf-8") as handle:
+                yield handle
+            return
+        try:
+            with self.writer.attach(record.get_hash(), filename, mode, encoding) as handle:
+                yield handle
+        except ValueError as exc:
+            raise TrackingError(f"record.attach({filename!r}, mode={mode!r}): {exc}.") from None
+        call.attachments.append(os.path.join(self.writer.folder, "attachments", record.get_hash(), filename))
+
+
+def _stage_line(pending: tuple[Any, Any]) -> dict[str, Any]:
+    record, run = pending
+    return {"record": record.get_hash(), "record_index": run.record_index, "record_name": record.name,
+            "aggregate": run.aggregate, "call": stage_row(run)}
+
+
+def _index(manager_cache_path: str, document: dict[str, Any]) -> None:
+    import sqlite3
+
+    from curifactory.runindex import RunIndex
+
+    try:
+        RunIndex(manager_cache_path).upsert([document])
+    except (sqlite3.Error, OSError) as exc:
+        logger.warning("The run index could not be updated (%s); 'curifactory runs --reindex' rebuilds it "
+                       "from the run log.", exc)
+
+
+# -- the run document -----------------------------------------------------------------------------
+
+
+def _iso(seconds: float | None) -> str | None:
+    if not seconds:
+        return None
+    return datetime.datetime.fromtimestamp(seconds).isoformat(timespec="milliseconds")
+
+
+def close_live_run(ref: Any) -> None:
+    """At interpreter exit: a live manager's run log gets its last points and status ``complete``."""
+    manager = ref()
+    if manager is None or manager.tracker.ended or manager.status != "LIVE":
+        return
+    try:
+        manager.tracker.status_override = "complete"
+        manager.tracker.finish()
+    except Exception:  # the interpreter is exiting: never turn that into a traceback
+        logger.warning("Could not close the run log of %s at exit", manager.get_reference_name(), exc_info=True)
+
+
+def run_status(manager: Any) -> str:
+    """The run log's status: ``running``, ``live``, ``complete``, ``error`` or ``interrupted``."""
+    if manager.tracker.status_override:
+        return str(manager.tracker.status_override)
+    status = manager.status
+    if status == "incomplete":
+        return "running"
+    if status == "LIVE":
+        return "live"
+    if status == "error" and str(manager.error or "").startswith("KeyboardInterrupt"):
+        return "interrupted"
+    return str(status)
+
+
+def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
+    """The ``run.json`` of the manager's run as it stands."""
+    import platform
+
+    status = run_status(manager)
+    start = manager.run_timestamp.timestamp()
+    end = time.time() if status not in ACTIVE else None
+    git = manager.git_info
+    return {
+        "format": FORMAT, "reference": manager.get_reference_name(), "experiment": manager.experiment_name,
+        "run_number": manager.experiment_run_number, "status": status,
+        "start": _iso(start), "end": _iso(end), "duration": round(end - start, 3) if end else None,
+        "commit": manager.git_commit_hash, "dirty": manager.git_workdir_dirty,
+        "branch": getattr(git, "branch", None), "host": manager.hostname, "user": _user(), "pid": os.getpid(),
+        "notes": manager.notes, "cli": manager.run_line, "python": sys.version.split()[0],
+        "platform": platform.platform(), "error": manager.error, "error_stage": manager.error_stage,
+        "tags": dict(tracker.tags), "info": dict(tracker.info), "param_files": list(manager.parameter_files),
+        "store_full": bool(manager.store_full), "run_dir": manager.run_dir, "reproduce": manager.reproduction_line,
+        "cache_path": manager.cache_path,
+        "records": [record_document(manager, tracker, index, record) for index, record in enumerate(manager.records)],
+    }
+
+
+def record_document(manager: Any, tracker: Tracker, index: int, record: Any) -> dict[str, Any]:
+    """One record of ``run.json``: parameters, tags, info, final metrics, attachments, stage calls."""
+    attached = tracker.attached_files(record.get_hash())
+    return {
+        "index": index, "name": record.name, "hash": record.get_hash(), "aggregate": record.is_aggregate,
+        "input_records": [manager.record_index(r) for r in record.input_records] if record.is_aggregate else [],
+        "params": hashing.flatten_param_set(record.params),
+        "tags": dict(record.tags), "info": dict(record.info), "metrics": dict(tracker.metrics_of(record)),
+        "attachments": [{"name": name, "path": f"attachments/{record.get_hash()}/{name}"} for name in attached],
+        "stages": [stage_row(run) for run in record.history],
+    }
+
+
+def stage_row(run: Any) -> dict[str, Any]:
+    """One stage call of the run log (``history.StageRun`` as JSON)."""
+    return {
+        "stage": run.stage, "status": run.status.value, "started_at": round(run.started_at, 3),
+        "duration": round(run.seconds, 6),
+        "reason": run.reason, "error": run.error or None,
+        "outputs": [{"name": a.name, "path": a.path, "cacher": a.cacher, "content_hash": a.content_hash or None,
+                     "size": a.size, "computed": a.computed, "produced_by": a.produced_by or None,
+                     "preview": a.preview[:300]}
+                    for a in run.outputs],
+    }
+
+
+def _user() -> str | None:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None
