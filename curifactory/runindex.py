@@ -22,14 +22,13 @@ from curifactory import runlog
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "runindex.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_SECONDS = 60.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     reference TEXT PRIMARY KEY, experiment TEXT, run_number INTEGER, status TEXT, start TEXT,
     host TEXT, pid INTEGER, row TEXT NOT NULL, indexed REAL);
-CREATE TABLE IF NOT EXISTS records (
-    reference TEXT NOT NULL, idx INTEGER NOT NULL, row TEXT NOT NULL, PRIMARY KEY (reference, idx));
+CREATE TABLE IF NOT EXISTS records (reference TEXT PRIMARY KEY, count INTEGER NOT NULL, columns TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, run_number);
 """
 
@@ -43,6 +42,19 @@ def run_row(document: dict[str, Any]) -> dict[str, Any]:
         for key, value in (document.get(group) or {}).items():
             row[f"{group}.{key}"] = value
     return row
+
+
+def record_columns(document: dict[str, Any]) -> dict[str, list[Any]]:
+    """The record-level columns of a run document, column-wise: ``{column: [value per record]}``."""
+    rows = record_rows(document)
+    columns: dict[str, list[Any]] = {}
+    for position, row in enumerate(rows):
+        for key, value in row.items():
+            column = columns.get(key)
+            if column is None:
+                column = columns[key] = [None] * len(rows)
+            column[position] = value
+    return columns
 
 
 def record_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,9 +138,8 @@ class RunIndex:
             "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (reference, row["experiment"], row["run_number"], row["status"], row["start"], document.get("host"),
              document.get("pid"), json.dumps(row, default=str), time.time()))
-        connection.execute("DELETE FROM records WHERE reference = ?", (reference,))
-        connection.executemany("INSERT INTO records VALUES (?, ?, ?)",
-                               [(reference, i, json.dumps(r, default=str)) for i, r in enumerate(record_rows(document))])
+        connection.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+                           (reference, row["records"], json.dumps(record_columns(document), default=str)))
 
     def sync(self, connection: sqlite3.Connection) -> None:
         """Index run folders the index lacks, drop runs whose folder is gone, and re-read
@@ -163,19 +174,25 @@ class RunIndex:
         finally:
             connection.close()
 
-    def query(self, experiment_glob: str | None = None) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-        """(run row, record rows) of every indexed run, oldest first, after a :meth:`sync`."""
+    def query(self, experiment_glob: str | None = None) -> list[tuple[dict[str, Any], dict[str, list[Any]]]]:
+        """(run row, record columns) of every indexed run, oldest first, after a :meth:`sync`.
+
+        Each table is read as one JSON array built by SQLite (``group_concat``), so
+        Python decodes one string instead of one per row; records are stored
+        column-wise per run, so a column name is decoded once per run.
+        """
         connection = self.connect()
         try:
             self.sync(connection)
             where, args = ("WHERE experiment GLOB ?", (experiment_glob,)) if experiment_glob else ("", ())
-            runs = connection.execute(f"SELECT reference, row FROM runs {where} ORDER BY start, reference",
-                                      args).fetchall()
-            records: dict[str, list[dict[str, Any]]] = {}
-            sql = ("SELECT records.reference, records.row FROM records JOIN runs USING (reference) "
-                   f"{where} ORDER BY records.reference, idx")
-            for reference, row in connection.execute(sql, args):
-                records.setdefault(reference, []).append(json.loads(row))
+            order = "ORDER BY runs.start, runs.reference"
+            runs_sql = (f"SELECT '[' || coalesce(group_concat(row, ','), '') || ']' FROM "
+                        f"(SELECT row FROM runs {where} {order})")
+            records_sql = ("SELECT '[' || coalesce(group_concat(columns, ','), '') || ']' FROM (SELECT "
+                           f"coalesce(records.columns, '{{}}') AS columns FROM runs LEFT JOIN records "
+                           f"USING (reference) {where} {order})")
+            runs = json.loads(connection.execute(runs_sql, args).fetchone()[0])
+            records = json.loads(connection.execute(records_sql, args).fetchone()[0])
         finally:
             connection.close()
-        return [(json.loads(row), records.get(reference, [])) for reference, row in runs]
+        return list(zip(runs, records))

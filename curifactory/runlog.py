@@ -30,7 +30,8 @@ from curifactory import fileio
 RUNLOG_DIR = "runlog"
 RUN_FILE = "run.json"
 FORMAT = 1
-FLUSH_SECONDS = 5.0  # a long stage's points reach the disk at least this often
+FLUSH_SECONDS = float(os.environ.get("CURIFACTORY_FLUSH_SECONDS", "5"))
+"""A long stage's points reach the disk at least this often (when it logs)."""
 ACTIVE = ("running", "live")
 
 

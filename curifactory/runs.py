@@ -35,18 +35,29 @@ def store_dir(store: str | os.PathLike[str] | None = None) -> str:
     return load_settings().manager_cache_path
 
 
-def _rows(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]], level: str) -> list[dict[str, Any]]:
-    rows = []
+def _columns(runs: list[tuple[dict[str, Any], dict[str, list[Any]]]], level: str) -> dict[str, list[Any]]:
+    """The frame's columns, built column-wise: a run's values repeat once per record;
+    a column a run lacks is ``None`` in its rows."""
+    columns: dict[str, list[Any]] = {}
+    total = 0
     for run, records in runs:
-        if level == "run" or not records:
-            rows.append(run)
-            continue
-        for record in records:
-            row = dict(run)
-            row.pop("records", None)
-            row.update(record)
-            rows.append(row)
-    return rows
+        count = 1 if level == "run" else max((len(v) for v in records.values()), default=0) or 1
+        values = dict(run)
+        if level == "record":
+            values.pop("records", None)
+            values.update(records)
+        for key, value in values.items():
+            column = columns.get(key)
+            if column is None:
+                column = columns[key] = [None] * total
+            elif len(column) < total:
+                column.extend([None] * (total - len(column)))
+            column.extend(value if key in records and level == "record" else [value] * count)
+        total += count
+    for column in columns.values():
+        if len(column) < total:
+            column.extend([None] * (total - len(column)))
+    return columns
 
 
 def _ordered(columns: Iterable[str]) -> list[str]:
@@ -111,8 +122,7 @@ def load_runs(experiment: str | None = None, *, status: str | Iterable[str] | No
 
     if level not in LEVELS:
         raise UsageError(f"level={level!r}; use 'record' (a row per record) or 'run' (a row per run).")
-    rows = _rows(RunIndex(store_dir(store)).query(experiment), level)
-    frame = pd.DataFrame.from_records(rows)
+    frame = pd.DataFrame(_columns(RunIndex(store_dir(store)).query(experiment), level))
     if frame.empty:
         frame = pd.DataFrame(columns=list(RUN_COLUMNS) + ([] if level == "run" else list(RECORD_COLUMNS)))
     frame = frame[_ordered(frame.columns)]

@@ -21,7 +21,7 @@ from typing import IO, Any, Iterator
 
 from curifactory import hashing
 from curifactory.errors import TrackingError
-from curifactory.runlog import ACTIVE, FORMAT, PointBuffer, RunLogWriter, final_metrics, run_folder
+from curifactory.runlog import ACTIVE, FLUSH_SECONDS, FORMAT, PointBuffer, RunLogWriter, final_metrics, run_folder
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class Tracker:
         self.call: CallLog | None = None
         self.next_step: dict[tuple[str, str], Any] = {}
         self.ended = False
+        self.flush_after = float("inf")
         self.status_override: str | None = None  # a live run that ended with its process: complete
         self.metrics_by_hash: dict[str, dict[str, float]] = {}
         self._attached: set[str] | None = None  # record hashes with attachments (read once per document)
@@ -167,6 +168,7 @@ class Tracker:
     def begin_call(self, record: Any, stage: str) -> None:
         """A stage function is about to run on ``record``."""
         self.call = CallLog(record, stage)
+        self.flush_after = time.time() + FLUSH_SECONDS
 
     def end_call(self) -> dict[str, Any] | None:
         """The stage function returned (or raised): flush its points; returns its cache payload."""
@@ -238,8 +240,10 @@ class Tracker:
         elif type(step) is not int:
             step = _number(name, step, "step")
         self.next_step[counter] = step + 1
-        call.points.add(key, value, step, time.time())
-        if call.points.pending >= 4096 and self.writer is not None and self.writer.due():
+        wall = time.time()
+        call.points.add(key, value, step, wall)
+        if wall > self.flush_after and self.writer is not None:  # a long stage: write what it logged so far
+            self.flush_after = wall + FLUSH_SECONDS
             self.writer.flush(call.points)
 
     def log_metrics(self, record: Any, metrics: Any, step: Any = None) -> None:

@@ -48,7 +48,9 @@ def train(record):
 @cf.stage(["model"], ["score"], [JsonCacher])
 def evaluate(record, model):
     if os.environ.get("CF_TEST_HANG") == record.params.name:
-        time.sleep(120)
+        for i in range(1200):
+            record.log_metric("partial", i)
+            time.sleep(0.1)
     record.log_metric("score", model["w"] * 10)
     return model["w"] * 10
 
@@ -307,12 +309,13 @@ def test_eight_runs_at_once_all_land_in_the_index(tracked):
 
 def test_a_killed_run_keeps_the_points_of_finished_stages(tracked):
     process = subprocess.Popen([sys.executable, "-m", "curifactory", "tracked"], cwd=tracked.root,
-                               env=tracked.env(CF_TEST_HANG="large"), stdout=subprocess.DEVNULL,
+                               env=tracked.env(CF_TEST_HANG="large", CURIFACTORY_FLUSH_SECONDS="0.3"),
+                               stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and "train:large" not in (tracked.side.read_text() if tracked.side.exists() else ""):
         time.sleep(0.1)
-    time.sleep(1.0)  # inside evaluate('large') now
+    time.sleep(2.0)  # inside evaluate('large') now, logging 'partial' every 0.1 s
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     [reference] = tracked.references()
@@ -320,8 +323,10 @@ def test_a_killed_run_keeps_the_points_of_finished_stages(tracked):
     assert set(frame["status"]) == {"interrupted"}
     points = cf.load_metrics(reference, store=tracked.store)
     counts = points.groupby(["params_name", "metric"]).size().to_dict()
+    partial = counts.pop(("large", "partial"))
     assert counts == {("small", "loss"): 50, ("small", "acc"): 50, ("small", "score"): 1,
                       ("large", "loss"): 50, ("large", "acc"): 50}
+    assert 5 <= partial <= 25  # the stage that was killed: what it logged up to its last flush
     shown = tracked.curifactory("show", reference)
     assert "status    interrupted" in shown.stdout and "stage train" in shown.stdout
 
