@@ -34,7 +34,8 @@ from curifactory.reporting.inline import (
     reportables_html,
 )
 
-__all__ = ["LIVE_REPORTS_DIR", "MAX_EMBED_BYTES", "REPORTABLES_DIR", "display_info", "display_reportables",
+__all__ = ["LIVE_REPORTS_DIR", "MAX_EMBED_BYTES", "REPORTABLES_DIR", "display_info", "display_metrics",
+           "display_reportables", "metrics_html",
            "display_stage_graph", "embed_files", "experiment_notebook", "info_html", "manager_html", "record_html",
            "reportable_html", "reportables_html", "stage_graph_html", "write_experiment_notebook"]
 
@@ -243,6 +244,12 @@ def record_html(record: Any) -> str:
     state_rows = _state_rows(record)
     parts.append("<h4>State</h4>" + (_table(["name", "value", "preview"], state_rows) if state_rows
                                       else "<p><em>empty</em></p>"))
+    metrics = getattr(record, "metrics", None) or {}
+    if metrics:
+        parts.append("<h4>Metrics</h4>" + _metrics_table(metrics))
+    tags = {**(getattr(record, "tags", None) or {}), **(getattr(record, "info", None) or {})}
+    if tags:
+        parts.append("<h4>Tags and info</h4>" + _rows((k, f"<code>{_e(_short(str(v)))}</code>") for k, v in tags.items()))
     history_rows = _history_rows(record)
     parts.append("<h4>Stages</h4>" + (_table(["stage", "status", "time", "inputs", "outputs"], history_rows)
                                        if history_rows else "<p><em>no stage has run</em></p>"))
@@ -252,6 +259,34 @@ def record_html(record: Any) -> str:
         parts.append(f"<p>reportables: {names} (<code>manager.display_record_reportables(record)</code>)</p>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _number(value: Any) -> str:
+    return _e(f"{value:.6g}" if isinstance(value, float) else value)
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    return _table(["metric", "final value"], [[f"<code>{_e(k)}</code>", _number(v)] for k, v in metrics.items()])
+
+
+def metrics_html(manager: Any) -> str:
+    """A table of every record's final metric values (a column per metric), and the run's tags."""
+    records = [r for r in getattr(manager, "records", None) or [] if getattr(r, "metrics", None)]
+    tags = getattr(getattr(manager, "tracker", None), "tags", None) or {}
+    head = f"<p>tags: {_e(', '.join(f'{k}={v}' for k, v in tags.items()))}</p>" if tags else ""
+    if not records:
+        return f"<div class='cf-nb-metrics'>{head}<p><em>no metrics logged yet</em></p></div>"
+    from curifactory.reporting.context import record_label
+
+    names = sorted({name for record in records for name in record.metrics})
+    rows = [[_e(manager.record_index(r)), _e(record_label(r))] + [_number(r.metrics.get(n, "")) for n in names]
+            for r in records]
+    return f"<div class='cf-nb-metrics'>{head}{_table(['#', 'record', *names], rows)}</div>"
+
+
+def display_metrics(manager: Any) -> Any:
+    """Every record's final metrics as a table (an ``IPython.display.HTML``; the string without IPython)."""
+    return _as_display(metrics_html(manager))
 
 
 def manager_html(manager: Any) -> str:

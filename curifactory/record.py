@@ -170,6 +170,12 @@ class Record:
                                 f"to; make it with cf.Record(manager, params).")
         return tracker
 
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The last value of each metric this record logged (in this run, or replayed from the cache)."""
+        tracker = getattr(self.manager, "tracker", None)
+        return dict(tracker.metrics_of(self)) if tracker is not None else {}
+
     def log_metric(self, name: str, value: float, step: float | None = None) -> None:
         """Log one value of metric ``name`` (a number) at ``step`` (default: the metric's
         previous step + 1, starting at 0); call it inside a stage."""

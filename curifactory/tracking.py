@@ -123,7 +123,7 @@ class Tracker:
                 self.writer.pending_stages = []  # run.json holds them all
                 self.writer.flush(self.call.points if self.call else None)
                 self.metrics_by_hash = final_metrics(self.writer.folder)
-            self._attached = None
+            self.refresh_attachments()
             document = run_document(self.manager, self)
             self.writer.write_run(document)
             if final:  # a running run reaches the index when it is queried (its folder is new)
@@ -144,6 +144,10 @@ class Tracker:
         """A tag of the whole run (``manager.set_tag``, ``--tag``)."""
         self._check_open("set_tag")
         self.tags[_check_name("tag", key)] = str(value)
+
+    def refresh_attachments(self) -> None:
+        """Read the attachments folder again on the next :meth:`attached_files`."""
+        self._attached = None
 
     def attached_files(self, record_hash: str) -> list[str]:
         """The names of the files attached to records with this hash (any process of the run)."""

@@ -146,5 +146,6 @@ def test_report_renders_in_chromium(browser, served_report, tmp_path):
 
     index = page.goto(url.rsplit("/", 2)[0] + "/index.html")
     assert index is not None and index.status == 200
-    assert page.locator(f"a[href='{manager.get_reference_name()}/index.html']").count() == 1
+    rows = page.locator(f"tr[data-reference='{manager.get_reference_name()}']")  # a row per record
+    assert rows.count() == 4 and rows.first.locator(f"a[href='{manager.get_reference_name()}/index.html']").count() == 1
     assert problems == []

@@ -103,7 +103,7 @@ def test_serve_reports_updates_the_index_first(tmp_path, monkeypatch, caplog):
         def server_close(self):
             started["closed"] = True
 
-    def fake_make_server(path, host, port):
+    def fake_make_server(path, host, port, store_dir=None):
         started["args"] = (path, host, port)
         return FakeServer()
 

@@ -32,6 +32,10 @@ class RecordView:
     input_labels: list[str]
     stage_runs: list[dict[str, Any]]
     reportable_count: int = 0
+    metrics: list[tuple[str, str]] = field(default_factory=list)
+    tags: list[tuple[str, str]] = field(default_factory=list)
+    info: list[tuple[str, str]] = field(default_factory=list)
+    attachments: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def status_counts(self) -> str:
@@ -171,9 +175,16 @@ def record_views(records: list[Any]) -> list[RecordView]:
                 input_labels=inputs,
                 stage_runs=[_stage_run_view(run) for run in (getattr(record, "history", None) or [])],
                 reportable_count=len(getattr(record, "reportables", None) or []),
+                metrics=[(k, _metric_text(v)) for k, v in (getattr(record, "metrics", None) or {}).items()],
+                tags=[(str(k), str(v)) for k, v in (getattr(record, "tags", None) or {}).items()],
+                info=[(str(k), _value_text(v)) for k, v in (getattr(record, "info", None) or {}).items()],
             )
         )
     return views
+
+
+def _metric_text(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def param_set_views(records: list[Any], views: list[RecordView]) -> list[ParamSetView]:
@@ -240,6 +251,8 @@ def run_info(manager: Any) -> dict[str, Any]:
         "store_full": bool(getattr(manager, "store_full", False)),
         "notes": getattr(manager, "notes", None) or "",
         "error": getattr(manager, "error", None),
+        "tags": sorted((getattr(getattr(manager, "tracker", None), "tags", None) or {}).items()),
+        "info": sorted((k, _value_text(v)) for k, v in (getattr(getattr(manager, "tracker", None), "info", None) or {}).items()),
     }
 
 

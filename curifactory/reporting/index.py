@@ -1,8 +1,11 @@
 """The run index ``reports/index.html``: every stored run, grouped by experiment.
 
-Built from the run blocks of ``store.json`` alone, so it can be rebuilt without a
-manager (``experiment reports --update``). A run links to its report only when the
-report folder exists.
+Built from the run blocks of ``store.json`` and the run index (tags and final
+metrics, :mod:`curifactory.runindex`), so it can be rebuilt without a manager
+(``experiment reports --update``). A run links to its report only when the report
+folder exists. Each experiment's table has a row per record (a run of more than
+:data:`MAX_RECORD_ROWS` records gets one row with each metric's range) and is
+sorted and filtered by a small inline script, so the page works from ``file://``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,17 @@ logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.html"
 CSS_NAME = "style.css"
+MAX_RECORD_ROWS = 50
+
+
+@dataclass
+class RecordRow:
+    """One record of a run as the index shows it (or, ``count`` > 1, a summary of many)."""
+
+    name: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    sort_values: dict[str, Any] = field(default_factory=dict)
+    count: int = 1
 
 
 @dataclass
@@ -38,6 +52,8 @@ class RunEntry:
     error: str
     full_store: bool
     has_report: bool
+    tags: dict[str, Any] = field(default_factory=dict)
+    rows: list[RecordRow] = field(default_factory=list)
 
 
 @dataclass
@@ -46,6 +62,16 @@ class ExperimentRuns:
 
     name: str
     runs: list[RunEntry] = field(default_factory=list)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every metric a record of these runs logged."""
+        return sorted({name for run in self.runs for row in run.rows for name in row.metrics})
+
+    @property
+    def tag_keys(self) -> list[str]:
+        """Every tag key of these runs."""
+        return sorted({key for run in self.runs for key in run.tags})
 
 
 def load_runs(store_path: str | None) -> list[dict[str, Any]]:
@@ -90,6 +116,45 @@ def run_entry(run: dict[str, Any], reports_path: str) -> RunEntry:
     )
 
 
+def tracked_runs(store_dir: str | None) -> dict[str, tuple[dict[str, Any], dict[str, list[Any]]]]:
+    """{reference: (run row, record columns)} from the run index ({} when there is none)."""
+    if not store_dir or not os.path.isdir(os.path.join(store_dir, "runlog")):
+        return {}
+    import sqlite3
+
+    from curifactory.runindex import RunIndex
+
+    try:
+        return {str(run["reference"]): (run, records) for run, records in RunIndex(store_dir).query()}
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        logger.warning("The run index of %s could not be read (%s); the run list shows no metrics.", store_dir, exc)
+        return {}
+
+
+def record_rows(records: dict[str, list[Any]]) -> list[RecordRow]:
+    """The index rows of a run's records (one summary row for a run of many records)."""
+    names = records.get("params_name") or []
+    metric_columns = {k[len("metrics."):]: v for k, v in records.items() if k.startswith("metrics.")}
+    if len(names) > MAX_RECORD_ROWS:
+        row = RecordRow(f"{len(names)} records", count=len(names))
+        for name, values in metric_columns.items():
+            numbers = [v for v in values if isinstance(v, (int, float))]
+            if numbers:
+                row.metrics[name] = f"{min(numbers):.4g} – {max(numbers):.4g}"
+                row.sort_values[name] = min(numbers)
+        return [row]
+    rows = []
+    for position, name in enumerate(names):
+        row = RecordRow(str(name))
+        for metric, values in metric_columns.items():
+            value = values[position] if position < len(values) else None
+            if isinstance(value, (int, float)):
+                row.metrics[metric] = f"{value:.6g}"
+                row.sort_values[metric] = value
+        rows.append(row)
+    return rows
+
+
 def group_runs(entries: Iterable[RunEntry]) -> list[ExperimentRuns]:
     """Runs grouped by experiment, newest first; the experiment run most recently first."""
     ordered = sorted(entries, key=lambda e: (e.timestamp, _number(e.run_number)), reverse=True)
@@ -123,7 +188,16 @@ def update_index(reports_path: str, store_path: str | None, extra_runs: list[dic
     runs = load_runs(store_path)
     known = {run["reference"] for run in runs}
     runs += [r for r in extra_runs or [] if isinstance(r, dict) and r.get("reference") and r["reference"] not in known]
-    experiments = group_runs(run_entry(run, reports_path) for run in runs)
+    store_dir = os.path.dirname(store_path) if store_path and not os.path.isdir(store_path) else store_path
+    tracked = tracked_runs(store_dir)
+    entries = []
+    for run in runs:
+        entry = run_entry(run, reports_path)
+        row, records = tracked.get(entry.reference, ({}, {}))
+        entry.tags = {k[len("tags."):]: v for k, v in row.items() if k.startswith("tags.")}
+        entry.rows = record_rows(records) or [RecordRow("")]
+        entries.append(entry)
+    experiments = group_runs(entries)
     has_css = os.path.isfile(os.path.join(reports_path, CSS_NAME))
     latest = os.path.isfile(os.path.join(reports_path, "_latest", INDEX_NAME))
     html = environment().get_template("index.html").render(

@@ -23,6 +23,7 @@ from curifactory.reporting.templating import DEFAULT_CSS, environment, safe
 logger = logging.getLogger(__name__)
 
 REPORTABLES_DIR = "reportables"
+ATTACHMENTS_DIR = "attachments"
 CSS_NAME = "style.css"
 LATEST_DIR = "_latest"
 INDEX_NAME = "index.html"
@@ -95,6 +96,26 @@ def copy_log(log_path: str | None, folder: str) -> dict[str, Any] | None:
     return {"href": urllib.parse.quote(name), "exists": exists, "name": name}
 
 
+def copy_attachments(manager: Any, views: list[context.RecordView], folder: str) -> None:
+    """Copy the files records attached into the report (``attachments/<record hash>/``), and link them."""
+    tracker = getattr(manager, "tracker", None)
+    source = getattr(tracker, "folder", None)
+    if tracker is None or not source:
+        return
+    tracker.refresh_attachments()  # files may have been attached since the list was last read
+    for view in views:
+        for name in tracker.attached_files(view.hash):
+            relative = f"{ATTACHMENTS_DIR}/{view.hash}/{name}"
+            target = os.path.join(folder, ATTACHMENTS_DIR, view.hash, name)
+            try:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy2(os.path.join(source, "attachments", view.hash, name), target)
+            except OSError as exc:
+                logger.warning("Could not copy the attached file %s into the report: %s", name, exc)
+                continue
+            view.attachments.append({"name": name, "href": urllib.parse.quote(relative)})
+
+
 def report_html(manager: Any, folder: str) -> str:
     """Render the reportables into ``folder`` and return the page's HTML."""
     records = list(getattr(manager, "records", None) or [])
@@ -104,6 +125,7 @@ def report_html(manager: Any, folder: str) -> str:
     graph = stage_graph(records)
     log = copy_log(getattr(manager, "log_path", None), folder)
     visible = [r for r in record_views if not r.hidden]
+    copy_attachments(manager, visible, folder)
     return environment().get_template("report.html").render(
         run=context.run_info(manager),
         log=log,
