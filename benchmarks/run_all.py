@@ -26,12 +26,14 @@ FULL = [
     ("bench_report.py", []),
     ("bench_store_full.py", []),
     ("bench_parallel.py", []),
+    ("bench_tracking.py", []),
 ]
 QUICK = [
     ("bench_core.py", []),
     ("bench_cli.py", ["--sizes", "50", "--repeat", "3"]),
     ("bench_report.py", ["--repeat", "2"]),
     ("bench_store_full.py", ["--repeat", "2"]),
+    ("bench_tracking.py", ["--points", "20000", "--runs", "1000", "--repeat", "2"]),
 ]
 
 

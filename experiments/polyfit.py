@@ -101,6 +101,9 @@ def evaluate(record: cf.Record, dataset: pd.DataFrame, model: dict) -> dict:
         residuals = np.polyval(model["coefficients"], part["x"].to_numpy()) - part["y"].to_numpy()
         metrics[f"{split}_rmse"] = float(np.sqrt(np.mean(residuals**2)))
         metrics[f"n_{split}"] = int(len(part))
+    # tracked with the run: `curifactory runs` and cf.load_runs() compare them across runs
+    record.log_metrics({"train_rmse": metrics["train_rmse"], "test_rmse": metrics["test_rmse"]})
+    record.set_tag("variant", _variant(record.params))
     return metrics
 
 

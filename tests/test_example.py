@@ -91,7 +91,8 @@ def test_example_runs_then_is_fully_cached(example):
     assert (example / "reports" / reference / "index.html").is_file()
     assert (example / "reports" / "_latest" / "index.html").is_file()
     first_files = _cache_files(example)
-    artifacts = [f for f in first_files if not f.endswith("_metadata.json")]
+    # a stage call's reportables and logged metrics are kept beside its outputs, as '__reportables'
+    artifacts = [f for f in first_files if not f.endswith("_metadata.json") and "__reportables" not in f]
     for stage in STAGES:
         assert sum(f"_{stage}_" in f for f in artifacts) == N_SETS
     for artifact in artifacts:
@@ -218,3 +219,15 @@ def test_cli_lists_the_example_with_its_docstrings(example):
     for module in ("experiments/polyfit.py", "params/polyfit.py"):
         first_line = (example / module).read_text().split('"""')[1].splitlines()[0]
         assert first_line in listing.stdout
+
+
+def test_example_tracks_its_metrics(example):
+    import curifactory as cf
+
+    results, manager = run_experiment("polyfit", ["polyfit"], report=False)
+    frame = cf.load_runs("polyfit")
+    sets = frame[frame["params_name"].isin(results.index)].set_index("params_name")
+    assert len(sets) == N_SETS
+    for name in results.index:
+        assert sets.loc[name, "metrics.test_rmse"] == results.loc[name, "test_rmse"]
+    assert set(sets["tags.variant"]) == {"plain", "ridge 0.01"}
