@@ -22,12 +22,14 @@ from curifactory import runlog
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "runindex.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+SUMMARY_RECORDS = 50
+"""A run of at most this many records keeps each record's metrics in its summary, else their ranges."""
 BUSY_SECONDS = 60.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     reference TEXT PRIMARY KEY, experiment TEXT, run_number INTEGER, status TEXT, start TEXT,
-    host TEXT, pid INTEGER, row TEXT NOT NULL, indexed REAL);
+    host TEXT, pid INTEGER, row TEXT NOT NULL, indexed REAL, summary TEXT);
 CREATE TABLE IF NOT EXISTS records (reference TEXT PRIMARY KEY, count INTEGER NOT NULL, columns TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, run_number);
 """
@@ -42,6 +44,22 @@ def run_row(document: dict[str, Any]) -> dict[str, Any]:
         for key, value in (document.get(group) or {}).items():
             row[f"{group}.{key}"] = value
     return row
+
+
+def run_summary(document: dict[str, Any]) -> dict[str, Any]:
+    """What the run list page shows of a run's records, small whatever the run's size:
+    ``{"records": [[name, {metric: value}], ...]}``, or for a run of more than
+    :data:`SUMMARY_RECORDS` records ``{"count": n, "ranges": {metric: [min, max]}}``."""
+    records = [r for r in document.get("records") or [] if not r.get("aggregate") or r.get("metrics")]
+    if len(records) <= SUMMARY_RECORDS:
+        return {"records": [[r.get("name"), r.get("metrics") or {}] for r in records]}
+    ranges: dict[str, list[float]] = {}
+    for record in records:
+        for name, value in (record.get("metrics") or {}).items():
+            if isinstance(value, (int, float)):
+                low, high = ranges.get(name, [value, value])
+                ranges[name] = [min(low, value), max(high, value)]
+    return {"count": len(records), "ranges": ranges}
 
 
 def record_columns(document: dict[str, Any]) -> dict[str, list[Any]]:
@@ -135,9 +153,10 @@ class RunIndex:
         reference = document["reference"]
         row = run_row(document)
         connection.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (reference, row["experiment"], row["run_number"], row["status"], row["start"], document.get("host"),
-             document.get("pid"), json.dumps(row, default=str), time.time()))
+             document.get("pid"), json.dumps(row, default=str), time.time(),
+             json.dumps(run_summary(document), default=str)))
         connection.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
                            (reference, row["records"], json.dumps(record_columns(document), default=str)))
 
@@ -196,3 +215,15 @@ class RunIndex:
         finally:
             connection.close()
         return list(zip(runs, records))
+
+    def summaries(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(run row, :func:`run_summary`) of every indexed run, after a :meth:`sync` (for the run list page)."""
+        connection = self.connect()
+        try:
+            self.sync(connection)
+            sql = ("SELECT '[' || coalesce(group_concat('[' || row || ',' || coalesce(summary, '{}') || ']', ','), '')"
+                   " || ']' FROM (SELECT row, summary FROM runs ORDER BY start, reference)")
+            pairs = json.loads(connection.execute(sql).fetchone()[0])
+        finally:
+            connection.close()
+        return [(row, summary) for row, summary in pairs]

@@ -200,7 +200,8 @@ def _matches(wanted: str, known: list[tuple[str, str, int]]) -> list[str]:
 
 
 def load_run(reference: str, store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The whole run document (``run.json``, completed for an unfinished run) of a run reference."""
+    """The whole run document (``run.json``, completed for an unfinished run) of a run reference,
+    with ``folder`` (its run log folder) added and artifact paths made absolute."""
     folder = store_dir(store)
     full = find_run(reference, folder)
     document = runlog.read_run(runlog.run_folder(folder, full))
@@ -208,6 +209,12 @@ def load_run(reference: str, store: str | os.PathLike[str] | None = None) -> dic
         raise RunNotFoundError(f"The run log of {full} ({runlog.run_folder(folder, full)}/run.json) is missing or "
                                f"unreadable; 'curifactory runs --reindex' forgets runs whose folder is gone.")
     document["folder"] = runlog.run_folder(folder, full)
+    cache = document.get("cache_path") or ""
+    for record in document.get("records") or []:
+        for stage in record.get("stages") or []:
+            for out in stage.get("outputs") or []:
+                if out.get("path") and not os.path.isabs(out["path"]):
+                    out["path"] = os.path.join(cache, out["path"])  # run.json keeps them relative to the cache
     return document
 
 

@@ -382,21 +382,25 @@ def record_document(manager: Any, tracker: Tracker, index: int, record: Any) -> 
         "params": hashing.flatten_param_set(record.params),
         "tags": dict(record.tags), "info": dict(record.info), "metrics": dict(tracker.metrics_of(record)),
         "attachments": [{"name": name, "path": f"attachments/{record.get_hash()}/{name}"} for name in attached],
-        "stages": [stage_row(run) for run in record.history],
+        "stages": [stage_row(run, manager.cache_path) for run in record.history],
     }
 
 
-def stage_row(run: Any) -> dict[str, Any]:
-    """One stage call of the run log (``history.StageRun`` as JSON)."""
-    return {
+def stage_row(run: Any, cache_path: str = "") -> dict[str, Any]:
+    """One stage call of the run log (``history.StageRun`` as JSON). Output paths inside
+    ``cache_path`` are relative to it (the run document's ``cache_path``)."""
+    prefix = os.path.join(cache_path, "") if cache_path else None
+    row = {
         "stage": run.stage, "status": run.status.value, "started_at": round(run.started_at, 3),
-        "duration": round(run.seconds, 6),
-        "reason": run.reason, "error": run.error or None,
-        "outputs": [{"name": a.name, "path": a.path, "cacher": a.cacher, "content_hash": a.content_hash or None,
-                     "size": a.size, "computed": a.computed, "produced_by": a.produced_by or None,
-                     "preview": a.preview[:300]}
+        "duration": round(run.seconds, 6), "reason": run.reason,
+        "outputs": [{"name": a.name, "path": a.path[len(prefix):] if prefix and a.path and a.path.startswith(prefix)
+                     else a.path, "cacher": a.cacher, "content_hash": a.content_hash or None, "size": a.size,
+                     "computed": a.computed, "produced_by": a.produced_by or None, "preview": a.preview[:300]}
                     for a in run.outputs],
     }
+    if run.error:
+        row["error"] = run.error
+    return row
 
 
 def _user() -> str | None:

@@ -4,7 +4,7 @@ Built from the run blocks of ``store.json`` and the run index (tags and final
 metrics, :mod:`curifactory.runindex`), so it can be rebuilt without a manager
 (``experiment reports --update``). A run links to its report only when the report
 folder exists. Each experiment's table has a row per record (a run of more than
-:data:`MAX_RECORD_ROWS` records gets one row with each metric's range) and is
+:data:`curifactory.runindex.SUMMARY_RECORDS` records gets one row with each metric's range) and is
 sorted and filtered by a small inline script, so the page works from ``file://``.
 """
 
@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.html"
 CSS_NAME = "style.css"
-MAX_RECORD_ROWS = 50
 
 
 @dataclass
@@ -116,8 +115,8 @@ def run_entry(run: dict[str, Any], reports_path: str) -> RunEntry:
     )
 
 
-def tracked_runs(store_dir: str | None) -> dict[str, tuple[dict[str, Any], dict[str, list[Any]]]]:
-    """{reference: (run row, record columns)} from the run index ({} when there is none)."""
+def tracked_runs(store_dir: str | None) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """{reference: (run row, summary of its records)} from the run index ({} when there is none)."""
     if not store_dir or not os.path.isdir(os.path.join(store_dir, "runlog")):
         return {}
     import sqlite3
@@ -125,29 +124,24 @@ def tracked_runs(store_dir: str | None) -> dict[str, tuple[dict[str, Any], dict[
     from curifactory.runindex import RunIndex
 
     try:
-        return {str(run["reference"]): (run, records) for run, records in RunIndex(store_dir).query()}
+        return {str(run["reference"]): (run, summary) for run, summary in RunIndex(store_dir).summaries()}
     except (sqlite3.Error, OSError, ValueError) as exc:
         logger.warning("The run index of %s could not be read (%s); the run list shows no metrics.", store_dir, exc)
         return {}
 
 
-def record_rows(records: dict[str, list[Any]]) -> list[RecordRow]:
-    """The index rows of a run's records (one summary row for a run of many records)."""
-    names = records.get("params_name") or []
-    metric_columns = {k[len("metrics."):]: v for k, v in records.items() if k.startswith("metrics.")}
-    if len(names) > MAX_RECORD_ROWS:
-        row = RecordRow(f"{len(names)} records", count=len(names))
-        for name, values in metric_columns.items():
-            numbers = [v for v in values if isinstance(v, (int, float))]
-            if numbers:
-                row.metrics[name] = f"{min(numbers):.4g} – {max(numbers):.4g}"
-                row.sort_values[name] = min(numbers)
+def record_rows(summary: dict[str, Any]) -> list[RecordRow]:
+    """The index rows of a run (one summary row for a run of many records)."""
+    if "count" in summary:
+        row = RecordRow(f"{summary['count']} records", count=int(summary["count"]))
+        for name, (low, high) in (summary.get("ranges") or {}).items():
+            row.metrics[name] = f"{low:.4g} – {high:.4g}"
+            row.sort_values[name] = low
         return [row]
     rows = []
-    for position, name in enumerate(names):
+    for name, metrics in summary.get("records") or []:
         row = RecordRow(str(name))
-        for metric, values in metric_columns.items():
-            value = values[position] if position < len(values) else None
+        for metric, value in metrics.items():
             if isinstance(value, (int, float)):
                 row.metrics[metric] = f"{value:.6g}"
                 row.sort_values[metric] = value
@@ -193,9 +187,9 @@ def update_index(reports_path: str, store_path: str | None, extra_runs: list[dic
     entries = []
     for run in runs:
         entry = run_entry(run, reports_path)
-        row, records = tracked.get(entry.reference, ({}, {}))
+        row, summary = tracked.get(entry.reference, ({}, {}))
         entry.tags = {k[len("tags."):]: v for k, v in row.items() if k.startswith("tags.")}
-        entry.rows = record_rows(records) or [RecordRow("")]
+        entry.rows = record_rows(summary) or [RecordRow("")]
         entries.append(entry)
     experiments = group_runs(entries)
     has_css = os.path.isfile(os.path.join(reports_path, CSS_NAME))
