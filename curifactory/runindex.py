@@ -50,7 +50,7 @@ def run_summary(document: dict[str, Any]) -> dict[str, Any]:
     """What the run list page shows of a run's records, small whatever the run's size:
     ``{"records": [[name, {metric: value}], ...]}``, or for a run of more than
     :data:`SUMMARY_RECORDS` records ``{"count": n, "ranges": {metric: [min, max]}}``."""
-    records = [r for r in document.get("records") or [] if not r.get("aggregate") or r.get("metrics")]
+    records = document.get("records") or []
     if len(records) <= SUMMARY_RECORDS:
         return {"records": [[r.get("name"), r.get("metrics") or {}] for r in records]}
     ranges: dict[str, list[float]] = {}
