@@ -392,7 +392,7 @@ def stage_row(run: Any, cache_path: str = "") -> dict[str, Any]:
     prefix = os.path.join(cache_path, "") if cache_path else None
     row = {
         "stage": run.stage, "status": run.status.value, "started_at": round(run.started_at, 3),
-        "duration": round(run.seconds, 6), "reason": run.reason,
+        "ended_at": round(run.started_at + run.seconds, 3), "duration": round(run.seconds, 6), "reason": run.reason,
         "outputs": [{"name": a.name, "path": a.path[len(prefix):] if prefix and a.path and a.path.startswith(prefix)
                      else a.path, "cacher": a.cacher, "content_hash": a.content_hash or None, "size": a.size,
                      "computed": a.computed, "produced_by": a.produced_by or None, "preview": a.preview[:300]}

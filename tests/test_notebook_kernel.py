@@ -119,6 +119,9 @@ def make_table(record):
 @cf.stage(["table"], ["total"], [PickleCacher])
 def total(record, table):
     count_call("total")
+    for step in range(len(table)):
+        record.log_metric("partial", float(table.x[: step + 1].sum()))
+    record.set_tag("size", len(table))
     return int(table.x.sum())
 '''
 
@@ -145,6 +148,7 @@ def live_notebook() -> Any:
                          metadata={"tags": ["inline"]}),
         v4.new_code_cell("manager.display_info()", metadata={"tags": ["info"]}),
         v4.new_code_cell("manager", metadata={"tags": ["manager"]}),
+        v4.new_code_cell("manager.display_metrics()", metadata={"tags": ["metrics"]}),
     ]
     return v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": KERNEL, "display_name": "Python 3",
                                                                  "language": "python"}})
@@ -190,6 +194,21 @@ def test_live_notebook_is_a_live_run(live_runs):
     assert printed(first, "MANAGER") == ["LIVE", True]
     store = json.loads((root / "data" / "store.json").read_text())
     assert [(run["experiment_name"], run["status"]) for run in store] == [("nb", "LIVE"), ("nb", "LIVE")]
+
+
+def test_live_notebook_logs_metrics_even_when_cached(live_runs):
+    root, first, second, _, _ = live_runs
+    for run in (first, second):  # the second kernel took every stage from the cache
+        metrics = cell_html(run, "metrics")
+        assert "partial" in metrics and ">3<" in metrics and ">10<" in metrics  # final values: 0+1+2, 0+1+2+3+4
+        assert "<h4>Metrics</h4>" in cell_html(run, "record")
+    import curifactory as cf
+
+    frame = cf.load_runs(store=root / "data")
+    assert frame["status"].tolist() == ["complete"] * 4  # closed when each kernel exited
+    assert frame["metrics.partial"].tolist() == [3.0, 10.0, 3.0, 10.0]
+    assert frame["tags.size"].tolist() == ["3", "5", "3", "5"]
+    assert len(cf.load_metrics("nb#2", store=root / "data")) == 3 + 5
 
 
 def test_second_kernel_loads_from_cache(live_runs):

@@ -131,6 +131,7 @@ def test_stages_log_metrics_tags_info_and_files(tracked):
     assert (folder / "attachments" / small["hash"] / "weights.bin").read_bytes() == bytes([1, 2, 3])
     stage = small["stages"][0]
     assert stage["stage"] == "train" and stage["status"] == "executed" and stage["started_at"] > 1e9
+    assert stage["ended_at"] == pytest.approx(stage["started_at"] + stage["duration"], abs=0.002)
     [model] = stage["outputs"]
     assert model["content_hash"] and model["size"] > 0 and model["computed"] and model["produced_by"] == reference
     assert list(folder.glob("points-*.jsonl")) and not list(folder.glob("stages-*.jsonl"))
@@ -382,3 +383,25 @@ def test_an_unknown_reference_names_the_nearest(tracked):
     [reference] = tracked.references()
     with pytest.raises(RunNotFoundError, match=f"Nearest: {reference}"):
         cf.load_run(reference[:-1] + "X", store=tracked.store)
+
+
+def test_diff_of_full_store_runs_names_dirty_files_and_package_changes(tracked):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=tracked.root, check=True)
+    (tracked.root / ".gitignore").write_text("data/\nreports/\nlogs/\n")
+    subprocess.run([*git, "add", "-A"], cwd=tracked.root, check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], cwd=tracked.root, check=True)
+    assert tracked.experiment("-s").returncode == 0
+    (tracked.root / "notes.md").write_text("an uncommitted note\n")
+    subprocess.run([*git, "add", "notes.md"], cwd=tracked.root, check=True)  # staged: in `git diff HEAD`
+    assert tracked.experiment("-s").returncode == 0
+    first, second = tracked.references()
+    requirements = tracked.root / "data" / "runs" / second / "requirements.txt"
+    lines = requirements.read_text().splitlines()
+    requirements.write_text("\n".join([*lines, "extra-package==1.0"]) + "\n")  # as if installed in between
+    diff = cf.diff_runs(first, second, store=tracked.store)
+    assert diff.dirty_files == ((), ("notes.md",))
+    assert [(c.name, c.kind, c.b) for c in diff.packages] == [("extra-package", "added", "1.0")]
+    assert any(c.name == "dirty" and (c.a, c.b) == (False, True) for c in diff.run)
+    text = tracked.curifactory("diff", first, second).stdout
+    assert "dirty files: - -> notes.md" in text and "+ extra-package = 1.0" in text
