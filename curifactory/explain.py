@@ -51,14 +51,23 @@ def write_decisions(manager: Any) -> str | None:
 
 def find_reference(manager_cache_path: str, wanted: str) -> str:
     """The full reference of a run named by its reference, a unique prefix of it,
-    ``<experiment>_<number>`` or ``latest``.
+    ``<experiment>_<number>``, ``<experiment>#<number>``, ``<experiment>#latest`` or ``latest``.
 
     Raises:
         UsageError: no run (or more than one) matches.
     """
-    references = [str(r.get("reference")) for r in ManagerStore(manager_cache_path).load() if r.get("reference")]
+    blocks = [r for r in ManagerStore(manager_cache_path).load() if r.get("reference")]
+    references = [str(r.get("reference")) for r in blocks]
     if wanted in ("latest", "last") and references:
         return references[-1]
+    if "#" in wanted:  # EXPERIMENT#N or EXPERIMENT#latest, as curifactory show takes them
+        experiment, _, number = wanted.rpartition("#")
+        runs = [r for r in blocks if r.get("experiment_name") == experiment]
+        if runs and number in ("latest", "last"):
+            return str(max(runs, key=lambda r: int(r.get("run_number") or 0))["reference"])
+        named = [str(r["reference"]) for r in runs if str(r.get("run_number")) == number]
+        if len(named) == 1:
+            return named[0]
     if wanted in references:
         return wanted
     matches = [r for r in references if r.startswith(wanted + "_")] or [r for r in references if r.startswith(wanted)]

@@ -190,6 +190,9 @@ def test_why_explains_a_past_runs_decisions(proj):
     assert "executed  code of helper 'clean' (experiments/helpers.py:4) changed" in load.stdout
     shift = why(proj, reference.rsplit("_", 1)[0], "shift", "a")
     assert "executed  an upstream stage reruns ('load')" in shift.stdout
+    experiment, number = reference.split("_")[:2]
+    assert f"run {reference}, stage load:" in why(proj, f"{experiment}#{number}", "load").stdout
+    assert f"run {reference}, stage load:" in why(proj, f"{experiment}#latest", "load").stdout
     report = proj.report(reference).read_text()
     assert "code of helper &#39;clean&#39; (experiments/helpers.py:4) changed" in report
     run(proj)

@@ -150,7 +150,7 @@ def build_curifactory_parser() -> argparse.ArgumentParser:
     completion.add_argument("shell", choices=("bash", "zsh"))
     why = commands.add_parser("why", help="say why a stage ran (or was cached) in a past run")
     why.add_argument("reference", metavar="REF", help="the run: its reference, a unique prefix of it "
-                                                      "(e.g. polyfit_3) or 'latest'")
+                                                      "(e.g. polyfit_3), EXPERIMENT#N or 'latest'")
     why.add_argument("stage", metavar="STAGE", help="the stage")
     why.add_argument("record", metavar="RECORD", nargs="?",
                      help="only this record: its index, parameter set name or hash prefix")
