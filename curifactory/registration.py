@@ -93,7 +93,7 @@ def note_failure(manager: Any, stage: str, record: Any, exc: BaseException) -> N
     where = record.get_reference_name()
     manager.error_stage = {"stage": stage, "record": where, "params_name": getattr(params, "name", None),
                            "params_hash": record.get_hash()}
-    manager.error = f"{type(exc).__name__} in stage '{stage}' of record {where}: {exc}"
+    manager.error = f"{type(exc).__name__} in stage '{stage}' of record {where}" + (f": {exc}" if str(exc) else "")
     manager.error_thrown = True
     if hasattr(exc, "add_note"):
         exc.add_note(f"(curifactory: raised in stage '{stage}' of record {where}, "

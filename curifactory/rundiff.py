@@ -206,7 +206,7 @@ def diff_documents(a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     """The :class:`RunDiff` of two run documents (see :func:`curifactory.runs.load_run`)."""
     pairs, removed, added = match_records(a.get("records") or [], b.get("records") or [])
     records = tuple(diff_records(ra, rb) for ra, rb in pairs)
-    keys = ("experiment", "status", "commit", "dirty", "branch", "notes", "error")
+    keys = ("experiment", "status", "commit", "dirty", "branch", "param_files", "cli", "notes", "error")
     run = changes({k: a.get(k) for k in keys}, {k: b.get(k) for k in keys}) + \
         changes(a.get("tags") or {}, b.get("tags") or {}, "tags.") + \
         changes(a.get("info") or {}, b.get("info") or {}, "info.")

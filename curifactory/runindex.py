@@ -48,11 +48,11 @@ def run_row(document: dict[str, Any]) -> dict[str, Any]:
 
 def run_summary(document: dict[str, Any]) -> dict[str, Any]:
     """What the run list page shows of a run's records, small whatever the run's size:
-    ``{"records": [[name, {metric: value}], ...]}``, or for a run of more than
+    ``{"records": [[name, {metric: value}, {tag: value}], ...]}``, or for a run of more than
     :data:`SUMMARY_RECORDS` records ``{"count": n, "ranges": {metric: [min, max]}}``."""
     records = document.get("records") or []
     if len(records) <= SUMMARY_RECORDS:
-        return {"records": [[r.get("name"), r.get("metrics") or {}] for r in records]}
+        return {"records": [[r.get("name"), r.get("metrics") or {}, r.get("tags") or {}] for r in records]}
     ranges: dict[str, list[float]] = {}
     for record in records:
         for name, value in (record.get("metrics") or {}).items():

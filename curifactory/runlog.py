@@ -250,7 +250,11 @@ def _complete_from_chunks(document: dict[str, Any], folder: str) -> None:
                                 "hash": key, "aggregate": bool(row.get("aggregate")), "params": {},
                                 "stages": [], "metrics": {}, "tags": {}, "info": {}, "attachments": []}
                 order.append(key)
-            records[key].setdefault("stages", []).append(row.get("call", {}))
+            record = records[key]
+            record.setdefault("stages", []).append(row.get("call", {}))
+            for field in ("params", "tags", "info"):
+                if row.get(field):
+                    record.setdefault(field, {}).update(row[field])
     for key, metrics in final_metrics(folder).items():
         if key in records:
             records[key].setdefault("metrics", {}).update(metrics)

@@ -23,6 +23,7 @@ RUN_COLUMNS = ("reference", "experiment", "run_number", "status", "start", "end"
 RECORD_COLUMNS = ("record", "params_name", "params_hash", "aggregate")
 GROUPS = ("params.", "metrics.", "tags.", "info.")
 LEVELS = ("record", "run")
+STATUSES = ("complete", "error", "interrupted", "running", "live")
 
 
 def store_dir(store: str | os.PathLike[str] | None = None) -> str:
@@ -60,6 +61,20 @@ def _columns(runs: list[tuple[dict[str, Any], dict[str, list[Any]]]], level: str
     return columns
 
 
+def _typed(values: list[Any]) -> Any:
+    """A column's values; integers (or booleans) with gaps become a nullable array, not floats."""
+    present = [v for v in values if v is not None]
+    if len(present) == len(values) or not present:
+        return values
+    import pandas as pd
+
+    if all(type(v) is int for v in present):
+        return pd.array(values, dtype="Int64")
+    if all(type(v) is bool for v in present):
+        return pd.array(values, dtype="boolean")
+    return values
+
+
 def _ordered(columns: Iterable[str]) -> list[str]:
     present = list(dict.fromkeys(columns))
     fixed = [c for c in (*RUN_COLUMNS, "records", *RECORD_COLUMNS) if c in present]
@@ -91,10 +106,13 @@ def query_frame(frame: Any, where: str) -> Any:
     try:
         return frame.query(backticked(where, frame.columns), engine="python")
     except Exception as exc:
-        known = ", ".join(list(frame.columns)[:12])
+        columns = list(frame.columns)
+        known = ", ".join(columns[:40]) + (f" and {len(columns) - 40} more" if len(columns) > 40 else "")
+        level = ("" if any(c.startswith(("params.", "metrics.")) for c in columns) else
+                 " (a row per run has no params.* or metrics.* columns: leave out --level run)")
         raise UsageError(f"--where {where!r} is not a valid query over the runs ({type(exc).__name__}: {exc}). "
                          f"Write a pandas query over the columns, e.g. \"metrics.loss < 0.3 and "
-                         f"params.depth == 3\"; columns include: {known}.") from None
+                         f"params.depth == 3\"; the columns are: {known}{level}.") from None
 
 
 def load_runs(experiment: str | None = None, *, status: str | Iterable[str] | None = None,
@@ -122,7 +140,8 @@ def load_runs(experiment: str | None = None, *, status: str | Iterable[str] | No
 
     if level not in LEVELS:
         raise UsageError(f"level={level!r}; use 'record' (a row per record) or 'run' (a row per run).")
-    frame = pd.DataFrame(_columns(RunIndex(store_dir(store)).query(experiment), level))
+    frame = pd.DataFrame({name: _typed(values) for name, values in
+                          _columns(RunIndex(store_dir(store)).query(experiment), level).items()})
     if frame.empty:
         frame = pd.DataFrame(columns=list(RUN_COLUMNS) + ([] if level == "run" else list(RECORD_COLUMNS)))
     frame = frame[_ordered(frame.columns)]
@@ -135,6 +154,10 @@ def _filtered(frame: Any, status: Any, tags: dict[str, Any] | None, since: Any, 
               where: str | None) -> Any:
     if status is not None:
         wanted = [status] if isinstance(status, str) else list(status)
+        unknown = [s for s in wanted if s not in STATUSES]
+        if unknown:
+            raise UsageError(f"status {', '.join(map(repr, unknown))} is not a run status; use "
+                             f"{', '.join(STATUSES)}.")
         frame = frame[frame["status"].isin(wanted)]
     for key, value in (tags or {}).items():
         column = f"tags.{key}"
@@ -243,6 +266,10 @@ def load_metrics(reference: str, record: int | str | None = None,
     frame.insert(0, "reference", document["reference"])
     frame["wall_time"] = pd.to_datetime(frame["wall_time"], unit="s", errors="coerce")
     if record is not None:
+        records = document.get("records") or []
+        if not any(r.get("index") == record or str(r.get("name")) == str(record) for r in records):
+            names = ", ".join(f"{r.get('index')}:{r.get('name')}" for r in records) or "none"
+            raise RunNotFoundError(f"Run {document['reference']} has no record {record!r}; its records are: {names}.")
         frame = frame[(frame["record"] == record) | (frame["params_name"] == str(record))]
     return frame.sort_values(["record", "metric", "step"], kind="stable").reset_index(drop=True)
 

@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import IO, Any, Iterator
 
 from curifactory import hashing
@@ -50,10 +50,15 @@ class CallLog:
         for path in self.attachments:
             try:
                 size = os.path.getsize(path)
-                if total + size <= ATTACHMENT_CACHE_BYTES:
-                    with open(path, "rb") as handle:
-                        files[os.path.basename(path)] = handle.read()
-                    total += size
+                if total + size > ATTACHMENT_CACHE_BYTES:
+                    logger.warning("The attached file %s (%.1f MB) of stage '%s' is kept with this run but not with "
+                                   "its cache entry (over %d MB in all): a rerun that takes the stage from the "
+                                   "cache will not have it.", os.path.basename(path), size / 2**20, self.stage,
+                                   ATTACHMENT_CACHE_BYTES // 2**20)
+                    continue
+                with open(path, "rb") as handle:
+                    files[os.path.basename(path)] = handle.read()
+                total += size
             except OSError:
                 continue
         return {"run": reference, "points": self.points.lines(), "tags": dict(self.tags), "info": dict(self.info),
@@ -76,8 +81,8 @@ def _number(name: str, value: Any, what: str = "value") -> float:
         except (TypeError, ValueError):
             pass
     raise TrackingError(f"Metric '{name}' got the {what} {value!r} ({type(value).__name__}); metrics are numbers "
-                        f"(int, float, numpy scalars). Log text with record.inform({name}=...) or "
-                        f"record.set_tag('{name}', ...).")
+                        f"(int, float, numpy scalars); log text with record.inform({name}=...) or "
+                        f"record.set_tag('{name}', ...)")
 
 
 class Tracker:
@@ -96,6 +101,7 @@ class Tracker:
         self.status_override: str | None = None  # a live run that ended with its process: complete
         self.metrics_by_hash: dict[str, dict[str, float]] = {}
         self._attached: set[str] | None = None  # record hashes with attachments (read once per document)
+        self._described: set[str] = set()  # records whose parameters a stage chunk already holds
 
     # -- the run -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -104,7 +110,7 @@ class Tracker:
         if manager.dry:
             return
         self.writer = RunLogWriter(run_folder(manager.manager_cache_path, manager.get_reference_name()))
-        self.writer.to_line = _stage_line
+        self.writer.to_line = self._stage_line
         self.writes_run = bool(manager.writes_store)
         if self.writes_run:
             self.write_run(final=False)
@@ -221,6 +227,18 @@ class Tracker:
             except OSError as exc:
                 logger.warning("The run log could not be written (%s).", exc)
 
+    def _stage_line(self, pending: tuple[Any, Any]) -> dict[str, Any]:
+        """A stage chunk line; the first line of a record also carries its parameters and tags
+        (so a run killed before its ``run.json`` was finished still shows them)."""
+        record, run = pending
+        line = {"record": record.get_hash(), "record_index": run.record_index, "record_name": record.name,
+                "aggregate": run.aggregate, "call": stage_row(run, self.manager.cache_path)}
+        if line["record"] not in self._described:
+            self._described.add(line["record"])
+            line["params"] = hashing.flatten_param_set(record.params)
+        line["tags"], line["info"] = dict(record.tags), dict(record.info)
+        return line
+
     # -- what stages log ------------------------------------------------------------------------
     def _active(self, what: str) -> CallLog:
         self._check_open(what)
@@ -231,9 +249,9 @@ class Tracker:
                                 f"tag the whole run with manager.set_tag().")
         return call
 
-    def log_metric(self, record: Any, name: Any, value: Any, step: Any = None) -> None:
+    def log_metric(self, record: Any, name: Any, value: Any, step: Any = None, what: str = "log_metric") -> None:
         """One point of metric ``name`` for ``record`` in the running stage."""
-        call = self._active("log_metric")
+        call = self._active(what)
         if type(name) is not str or not name:
             _check_name("metric", name)
         value = _number(name, value)
@@ -255,19 +273,17 @@ class Tracker:
         if not isinstance(metrics, dict):
             raise TrackingError(f"log_metrics() takes a dict of name -> number, not {type(metrics).__name__}.")
         for name, value in metrics.items():
-            self.log_metric(record, name, value, step)
+            self.log_metric(record, name, value, step, "log_metrics")
 
     def set_tag(self, record: Any, key: Any, value: Any) -> None:
-        """A tag of ``record``."""
-        self._check_open("set_tag")
+        """A tag of ``record`` (from inside a stage)."""
+        call = self._active("set_tag")
         key = _check_name("tag", key)
-        record.tags[key] = str(value)
-        if self.call is not None:
-            self.call.tags[key] = str(value)
+        record.tags[key] = call.tags[key] = str(value)
 
     def inform(self, record: Any, fields: dict[str, Any]) -> None:
-        """Free-form facts about ``record`` (JSON values)."""
-        self._check_open("inform")
+        """Free-form facts about ``record`` (JSON values, from inside a stage)."""
+        call = self._active("inform")
         for key, value in fields.items():
             try:
                 json.dumps(value, allow_nan=True)
@@ -275,13 +291,18 @@ class Tracker:
                 raise TrackingError(f"inform({key}=...) got a {type(value).__name__}, which is not JSON ({exc}); "
                                     f"pass numbers, text, lists or dicts of them.") from None
         record.info.update(fields)
-        if self.call is not None:
-            self.call.info.update(fields)
+        call.info.update(fields)
+
+    def attach(self, record: Any, filename: str, mode: str = "w",
+               encoding: str | None = None) -> AbstractContextManager[IO[Any]]:
+        """A file kept with the run (``runlog/<ref>/attachments/<record hash>/<filename>``); checked now,
+        written when the ``with`` block ends."""
+        call = self._active("attach")
+        return self._attached_file(call, record, filename, mode, encoding)
 
     @contextmanager
-    def attach(self, record: Any, filename: str, mode: str = "w", encoding: str | None = None) -> Iterator[IO[Any]]:
-        """A file kept with the run (``runlog/<ref>/attachments/<record hash>/<filename>``)."""
-        call = self._active("attach")
+    def _attached_file(self, call: CallLog, record: Any, filename: str, mode: str,
+                       encoding: str | None) -> Iterator[IO[Any]]:
         if self.writer is None:  # a dry run keeps nothing
             import tempfile
 
@@ -295,12 +316,6 @@ class Tracker:
         except ValueError as exc:
             raise TrackingError(f"record.attach({filename!r}, mode={mode!r}): {exc}.") from None
         call.attachments.append(os.path.join(self.writer.folder, "attachments", record.get_hash(), filename))
-
-
-def _stage_line(pending: tuple[Any, Any]) -> dict[str, Any]:
-    record, run = pending
-    return {"record": record.get_hash(), "record_index": run.record_index, "record_name": record.name,
-            "aggregate": run.aggregate, "call": stage_row(run)}
 
 
 def _index(manager_cache_path: str, document: dict[str, Any]) -> None:

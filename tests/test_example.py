@@ -231,3 +231,4 @@ def test_example_tracks_its_metrics(example):
     for name in results.index:
         assert sets.loc[name, "metrics.test_rmse"] == results.loc[name, "test_rmse"]
     assert set(sets["tags.variant"]) == {"plain", "ridge 0.01"}
+    assert str(frame["params.degree"].dtype) == "Int64"  # the aggregate's gap does not make it float

@@ -121,6 +121,8 @@ def test_stages_log_metrics_tags_info_and_files(tracked):
     assert loss["value"].iloc[-1] == pytest.approx(0.1 / 50)
     assert loss["wall_time"].notna().all() and loss["cached_from"].isna().all()
     assert len(cf.load_metrics(reference, record="large", store=tracked.store)) == 101
+    with pytest.raises(RunNotFoundError, match="has no record 'medium'; its records are: 0:small, 1:large"):
+        cf.load_metrics(reference, record="medium", store=tracked.store)
 
     folder = tracked.store / "runlog" / reference
     document = json.loads((folder / "run.json").read_text())
@@ -170,6 +172,7 @@ def test_the_commands_list_show_and_diff_runs(tracked):
                                        f"{second},small,0.5", f"{second},large,0.2"]
     rows = json.loads(tracked.curifactory("runs", "--tag", "team=a", "--format", "json").stdout)
     assert {r["reference"] for r in rows} == {first}
+    assert rows[0]["params.depth"] == 2 and rows[0]["host"]  # machine formats carry every column
     assert "| reference |" in tracked.curifactory("runs", "--format", "markdown").stdout
 
     show = tracked.curifactory("show", "tracked#1")
@@ -209,6 +212,8 @@ def test_python_diff_of_two_runs(tracked):
     (("runs", "--where", "metrics.loss <"), "is not a valid query"),
     (("runs", "--sort", "nothing"), "--sort nothing: there is no such column"),
     (("runs", "--tag", "novalue"), "is not KEY=VALUE"),
+    (("runs", "--status", "done"), "status 'done' is not a run status"),
+    (("diff", "latest", "latest", "-o", "/nonexistent/folder/diff.html"), "the folder /nonexistent/folder does not"),
 ])
 def test_bad_references_and_queries_are_usage_errors(tracked, args, expected):
     assert tracked.experiment().returncode == 0
@@ -247,6 +252,21 @@ def run(param_sets, manager):
 """
 
 
+@cf.stage(None, ["x"])
+def _informs(record):
+    record.inform(model=object())
+
+
+@cf.stage(None, ["x"])
+def _informs_badly(record):
+    record.log_metrics([("loss", 1.0)])
+
+
+@cf.stage(None, ["x"])
+def _names_badly(record):
+    record.log_metric(3, 1.0)
+
+
 def test_logging_mistakes_are_clear_errors(project):
     project({"experiments/bad.py": BAD_METRIC,
              "params/text.py": "from experiments.bad import Params\ndef get_params():\n"
@@ -259,13 +279,20 @@ def test_logging_mistakes_are_clear_errors(project):
     record = cf.Record(manager, None)
     with pytest.raises(TrackingError, match="outside a stage"):
         record.log_metric("loss", 0.1)
+    for call in (lambda: record.set_tag("k", 1), lambda: record.inform(k=1), lambda: record.attach("f.txt")):
+        with pytest.raises(TrackingError, match="outside a stage"):
+            call()
     with pytest.raises(TrackingError, match="non-empty string"):
         manager.set_tag("", "x")
-    with pytest.raises(TrackingError, match="not JSON"):
-        record.inform(model=object())
+    with pytest.raises(TrackingError, match="inform\\(model=...\\) got a object, which is not JSON"):
+        _informs(cf.Record(manager, None))
+    with pytest.raises(TrackingError, match="log_metrics\\(\\) takes a dict"):
+        _informs_badly(cf.Record(manager, None))
+    with pytest.raises(TrackingError, match="A metric name must be a non-empty string, not 3"):
+        _names_badly(cf.Record(manager, None))
     manager.finish("complete")
     with pytest.raises(TrackingError, match="after run live_checks_1_.* ended"):
-        record.set_tag("late", 1)
+        manager.set_tag("late", 1)
 
 
 @cf.stage(None, ["value"])
@@ -322,6 +349,7 @@ def test_a_killed_run_keeps_the_points_of_finished_stages(tracked):
     [reference] = tracked.references()
     frame = cf.load_runs(store=tracked.store)
     assert set(frame["status"]) == {"interrupted"}
+    assert frame["params.lr"].tolist() == [0.1, 0.2] and frame["tags.family"].tolist() == ["poly", "poly"]
     points = cf.load_metrics(reference, store=tracked.store)
     counts = points.groupby(["params_name", "metric"]).size().to_dict()
     partial = counts.pop(("large", "partial"))

@@ -57,7 +57,7 @@ def test_the_run_index_sorts_and_filters_in_the_page(tracked, browser):
     rows = table.locator("tbody tr")
     assert rows.count() == 4  # two runs of two records
     headers = [h.strip() for h in table.locator("thead th").all_inner_texts()]
-    assert {"team", "loss", "acc", "score"} <= set(headers)
+    assert {"team", "family", "loss", "acc", "score"} <= set(headers)  # run and record tags
     score = headers.index("score")
 
     def scores():

@@ -176,7 +176,8 @@ def _add_tracking_commands(commands: Any) -> None:
                       help="show at most N rows, the newest (default: 50 for a table, all otherwise; 0: all)")
     runs.add_argument("--columns", metavar="COLS",
                       help="comma-separated columns or patterns (e.g. 'params_name,metrics.*'); default: the "
-                           "identity columns and every column whose value varies across the rows shown")
+                           "identity columns and every column whose value varies across the rows shown "
+                           "(csv and json: every column)")
     runs.add_argument("--level", choices=("record", "run"), default="record", help="a row per record or per run")
     runs.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
     runs.add_argument("--reindex", action="store_true", help="rebuild the run index from the run log files first")

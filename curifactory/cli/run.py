@@ -133,8 +133,8 @@ def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliL
         if session.manager is None or session.manager.dry:
             raise
         logs.log_failure("interrupted", None)
-        print(f"\ninterrupted: run {session.manager.get_reference_name()} is stored with status 'error'",
-              file=sys.stderr)
+        print(f"\ninterrupted: run {session.manager.get_reference_name()} is kept as 'interrupted' (status "
+              f"'error' in store.json); the outputs cached before the interruption stay valid", file=sys.stderr)
         return 130
     except Exception as exc:
         progress.close()
@@ -180,7 +180,7 @@ def _report_path(manager: Any, args: argparse.Namespace) -> str | None:
 
 def describe_failure(manager: Any, exc: BaseException) -> str:
     """One paragraph: what failed where, and what state the run was left in."""
-    problem = f"{type(exc).__name__}: {exc}"
+    problem = f"{type(exc).__name__}: {str(exc).rstrip('.')}" if str(exc) else type(exc).__name__
     where = manager.error_stage
     if where:
         text = (f"stage '{where['stage']}' failed on record {where['record']} (parameter set "

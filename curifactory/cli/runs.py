@@ -40,26 +40,33 @@ def cell(value: Any) -> str:
 
 
 def varying_columns(frame: Any) -> list[str]:
-    """The identity columns and every column whose values differ across the rows."""
+    """The identity columns and every column whose values differ across the rows (an
+    aggregate's record, which has no parameters, does not count)."""
     keep = [c for c in IDENTITY if c in frame.columns]
+    rows = frame
+    if "aggregate" in frame.columns and not frame["aggregate"].fillna(False).astype(bool).all():
+        rows = frame[~frame["aggregate"].fillna(False).astype(bool)]
     for column in frame.columns:
         if column in keep or column in IMPLIED:
             continue
-        values = {cell(v) for v in frame[column]}
-        if len(values) > 1:
+        if len({cell(v) for v in rows[column]}) > 1 or (len(rows) < len(frame) and column.startswith("metrics.")
+                                                         and len({cell(v) for v in frame[column]}) > 1):
             keep.append(column)
     return keep
 
 
-def chosen_columns(frame: Any, spec: str | None) -> list[str]:
-    """The columns ``--columns`` names (patterns allowed), else :func:`varying_columns`."""
+def chosen_columns(frame: Any, spec: str | None, every: bool = False) -> list[str]:
+    """The columns ``--columns`` names (patterns allowed), else every column (``every``, for
+    CSV and JSON) or :func:`varying_columns`."""
     if not spec:
-        return varying_columns(frame)
+        return list(frame.columns) if every else varying_columns(frame)
     from curifactory.errors import UsageError
 
     chosen: list[str] = []
     for pattern in (p.strip() for p in spec.split(",") if p.strip()):
         found = [c for c in frame.columns if fnmatch.fnmatchcase(c, pattern)]
+        if not found and frame.empty:
+            continue  # no runs match: nothing to say about their columns
         if not found:
             raise UsageError(f"--columns: no column matches '{pattern}'. The columns are: "
                              f"{', '.join(frame.columns)}.")
@@ -97,11 +104,11 @@ def runs_command(args: argparse.Namespace, out: IO[str]) -> int:
     limit = args.limit if args.limit is not None else (TABLE_LIMIT if args.format == "table" else 0)
     if limit and total > limit:
         frame = frame.iloc[:limit] if args.sort else frame.iloc[-limit:]
-    frame = frame[chosen_columns(frame, args.columns)] if len(frame.columns) else frame
+    frame = frame[chosen_columns(frame, args.columns, every=args.format in ("csv", "json"))]
     if args.format == "csv":
         out.write(frame.to_csv(index=False))
     elif args.format == "json":
-        out.write(frame.to_json(orient="records", date_format="iso", indent=1) + "\n")
+        out.write(frame.to_json(orient="records", date_format="iso", indent=1, double_precision=15) + "\n")
     elif args.format == "markdown":
         out.write(markdown_table(frame) + "\n")
     else:
@@ -132,7 +139,8 @@ def print_table(frame: Any, out: IO[str], caption: str) -> None:
     table = Table(caption=caption, show_lines=False, pad_edge=False)
     for column in frame.columns:
         numeric = column.startswith("metrics.") or column in ("run_number", "duration", "record")
-        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+        whole = column in ("reference", "params_name")  # to be copied: never folded
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold", no_wrap=whole)
     for row in frame.itertuples(index=False):
         table.add_row(*(cell(v) for v in row))
     console.print(table)
@@ -163,6 +171,10 @@ def _size(size: Any) -> str:
     return str(size)
 
 
+def _seconds(value: Any) -> str:
+    return f"{value:.3f} s" if isinstance(value, (int, float)) else "-"
+
+
 def _pairs(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={cell(v)}" for k, v in values.items()) or "-"
 
@@ -172,8 +184,7 @@ def show_text(document: dict[str, Any]) -> str:
     d = document
     lines = [f"run {d['reference']}  ({d.get('experiment')} #{d.get('run_number')})",
              f"  status    {d.get('status')}" + (f": {d['error']}" if d.get("error") else ""),
-             f"  started   {d.get('start')}   ended {d.get('end') or '-'}   duration "
-             f"{cell(d.get('duration'))} s",
+             f"  started   {d.get('start')}   ended {d.get('end') or '-'}   duration {_seconds(d.get('duration'))}",
              f"  git       {d.get('commit') or '(not a git repository)'}"
              + (" (dirty)" if d.get("dirty") else "") + (f" on {d['branch']}" if d.get("branch") else ""),
              f"  host      {d.get('host')}   user {d.get('user')}   python {d.get('python')}   {d.get('platform')}",
@@ -199,8 +210,11 @@ def _record_lines(record: dict[str, Any]) -> list[str]:
     if record.get("tags") or record.get("info"):
         lines.append(f"  tags      {_pairs(record.get('tags') or {})}   info {_pairs(record.get('info') or {})}")
     for stage in record.get("stages") or []:
-        lines.append(f"  stage {stage.get('stage'):<20} {stage.get('status'):<9} {cell(stage.get('duration')):>8} s  "
-                     f"{stage.get('reason') or ''}" + (f"  error: {stage['error']}" if stage.get("error") else ""))
+        cached = stage.get("status") == "cached"
+        took = "" if cached else _seconds(stage.get("duration"))
+        why = "" if cached and stage.get("reason") == "cached" else stage.get("reason") or ""
+        lines.append(f"  stage {stage.get('stage'):<20} {stage.get('status'):<9} {took:>9}  {why}".rstrip()
+                     + (f"  error: {stage['error']}" if stage.get("error") else ""))
         for out in stage.get("outputs") or []:
             origin = "computed" if out.get("computed") else f"loaded (from {out.get('produced_by') or '?'})"
             lines.append(f"      {out.get('name'):<18} {str(out.get('content_hash') or '-')[:12]:<12} "
@@ -227,7 +241,14 @@ def diff_command(args: argparse.Namespace, out: IO[str]) -> int:
     else:
         text = diff_text(diff)
     if args.output:
+        import os
+
         from curifactory import fileio
+        from curifactory.errors import UsageError
+
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--output {args.output}: the folder {folder} does not exist; create it first.")
 
         fileio.atomic_write_text(args.output, text)
         print(f"wrote {args.output}", file=out)
@@ -242,6 +263,11 @@ def _change(change: Any) -> str:
     if change.kind == "removed":
         return f"    - {change.name} = {cell(change.a)}"
     return f"    ~ {change.name}: {cell(change.a)} -> {cell(change.b)}"
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def diff_text(diff: Any) -> str:
@@ -261,7 +287,7 @@ def diff_text(diff: Any) -> str:
             lines.append(f"    metric {m.name}: {cell(m.a) or '-'} -> {cell(m.b) or '-'}{delta}")
         for a in record.artifacts:
             lines.append(f"    artifact {a.stage}/{a.name}: {str(a.hash_a or '-')[:10]} -> {str(a.hash_b or '-')[:10]}"
-                         f"   [{a.preview_a[:60]}] -> [{a.preview_b[:60]}]")
+                         f"   [{_clip(a.preview_a)}] -> [{_clip(a.preview_b)}]")
         for s in record.stages:
             lines.append(f"    stage {s.stage}: {s.status_a} -> {s.status_b}")
     lines += [f"  record only in {diff.a}: {name}" for name in diff.removed_records]

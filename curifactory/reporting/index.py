@@ -33,6 +33,7 @@ class RecordRow:
     metrics: dict[str, Any] = field(default_factory=dict)
     sort_values: dict[str, Any] = field(default_factory=dict)
     count: int = 1
+    tags: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,7 +71,8 @@ class ExperimentRuns:
     @property
     def tag_keys(self) -> list[str]:
         """Every tag key of these runs."""
-        return sorted({key for run in self.runs for key in run.tags})
+        return sorted({key for run in self.runs for key in run.tags}
+                      | {key for run in self.runs for row in run.rows for key in row.tags})
 
 
 def load_runs(store_path: str | None) -> list[dict[str, Any]]:
@@ -139,8 +141,8 @@ def record_rows(summary: dict[str, Any]) -> list[RecordRow]:
             row.sort_values[name] = low
         return [row]
     rows = []
-    for name, metrics in summary.get("records") or []:
-        row = RecordRow(str(name))
+    for name, metrics, *tags in summary.get("records") or []:
+        row = RecordRow(str(name), tags=dict(tags[0]) if tags else {})
         for metric, value in metrics.items():
             if isinstance(value, (int, float)):
                 row.metrics[metric] = f"{value:.6g}"
@@ -189,6 +191,8 @@ def update_index(reports_path: str, store_path: str | None, extra_runs: list[dic
         entry = run_entry(run, reports_path)
         row, summary = tracked.get(entry.reference, ({}, {}))
         entry.tags = {k[len("tags."):]: v for k, v in row.items() if k.startswith("tags.")}
+        if row.get("status"):  # the run log knows better than a live run's 'LIVE' in store.json
+            entry.status = str(row["status"])
         entry.rows = record_rows(summary) or [RecordRow("")]
         entries.append(entry)
     experiments = group_runs(entries)
