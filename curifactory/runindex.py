@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 INDEX_NAME = "runindex.sqlite"
 SCHEMA_VERSION = 3
-SUMMARY_RECORDS = 50
+SUMMARY_RECORDS = 20
 """A run of at most this many records keeps each record's metrics in its summary, else their ranges."""
 BUSY_SECONDS = 60.0
 _SCHEMA = """
@@ -128,6 +128,10 @@ class RunIndex:
             raise
         return connection
 
+    def _nothing_yet(self) -> bool:
+        """No run log and no index: a query answers [] without creating files."""
+        return not os.path.isdir(runlog.runlog_root(self.store_dir)) and not os.path.exists(self.path)
+
     def upsert(self, documents: Iterable[dict[str, Any]], connection: sqlite3.Connection | None = None) -> int:
         """Write (or replace) the rows of these run documents in one transaction."""
         own = connection is None
@@ -200,6 +204,8 @@ class RunIndex:
         Python decodes one string instead of one per row; records are stored
         column-wise per run, so a column name is decoded once per run.
         """
+        if self._nothing_yet():
+            return []
         connection = self.connect()
         try:
             self.sync(connection)
@@ -218,6 +224,8 @@ class RunIndex:
 
     def summaries(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """(run row, :func:`run_summary`) of every indexed run, after a :meth:`sync` (for the run list page)."""
+        if self._nothing_yet():
+            return []
         connection = self.connect()
         try:
             self.sync(connection)

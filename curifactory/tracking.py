@@ -390,13 +390,14 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
 
 def record_document(manager: Any, tracker: Tracker, index: int, record: Any) -> dict[str, Any]:
     """One record of ``run.json``: parameters, tags, info, final metrics, attachments, stage calls."""
-    attached = tracker.attached_files(record.get_hash())
+    record_hash = record.get_hash()
+    attached = tracker.attached_files(record_hash)
     return {
-        "index": index, "name": record.name, "hash": record.get_hash(), "aggregate": record.is_aggregate,
+        "index": index, "name": record.name, "hash": record_hash, "aggregate": record.is_aggregate,
         "input_records": [manager.record_index(r) for r in record.input_records] if record.is_aggregate else [],
         "params": hashing.flatten_param_set(record.params),
         "tags": dict(record.tags), "info": dict(record.info), "metrics": dict(tracker.metrics_of(record)),
-        "attachments": [{"name": name, "path": f"attachments/{record.get_hash()}/{name}"} for name in attached],
+        "attachments": [{"name": name, "path": f"attachments/{record_hash}/{name}"} for name in attached],
         "stages": [stage_row(run, manager.cache_path) for run in record.history],
     }
 

@@ -433,3 +433,12 @@ def test_diff_of_full_store_runs_names_dirty_files_and_package_changes(tracked):
     assert any(c.name == "dirty" and (c.a, c.b) == (False, True) for c in diff.run)
     text = tracked.curifactory("diff", first, second).stdout
     assert "dirty files: - -> notes.md" in text and "+ extra-package = 1.0" in text
+
+
+def test_querying_a_project_without_runs_writes_nothing(tmp_path):
+    (tmp_path / "curifactory_config.json").write_text("{}")
+    frame = cf.load_runs(store=tmp_path / "data")
+    assert frame.empty and "metrics.loss" not in frame.columns and "reference" in frame.columns
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(RunNotFoundError, match="There are no runs yet"):
+        cf.load_run("latest", store=tmp_path / "data")

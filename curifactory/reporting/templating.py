@@ -32,6 +32,31 @@ def short_hash(value: Any, length: int = 10) -> str:
     return str(value)[:length] if value else ""
 
 
+class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between processes (in jinja2's private per-user temporary
+    folder, keyed by the template source's checksum), so a run does not recompile the
+    report templates; a cache that cannot be read or written is simply not used."""
+
+    def load_bytecode(self, bucket: Any) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, ValueError, EOFError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: Any) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _QuietBytecodeCache()
+    except (OSError, RuntimeError):  # no usable temporary folder: compile every time
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The shared template environment: every value is escaped unless marked safe."""
@@ -41,6 +66,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters["first_line"] = first_line
     env.filters["short_hash"] = short_hash
