@@ -4,6 +4,8 @@
 
     run.json              the run: identity, status, timing, git, host, tags, info, and per
                           record its parameters, final metrics, stage calls and artifacts
+                          (a stage call, and each of its outputs, is a list of values in the
+                          order ``stage_fields`` / ``output_fields`` name; readers get dicts)
     points-<pid>-<n>.jsonl  logged metric points, one line per (record, stage, metric)
                           series of a flush; written whole and renamed (never one file per
                           point, never a half line); a --parallel worker writes its own
@@ -29,7 +31,11 @@ from curifactory import fileio
 
 RUNLOG_DIR = "runlog"
 RUN_FILE = "run.json"
-FORMAT = 1
+FORMAT = 2
+STAGE_FIELDS = ("stage", "status", "started_at", "ended_at", "duration", "reason", "error", "outputs")
+"""The order of a stage call's values in ``run.json`` (``stage_fields`` there says it too)."""
+OUTPUT_FIELDS = ("name", "path", "cacher", "content_hash", "size", "computed", "produced_by", "preview")
+"""The order of an output's values in a stage call."""
 FLUSH_SECONDS = float(os.environ.get("CURIFACTORY_FLUSH_SECONDS", "5"))
 """A long stage's points reach the disk at least this often (when it logs)."""
 ACTIVE = ("running", "live")
@@ -230,12 +236,31 @@ def read_run(folder: str) -> dict[str, Any] | None:
         return None
     if not isinstance(document, dict) or "reference" not in document:
         return None
+    _expand_stages(document)
     if document.get("status") in ACTIVE:
         if not pid_alive(document.get("pid"), document.get("host")):
             document["status"] = "interrupted"
             document.setdefault("error", "the process ended without closing the run (killed?)")
         _complete_from_chunks(document, folder)
     return document
+
+
+def expand_stage(values: Any, stage_fields: Any = STAGE_FIELDS, output_fields: Any = OUTPUT_FIELDS) -> dict[str, Any]:
+    """A stage call of ``run.json`` as a dict (its outputs too); a dict is returned as it is."""
+    if isinstance(values, dict):
+        return values
+    row = dict(zip(stage_fields, values))
+    row["outputs"] = [dict(zip(output_fields, out)) for out in row.get("outputs") or []]
+    if not row.get("error"):
+        row.pop("error", None)
+    return row
+
+
+def _expand_stages(document: dict[str, Any]) -> None:
+    stage_fields = document.pop("stage_fields", STAGE_FIELDS)
+    output_fields = document.pop("output_fields", OUTPUT_FIELDS)
+    for record in document.get("records") or []:
+        record["stages"] = [expand_stage(s, stage_fields, output_fields) for s in record.get("stages") or []]
 
 
 def _complete_from_chunks(document: dict[str, Any], folder: str) -> None:

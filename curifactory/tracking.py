@@ -21,7 +21,18 @@ from typing import IO, Any, Iterator
 
 from curifactory import hashing
 from curifactory.errors import TrackingError
-from curifactory.runlog import ACTIVE, FLUSH_SECONDS, FORMAT, PointBuffer, RunLogWriter, final_metrics, run_folder
+from curifactory.runlog import (
+    ACTIVE,
+    FLUSH_SECONDS,
+    FORMAT,
+    OUTPUT_FIELDS,
+    STAGE_FIELDS,
+    PointBuffer,
+    RunLogWriter,
+    expand_stage,
+    final_metrics,
+    run_folder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +385,8 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
     end = time.time() if status not in ACTIVE else None
     git = manager.git_info
     return {
-        "format": FORMAT, "reference": manager.get_reference_name(), "experiment": manager.experiment_name,
+        "format": FORMAT, "stage_fields": list(STAGE_FIELDS), "output_fields": list(OUTPUT_FIELDS),
+        "reference": manager.get_reference_name(), "experiment": manager.experiment_name,
         "run_number": manager.experiment_run_number, "status": status,
         "start": _iso(start), "end": _iso(end), "duration": round(end - start, 3) if end else None,
         "commit": manager.git_commit_hash, "dirty": manager.git_workdir_dirty,
@@ -398,25 +410,26 @@ def record_document(manager: Any, tracker: Tracker, index: int, record: Any) -> 
         "params": hashing.flatten_param_set(record.params),
         "tags": dict(record.tags), "info": dict(record.info), "metrics": dict(tracker.metrics_of(record)),
         "attachments": [{"name": name, "path": f"attachments/{record_hash}/{name}"} for name in attached],
-        "stages": [stage_row(run, manager.cache_path) for run in record.history],
+        "stages": [stage_values(run, manager.cache_path) for run in record.history],
     }
+
+
+def stage_values(run: Any, cache_path: str = "") -> list[Any]:
+    """One stage call of the run log as a list in :data:`~curifactory.runlog.STAGE_FIELDS`
+    order, its outputs as lists in :data:`~curifactory.runlog.OUTPUT_FIELDS` order (a
+    run of 1000 records has thousands: lists keep ``run.json`` small and quick to write).
+    Output paths inside ``cache_path`` are relative to it (the document's ``cache_path``)."""
+    prefix = os.path.join(cache_path, "") if cache_path else None
+    outputs = [[a.name, a.path[len(prefix):] if prefix and a.path and a.path.startswith(prefix) else a.path,
+                a.cacher, a.content_hash or None, a.size, a.computed, a.produced_by or None, a.preview[:300]]
+               for a in run.outputs]
+    return [run.stage, run.status.value, round(run.started_at, 3), round(run.started_at + run.seconds, 3),
+            round(run.seconds, 6), run.reason, run.error or None, outputs]
 
 
 def stage_row(run: Any, cache_path: str = "") -> dict[str, Any]:
-    """One stage call of the run log (``history.StageRun`` as JSON). Output paths inside
-    ``cache_path`` are relative to it (the run document's ``cache_path``)."""
-    prefix = os.path.join(cache_path, "") if cache_path else None
-    row = {
-        "stage": run.stage, "status": run.status.value, "started_at": round(run.started_at, 3),
-        "ended_at": round(run.started_at + run.seconds, 3), "duration": round(run.seconds, 6), "reason": run.reason,
-        "outputs": [{"name": a.name, "path": a.path[len(prefix):] if prefix and a.path and a.path.startswith(prefix)
-                     else a.path, "cacher": a.cacher, "content_hash": a.content_hash or None, "size": a.size,
-                     "computed": a.computed, "produced_by": a.produced_by or None, "preview": a.preview[:300]}
-                    for a in run.outputs],
-    }
-    if run.error:
-        row["error"] = run.error
-    return row
+    """One stage call as a dict (the form readers get, see :func:`curifactory.runlog.expand_stage`)."""
+    return expand_stage(stage_values(run, cache_path))
 
 
 def _user() -> str | None:

@@ -125,7 +125,11 @@ def test_stages_log_metrics_tags_info_and_files(tracked):
         cf.load_metrics(reference, record="medium", store=tracked.store)
 
     folder = tracked.store / "runlog" / reference
-    document = json.loads((folder / "run.json").read_text())
+    raw = json.loads((folder / "run.json").read_text())
+    assert raw["stage_fields"][:2] == ["stage", "status"] and raw["records"][0]["stages"][0][:2] == ["train", "executed"]
+    from curifactory.runlog import read_run
+
+    document = read_run(str(folder))  # stage calls as dicts
     small = document["records"][0]
     assert small["info"] == {"epochs": 50, "layers": [2]}
     assert {a["name"] for a in small["attachments"]} == {"summary.txt", "weights.bin"}
