@@ -124,15 +124,17 @@ class RunLogWriter:
         text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
         fileio.atomic_write_text(path, text)
 
-    def flush(self, points: PointBuffer | None) -> None:
-        """Write the points not written yet and the stage calls finished since the last flush."""
-        self.last_flush = time.monotonic()
+    def flush(self, points: PointBuffer | None, stages: bool = True) -> None:
+        """Write the points not written yet and (``stages``) the stage calls finished since
+        the last flush that wrote them."""
         lines, self.pending_points = self.pending_points, []
         if points is not None and points.pending:
             lines += points.take()
         self.write_chunk("points", lines)
-        rows, self.pending_stages = self.pending_stages, []
-        self.write_chunk("stages", [self.to_line(row) for row in rows] if self.to_line else rows)
+        if stages:
+            self.last_flush = time.monotonic()
+            rows, self.pending_stages = self.pending_stages, []
+            self.write_chunk("stages", [self.to_line(row) for row in rows] if self.to_line else rows)
 
     def due(self) -> bool:
         """Whether the last flush is longer ago than :data:`FLUSH_SECONDS`."""

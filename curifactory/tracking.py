@@ -197,8 +197,8 @@ class Tracker:
         if call is None:
             return None
         if self.writer is not None:
-            try:
-                self.writer.flush(call.points)
+            try:  # every point now; the stage calls finished so far only every few seconds
+                self.writer.flush(call.points, stages=self.writer.due())
             except OSError as exc:
                 logger.warning("Points of stage '%s' could not be written to the run log (%s).", call.stage, exc)
         self._remember_last(call.points.lines())

@@ -44,8 +44,11 @@ class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
             bucket.reset()
 
     def dump_bytecode(self, bucket: Any) -> None:
-        try:
-            super().dump_bytecode(bucket)
+        from curifactory import fileio
+
+        try:  # written whole and renamed: a process starting meanwhile never reads half a file
+            with fileio.replacing(self._get_cache_filename(bucket)) as tmp, open(tmp, "wb") as handle:
+                bucket.write_bytecode(handle)
         except OSError:
             pass
 
