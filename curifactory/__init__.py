@@ -31,6 +31,7 @@ _LAZY_NAMES = {
     "load_run": ("curifactory.runs", "load_run"),
     "find_run": ("curifactory.runs", "find_run"),
     "diff_runs": ("curifactory.rundiff", "diff_runs"),
+    "grid": ("curifactory.sweeps", "grid"),
 }
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "caching",
     "diff_runs",
     "find_run",
+    "grid",
     "load_metrics",
     "load_run",
     "load_runs",

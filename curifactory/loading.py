@@ -77,16 +77,26 @@ def load_experiment(name: str, settings: Settings) -> ModuleType:
     return module
 
 
-def load_param_file(name: str, settings: Settings) -> list[Any]:
-    """``get_params()`` of ``params.<name>`` (or ``experiments.<name>``), checked."""
+def load_param_file(name: str, settings: Settings, experiment: ModuleType | None = None) -> list[Any]:
+    """``get_params()`` of ``params.<name>`` (or ``experiments.<name>``), checked; else the
+    sets of ``params/<name>.yaml`` (or ``.yml``, see :mod:`curifactory.paramfiles`), whose
+    default class is ``experiment``'s parameter class."""
     for package in (settings.params_module_name, settings.experiments_module_name):
         module = _import_project_module(settings, f"{package}.{name}")
         if module is not None and callable(getattr(module, "get_params", None)):
             return check_param_sets(module.get_params(), f"{module.__name__}.get_params()")
+    for extension in (".yaml", ".yml"):
+        path = os.path.join(settings.root, settings.params_module_name, name + extension)
+        if os.path.isfile(path):
+            from curifactory.paramfiles import import_from, load_yaml
+
+            with project_on_path(settings.root):
+                return load_yaml(path, experiment, import_from)
     available = ", ".join(list_modules(settings, settings.params_module_name)) or "none"
     raise ParamsNotFoundError(
         f"No parameter file '{name}': expected {settings.params_module_name}/{name}.py (or "
-        f"{settings.experiments_module_name}/{name}.py) defining get_params() under {settings.root} "
+        f"{settings.experiments_module_name}/{name}.py) defining get_params(), or "
+        f"{settings.params_module_name}/{name}.yaml, under {settings.root} "
         f"(found: {available}). Check the -p value, or run 'experiment ls'."
     )
 
@@ -112,7 +122,10 @@ def list_modules(settings: Settings, package: str) -> list[str]:
     folder = os.path.join(settings.root, package)
     if not os.path.isdir(folder):
         return []
-    return sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
+    names = {f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")}
+    if package != settings.experiments_module_name:  # parameter files may be YAML too
+        names |= {f.rsplit(".", 1)[0] for f in os.listdir(folder) if f.endswith((".yaml", ".yml"))}
+    return sorted(names)
 
 
 def _parse_ranges(specs: tuple[str, ...], length: int) -> list[int]:
@@ -135,7 +148,7 @@ def collect_param_sets(module: ModuleType, param_files: list[str] | None, settin
     loaded: list[tuple[str, list[Any]]] = []
     if param_files:
         for name in param_files:
-            loaded.append((name, load_param_file(name, settings)))
+            loaded.append((name, load_param_file(name, settings, module)))
     elif callable(getattr(module, "get_params", None)):
         name = module.__name__.rsplit(".", 1)[-1]
         loaded.append((name, check_param_sets(module.get_params(), f"{module.__name__}.get_params()")))

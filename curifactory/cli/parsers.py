@@ -32,7 +32,8 @@ def build_experiment_parser() -> argparse.ArgumentParser:
 def _add_selection_flags(group: Any) -> None:
     group.add_argument("-p", "--params", action="append", metavar="FILE", dest="params",
                        help="a parameter file (params/FILE.py, else experiments/FILE.py) whose get_params() "
-                            "gives the sets; repeatable. Default: the experiment's own get_params()")
+                            "gives the sets, or params/FILE.yaml (a list, base/grid/random blocks); "
+                            "repeatable. Default: the experiment's own get_params()")
     group.add_argument("-n", "--names", action="append", metavar="NAME", dest="names",
                        help="run only the parameter sets with this name; repeatable")
     group.add_argument("--indices", action="append", metavar="A-B",

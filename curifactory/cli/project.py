@@ -49,7 +49,14 @@ def project_modules(settings: Settings, package: str) -> list[ModuleInfo]:
     if not os.path.isdir(folder):
         return []
     files = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
-    return [read_module_info(os.path.join(folder, f)) for f in files]
+    modules = [read_module_info(os.path.join(folder, f)) for f in files]
+    if package == settings.params_module_name:  # YAML parameter files (see curifactory.paramfiles)
+        known = {m.name for m in modules}
+        modules += [ModuleInfo(f.rsplit(".", 1)[0], f"YAML parameter file ({f})", frozenset({"get_params"}))
+                    for f in sorted(os.listdir(folder)) if f.endswith((".yaml", ".yml"))
+                    and f.rsplit(".", 1)[0] not in known]
+        modules.sort(key=lambda m: m.name)
+    return modules
 
 
 def _print_modules(title: str, modules: list[ModuleInfo], required: str, out: TextIO) -> None:

@@ -1,0 +1,122 @@
+"""YAML parameter files (-p NAME finds params/NAME.yaml) and cf.grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+import curifactory as cf
+from tests.conftest import CliProject
+
+EXPERIMENT = """
+import os
+import curifactory as cf
+from dataclasses import dataclass, field
+from curifactory.caching import JsonCacher
+
+@dataclass
+class Model:
+    depth: int = 2
+    kind: str = "ridge"
+
+@dataclass
+class Params(cf.ExperimentParameters):
+    lr: float = 0.1
+    epochs: int = 10
+    model: Model = field(default_factory=Model)
+
+def get_params():
+    return [Params(name="default")]
+
+@cf.stage(None, ["score"], [JsonCacher])
+def score(record):
+    with open(os.environ["CF_TEST_SIDE"], "a") as side:
+        side.write(f"score:{record.params.name}\\n")
+    record.log_metric("score", record.params.lr * record.params.model.depth)
+    return record.params.lr * record.params.model.depth
+
+def run(param_sets, manager):
+    for p in param_sets:
+        score(cf.Record(manager, p))
+"""
+
+GRID = """\
+base:
+  epochs: 5
+grid:
+  lr: [0.1, 0.01]
+  model: [{depth: 2}, {depth: 3, kind: lasso}]
+"""
+
+
+@pytest.fixture
+def proj(tmp_path):
+    return CliProject(tmp_path, {"experiments/sweep.py": EXPERIMENT, "params/grid.yaml": GRID})
+
+
+def test_a_yaml_grid_runs_every_combination_and_resumes_from_the_cache(proj):
+    result = proj.run("sweep", "-p", "grid")
+    assert result.returncode == 0, result.stderr
+    assert len(proj.executed()) == 4
+    frame = cf.load_runs(store=proj.root / "data")
+    assert sorted(frame["params.lr"]) == [0.01, 0.01, 0.1, 0.1]
+    assert set(frame["params.epochs"]) == {5} and set(frame["params.model.depth"]) == {2, 3}
+    assert {"lr=0.1,model.depth=2", "lr=0.01,model.depth=3,model.kind=lasso"} <= set(frame["params_name"])
+    (proj.root / "params" / "grid.yaml").write_text(GRID.replace("[0.1, 0.01]", "[0.1, 0.01, 0.5]"))
+    assert proj.run("sweep", "-p", "grid").returncode == 0
+    assert len(proj.executed()) == 2  # only the new points
+    assert "grid" in proj.run("ls").stdout
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("grid:\n  lr: [0.1]\n  depht: [2]\n", "grid.yaml, line 3: Params has no field 'depht'"),
+    ("base:\n  epochs: ten\ngrid:\n  lr: [0.1]\n", "grid.yaml, line 2: field 'epochs' is a int, not str 'ten'"),
+    ("- {name: a, lr: 0.1}\n- {name: b, model: {depth: x}}\n", "line 2: field 'model.depth' is a int, not str 'x'"),
+    ("grid:\n  lr: [0.1\n", "grid.yaml, line 3: not valid YAML"),
+    ("class: experiments.sweep.Nothing\nsets: [{lr: 1.0}]\n", "line 1: class: experiments.sweep.Nothing is not"),
+    ("grids:\n  lr: [0.1]\n", "line 1: 'grids' is not a block of a parameter file"),
+    ("random:\n  count: 2\n  fields: {lr: {normal: [0, 1]}}\n", "line 3: random value of 'lr'"),
+])
+def test_bad_yaml_files_are_clear_errors(proj, text, expected):
+    (proj.root / "params" / "grid.yaml").write_text(text)
+    result = proj.run("sweep", "-p", "grid")
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_random_draws_are_reproducible_and_in_range(proj):
+    (proj.root / "params" / "grid.yaml").write_text(
+        "class: experiments.sweep.Params\nname: r\nrandom:\n  count: 5\n  seed: 7\n"
+        "  fields:\n    lr: {loguniform: [0.001, 0.1]}\n    epochs: {int: [1, 3]}\n")
+    assert proj.run("sweep", "-p", "grid").returncode == 0
+    assert proj.run("sweep", "-p", "grid").returncode == 0
+    frame = cf.load_runs(store=proj.root / "data")
+    first, second = (frame[frame["run_number"] == n] for n in (1, 2))
+    assert first["params.lr"].tolist() == second["params.lr"].tolist()  # same seed, same draws
+    assert all(0.001 <= v <= 0.1 for v in frame["params.lr"]) and set(frame["params.epochs"]) <= {1, 2, 3}
+    assert all(name.startswith("r random") for name in frame["params_name"])
+
+
+@dataclass
+class _Inner:
+    width: int = 1
+
+
+@dataclass
+class _Params(cf.ExperimentParameters):
+    lr: float = 0.1
+    depth: int = 3
+    inner: _Inner = field(default_factory=_Inner)
+
+
+def test_cf_grid_builds_named_checked_sets():
+    sets = cf.grid(_Params, base=_Params(depth=5), lr=[0.1, 0.01], inner=[{"width": 2}])
+    assert [(s.name, s.lr, s.depth, s.inner.width) for s in sets] == [
+        ("lr=0.1,inner.width=2", 0.1, 5, 2), ("lr=0.01,inner.width=2", 0.01, 5, 2)]
+    assert [s.name for s in cf.grid(_Params, name="sweep", depth=[1, 2])] == ["sweep depth=1", "sweep depth=2"]
+    assert cf.grid(_Params, lr=[1])[0].lr == 1.0 and isinstance(cf.grid(_Params, lr=[1])[0].lr, float)
+    with pytest.raises(ValueError, match="field 'depth' is a int, not str"):
+        cf.grid(_Params, depth=["deep"])
+    with pytest.raises(ValueError, match="_Params has no field 'width'"):
+        cf.grid(_Params, width=[1])
