@@ -22,7 +22,7 @@ from curifactory import runlog
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "runindex.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SUMMARY_RECORDS = 20
 """A run of at most this many records keeps each record's metrics in its summary, else their ranges."""
 BUSY_SECONDS = 60.0
@@ -31,8 +31,28 @@ CREATE TABLE IF NOT EXISTS runs (
     reference TEXT PRIMARY KEY, experiment TEXT, run_number INTEGER, status TEXT, start TEXT,
     host TEXT, pid INTEGER, row TEXT NOT NULL, indexed REAL, summary TEXT);
 CREATE TABLE IF NOT EXISTS records (reference TEXT PRIMARY KEY, count INTEGER NOT NULL, columns TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lineage (reference TEXT NOT NULL, producer TEXT NOT NULL, artifacts INTEGER NOT NULL,
+    PRIMARY KEY (reference, producer));
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, run_number);
+CREATE INDEX IF NOT EXISTS lineage_by_producer ON lineage (producer);
 """
+
+
+def producers(document: dict[str, Any]) -> dict[str, int]:
+    """{run: how many of the artifacts this run loaded from the cache it produced}."""
+    from curifactory.runlog import OUTPUT_FIELDS, STAGE_FIELDS, expand_stage
+
+    found: dict[str, int] = {}
+    own = document.get("reference")
+    stage_fields = document.get("stage_fields") or STAGE_FIELDS
+    fields = document.get("output_fields") or OUTPUT_FIELDS
+    for record in document.get("records") or []:
+        for stage in record.get("stages") or []:
+            for out in expand_stage(stage, stage_fields, fields)["outputs"]:
+                producer = out.get("produced_by")
+                if producer and not out.get("computed") and producer != own:
+                    found[producer] = found.get(producer, 0) + 1
+    return found
 
 
 def run_row(document: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +140,8 @@ class RunIndex:
             connection.execute("PRAGMA synchronous=NORMAL")
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
-                connection.executescript("DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS records;")
+                connection.executescript("DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS records; "
+                                         "DROP TABLE IF EXISTS lineage;")
             connection.executescript(_SCHEMA)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
@@ -163,6 +184,9 @@ class RunIndex:
              json.dumps(run_summary(document), default=str)))
         connection.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
                            (reference, row["records"], json.dumps(record_columns(document), default=str)))
+        connection.execute("DELETE FROM lineage WHERE reference = ?", (reference,))
+        connection.executemany("INSERT INTO lineage VALUES (?, ?, ?)",
+                               [(reference, producer, count) for producer, count in producers(document).items()])
 
     def sync(self, connection: sqlite3.Connection) -> None:
         """Index run folders the index lacks, drop runs whose folder is gone, and re-read
@@ -180,6 +204,7 @@ class RunIndex:
             connection.execute("BEGIN IMMEDIATE")
             connection.executemany("DELETE FROM runs WHERE reference = ?", [(r,) for r in gone])
             connection.executemany("DELETE FROM records WHERE reference = ?", [(r,) for r in gone])
+            connection.executemany("DELETE FROM lineage WHERE reference = ?", [(r,) for r in gone])
             connection.execute("COMMIT")
         documents = (runlog.read_run(os.path.join(root, ref)) for ref in missing)
         self.upsert((d for d in documents if d is not None), connection)
@@ -191,6 +216,7 @@ class RunIndex:
             connection.execute("BEGIN IMMEDIATE")
             connection.execute("DELETE FROM runs")
             connection.execute("DELETE FROM records")
+            connection.execute("DELETE FROM lineage")
             connection.execute("COMMIT")
             self.sync(connection)
             return int(connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
@@ -235,3 +261,19 @@ class RunIndex:
         finally:
             connection.close()
         return [(row, summary) for row, summary in pairs]
+
+    def lineage(self, reference: str) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """(runs ``reference`` loaded artifacts from, runs that loaded artifacts it produced),
+        each as (run, number of artifacts), oldest first."""
+        if self._nothing_yet():
+            return [], []
+        connection = self.connect()
+        try:
+            self.sync(connection)
+            uses = connection.execute("SELECT producer, artifacts FROM lineage WHERE reference = ? "
+                                      "ORDER BY producer", (reference,)).fetchall()
+            used_by = connection.execute("SELECT reference, artifacts FROM lineage WHERE producer = ? "
+                                         "ORDER BY reference", (reference,)).fetchall()
+        finally:
+            connection.close()
+        return [(str(r), int(n)) for r, n in uses], [(str(r), int(n)) for r, n in used_by]

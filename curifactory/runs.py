@@ -274,6 +274,15 @@ def load_metrics(reference: str, record: int | str | None = None,
     return frame.sort_values(["record", "metric", "step"], kind="stable").reset_index(drop=True)
 
 
+def lineage(reference: str, store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Which runs a run took cached artifacts from (``uses``) and which runs took artifacts it
+    produced (``used_by``): ``{"reference": ..., "uses": [(run, artifacts)], "used_by": [...]}``."""
+    folder = store_dir(store)
+    full = find_run(reference, folder)
+    uses, used_by = RunIndex(folder).lineage(full)
+    return {"reference": full, "uses": uses, "used_by": used_by}
+
+
 def run_age(document: dict[str, Any]) -> str:
     """How long ago a run started, in words (``3 min ago``)."""
     try:

@@ -446,3 +446,20 @@ def test_querying_a_project_without_runs_writes_nothing(tmp_path):
     assert not (tmp_path / "data").exists()
     with pytest.raises(RunNotFoundError, match="There are no runs yet"):
         cf.load_run("latest", store=tmp_path / "data")
+
+
+def test_lineage_across_three_runs(tracked):
+    assert tracked.experiment().returncode == 0                        # 1 computes everything
+    assert tracked.experiment("-p", "changed").returncode == 0         # 2 recomputes 'small', loads 'large'
+    assert tracked.experiment("-p", "changed").returncode == 0         # 3 loads everything
+    first, second, third = tracked.references()
+    from curifactory.runs import lineage
+
+    assert lineage(first, tracked.store) == {"reference": first, "uses": [], "used_by": [(second, 2), (third, 2)]}
+    assert lineage(second, tracked.store)["uses"] == [(first, 2)]
+    assert lineage(third, tracked.store)["uses"] == [(first, 2), (second, 2)]
+    shown = tracked.curifactory("show", third, "--lineage").stdout
+    assert f"loaded cached artifacts from:\n  {first}  (2 artifacts)\n  {second}  (2 artifacts)" in shown
+    assert "its artifacts were loaded by:\n  no later run" in shown
+    report = (tracked.root / "reports" / third / "index.html").read_text()
+    assert f'loaded from run <a class="produced-by" href="../{first}/index.html">{first}</a>' in report

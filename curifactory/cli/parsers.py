@@ -185,6 +185,9 @@ def _add_tracking_commands(commands: Any) -> None:
     show = commands.add_parser("show", help="print one run whole: status, stages, params, metrics, artifacts")
     show.add_argument("reference", metavar="REF", help=REF_HELP)
     show.add_argument("--format", choices=("text", "json"), default="text")
+    show.add_argument("--lineage", action="store_true",
+                      help="also list the runs whose cached artifacts this run loaded, and the runs that "
+                           "loaded artifacts it produced")
     diff = commands.add_parser("diff", help="what differs between two runs, record by record")
     diff.add_argument("reference_a", metavar="REF_A", help=REF_HELP)
     diff.add_argument("reference_b", metavar="REF_B", help=REF_HELP)

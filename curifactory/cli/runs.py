@@ -153,12 +153,32 @@ def show_command(args: argparse.Namespace, out: IO[str]) -> int:
     """``curifactory show REF``: one run whole."""
     from curifactory.runs import load_run
 
-    document = load_run(args.reference, _store())
+    store = _store()
+    document = load_run(args.reference, store)
+    links = None
+    if args.lineage:
+        from curifactory.runs import lineage
+
+        links = lineage(document["reference"], store)
+        document["lineage"] = {"uses": links["uses"], "used_by": links["used_by"]}
     if args.format == "json":
         out.write(json.dumps(document, indent=1, default=str) + "\n")
         return 0
     out.write(show_text(document))
+    if links is not None:
+        out.write(lineage_text(links))
     return 0
+
+
+def lineage_text(links: dict[str, Any]) -> str:
+    """The ``--lineage`` section of ``curifactory show``."""
+    def listed(pairs: list[tuple[str, int]], none: str) -> list[str]:
+        return [f"  {run}  ({count} artifact{'' if count == 1 else 's'})" for run, count in pairs] or [f"  {none}"]
+
+    lines = ["", "lineage:", "loaded cached artifacts from:"]
+    lines += listed(links["uses"], "no other run (everything it used, it computed)")
+    lines += ["its artifacts were loaded by:"] + listed(links["used_by"], "no later run")
+    return "\n".join(lines) + "\n"
 
 
 def _size(size: Any) -> str:

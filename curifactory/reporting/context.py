@@ -141,6 +141,7 @@ def _stage_run_view(run: Any) -> dict[str, Any]:
             "path": a.path,
             "cacher": a.cacher,
             "computed": bool(a.computed),
+            "produced_by": str(getattr(a, "produced_by", "") or ""),
         }
         for a in run.outputs
     ]
