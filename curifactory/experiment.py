@@ -38,7 +38,9 @@ def run_experiment(
     run_string: str | None = None, notes: str | None = None, report: bool = True,
     listeners: list[Any] | None = None, settings: Settings | None = None, runner: Callable[..., Any] | None = None,
     parallel: int | None = None, parallel_safe: bool = False, on_manager: Callable[[Any], None] | None = None,
-    executor: Any = None, code_changes: str | None = None, tags: dict[str, Any] | None = None, **_ignored: Any,
+    executor: Any = None, code_changes: str | None = None, tags: dict[str, Any] | None = None,
+    overrides: list[str] | None = None, params_from: str | None = None, original_run: str | None = None,
+    **_ignored: Any,
 ) -> tuple[Any, Any]:
     """Run an experiment as the ``experiment`` command does; returns ``(results, manager)``.
 
@@ -50,7 +52,9 @@ def run_experiment(
     or, with ``parallel`` > 1, a process pool fills the cache first.
     ``code_changes`` (``rerun``, ``warn``, ``ignore``) overrides the project
     config's policy for entries whose code changed. ``tags`` tag the run
-    (``--tag KEY=VALUE``). ``log`` and
+    (``--tag KEY=VALUE``); ``overrides`` are ``FIELD=VALUE`` texts (``--set``),
+    ``params_from`` a run reference (``--params-from``), ``original_run`` the run this
+    one repeats. ``log`` and
     ``log_debug`` are accepted for 0.20 code; the command line sets up logging.
 
     Raises:
@@ -64,10 +68,10 @@ def run_experiment(
     request = RunRequest(
         experiment_name, tuple(param_files) if param_files else None,
         ParamSelection(tuple(param_set_names or ()), tuple(param_set_indices or ()),
-                       tuple(global_param_set_indices or ())),
+                       tuple(global_param_set_indices or ()), tuple(overrides or ()), params_from),
         overwrite_override, cache_dir_override, dry, dry_cache, store_full, lazy, ignore_lazy, no_dag, prefix,
         tuple(stage_overwrites or ()), run_string or "", notes, parallel, parallel_safe, code_changes,
-        tuple((str(k), str(v)) for k, v in (tags or {}).items()))
+        tuple((str(k), str(v)) for k, v in (tags or {}).items()), original_run)
 
     def attach(manager: Any) -> None:
         manager.listeners.extend(closing_listeners(manager, report=report))

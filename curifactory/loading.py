@@ -46,6 +46,10 @@ class ParamSelection:
     names: tuple[str, ...] = ()
     indices: tuple[str, ...] = ()
     global_indices: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
+    """``FIELD=VALUE`` (``--set``), applied to every set after loading and selecting."""
+    params_from: str | None = None
+    """``REF`` or ``REF:SETNAME`` (``--params-from``): the sets of an earlier run instead of files."""
 
 
 def _import_project_module(settings: Settings, dotted: str) -> ModuleType | None:
@@ -101,6 +105,67 @@ def load_param_file(name: str, settings: Settings, experiment: ModuleType | None
     )
 
 
+def parse_override(text: str) -> tuple[str, Any]:
+    """``FIELD=VALUE`` -> (field path, value read as a YAML scalar: ``3`` an int, ``0.1`` a float,
+    ``true`` a bool, ``[1, 2]`` a list, anything else text)."""
+    import yaml
+
+    field, sep, raw = text.partition("=")
+    if not sep or not field.strip():
+        raise UsageError(f"--set {text!r} is not FIELD=VALUE (e.g. --set lr=0.01 or --set model.depth=3).")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return field.strip(), value
+
+
+def apply_overrides(param_set: Any, overrides: tuple[str, ...]) -> Any:
+    """``param_set`` with every ``--set FIELD=VALUE`` applied (typed by the field)."""
+    from curifactory.sweeps import FieldError, override
+
+    for text in overrides:
+        field, value = parse_override(text)
+        try:
+            param_set = override(param_set, field, value)
+        except FieldError as exc:
+            raise ParamsError(f"--set {text}: {exc}.") from None
+    return param_set
+
+
+def sets_of_run(wanted: str, settings: Settings) -> tuple[str, list[Any]]:
+    """The parameter sets an earlier run used (``REF`` or ``REF:SETNAME``), rebuilt from its run
+    log with their classes; each must hash as it did then."""
+    from curifactory.runs import load_run
+    from curifactory.sweeps import FieldError, build, unflatten
+
+    reference, _, set_name = wanted.partition(":")
+    document = load_run(reference, settings.manager_cache_path)
+    records = [r for r in document.get("records") or [] if not r.get("aggregate") and r.get("params_class")
+               and (not set_name or r.get("name") == set_name)]
+    if not records:
+        raise ParamsError(f"--params-from {wanted}: run {document['reference']} has no parameter set"
+                          f"{' named ' + repr(set_name) if set_name else ''} recorded in its run log.")
+    sets, seen = [], set()
+    for record in records:
+        if record.get("hash") in seen:
+            continue
+        seen.add(record.get("hash"))
+        module_name, _, class_name = str(record["params_class"]).rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+            param_set = build(cls, {**unflatten(record.get("params") or {}), "name": record.get("name")})
+        except (ImportError, AttributeError, FieldError, TypeError) as exc:
+            raise ParamsError(f"--params-from {wanted}: parameter set {record.get('name')!r} cannot be rebuilt "
+                              f"from the run log ({exc}).") from None
+        if hashing.hash_param_set(param_set) != record.get("hash"):
+            raise ParamsError(f"--params-from {wanted}: parameter set {record.get('name')!r} rebuilt from the run "
+                              f"log hashes differently than it did (a field is not plain data, or the "
+                              f"class {record['params_class']} changed); run it from its parameter file instead.")
+        sets.append(param_set)
+    return f"run:{document['reference']}", sets
+
+
 def check_param_sets(value: Any, source: str) -> list[Any]:
     """Raise :class:`ParamsError` unless ``value`` is a list of parameter-set dataclasses."""
     if not isinstance(value, list):
@@ -146,7 +211,9 @@ def collect_param_sets(module: ModuleType, param_files: list[str] | None, settin
                        selection: ParamSelection) -> tuple[list[Any], dict[str, list[list[str]]]]:
     """Load and select the parameter sets; returns them and the store's ``params`` block."""
     loaded: list[tuple[str, list[Any]]] = []
-    if param_files:
+    if selection.params_from:
+        loaded.append(sets_of_run(selection.params_from, settings))
+    elif param_files:
         for name in param_files:
             loaded.append((name, load_param_file(name, settings, module)))
     elif callable(getattr(module, "get_params", None)):
@@ -172,6 +239,8 @@ def collect_param_sets(module: ModuleType, param_files: list[str] | None, settin
                 f"{', '.join(repr(n) for n in sorted(found)) or 'none'}. Check the -n value."
             )
         loaded = [(name, [s for s in sets if s.name in selection.names]) for name, sets in loaded]
+    if selection.overrides:
+        loaded = [(name, [apply_overrides(s, selection.overrides) for s in sets]) for name, sets in loaded]
     param_sets = [s for _, sets in loaded for s in sets]
     if not param_sets:
         raise ParamsError("The selection leaves no parameter set to run; check -p, -n and --indices.")

@@ -50,6 +50,7 @@ class RunRequest:
     parallel_safe: bool = False
     code_changes: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    original_run: str | None = None
 
     def __post_init__(self) -> None:
         if self.code_changes not in (None, *CODE_CHANGES):
@@ -129,6 +130,8 @@ def run(request: RunRequest, hooks: RunHooks, mngr: Any = None, settings: Settin
             mngr.parallel_mode = mngr.artifact_locks = False
         for key, value in request.tags:
             mngr.tracker.set_run_tag(key, value)
+        if request.original_run:
+            mngr.tracker.original_run = request.original_run
         start_run(mngr)
         changes = _run_options(mngr, given, request, hooks, locks=request.parallel_safe and not follower)
         with _temporarily(mngr, **changes):  # a manager passed in gets this run's options only for this run
@@ -242,7 +245,8 @@ def reproduction_line(mngr: Any, experiment_name: str, param_files: list[str] | 
     selection = selection or ParamSelection()
     parts = ["experiment", experiment_name]
     for flag, values in (("-p", param_files or ()), ("-n", selection.names), ("--indices", selection.indices),
-                         ("--global-indices", selection.global_indices)):
+                         ("--global-indices", selection.global_indices), ("--set", selection.overrides),
+                         ("--params-from", (selection.params_from,) if selection.params_from else ())):
         for value in values:
             parts += [flag, value]
     if mngr.prefix:

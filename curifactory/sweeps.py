@@ -181,3 +181,34 @@ def random_sets(cls: type, base: Any, fields: dict[str, Any], count: int, seed: 
                                               for k, v in swept.items()}) + ")"
         sets.append(build(cls, {**start, **swept, "name": f"{name} {label}" if name else label}))
     return sets
+
+
+def override(param_set: Any, dotted: str, value: Any) -> Any:
+    """A copy of ``param_set`` with the field at ``dotted`` (``model.depth``) set to ``value``,
+    checked against the field's type; its hash is recomputed (``hash`` reset)."""
+    head, _, rest = dotted.partition(".")
+    if rest:
+        inner = getattr(param_set, head, None) if head in _fields(type(param_set)) else None
+        if not dataclasses.is_dataclass(inner):
+            check_value(type(param_set), head, None)  # an unknown field: the usual message
+            raise FieldError(dotted, f"field '{head}' of {type(param_set).__name__} is not a nested "
+                                     f"parameter set, so '{dotted}' names nothing")
+        new_value = override(inner, rest, value)
+    else:
+        new_value = check_value(type(param_set), head, value)
+    changes: dict[str, Any] = {head: new_value}
+    if "hash" in _fields(type(param_set)) and head != "hash":
+        changes["hash"] = None
+    return dataclasses.replace(param_set, **changes)
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"model.depth": 2}`` -> ``{"model": {"depth": 2}}`` (the inverse of the run log's flattening)."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        target = nested
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return nested

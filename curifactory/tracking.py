@@ -109,6 +109,7 @@ class Tracker:
         self.next_step: dict[tuple[str, str], Any] = {}
         self.ended = False
         self.flush_after = float("inf")
+        self.original_run: str | None = None  # the run this one repeats (curifactory rerun)
         self.status_override: str | None = None  # a live run that ended with its process: complete
         self.metrics_by_hash: dict[str, dict[str, float]] = {}
         self._attached: set[str] | None = None  # record hashes with attachments (read once per document)
@@ -395,7 +396,7 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
         "platform": platform.platform(), "error": manager.error, "error_stage": manager.error_stage,
         "tags": dict(tracker.tags), "info": dict(tracker.info), "param_files": list(manager.parameter_files),
         "store_full": bool(manager.store_full), "run_dir": manager.run_dir, "reproduce": manager.reproduction_line,
-        "cache_path": manager.cache_path,
+        "cache_path": manager.cache_path, "original_run": tracker.original_run,
         "records": [record_document(manager, tracker, index, record) for index, record in enumerate(manager.records)],
     }
 
@@ -408,6 +409,7 @@ def record_document(manager: Any, tracker: Tracker, index: int, record: Any) -> 
         "index": index, "name": record.name, "hash": record_hash, "aggregate": record.is_aggregate,
         "input_records": [manager.record_index(r) for r in record.input_records] if record.is_aggregate else [],
         "params": hashing.flatten_param_set(record.params),
+        "params_class": _class_path(record.params),
         "tags": dict(record.tags), "info": dict(record.info), "metrics": dict(tracker.metrics_of(record)),
         "attachments": [{"name": name, "path": f"attachments/{record_hash}/{name}"} for name in attached],
         "stages": [stage_values(run, manager.cache_path) for run in record.history],
@@ -430,6 +432,11 @@ def stage_values(run: Any, cache_path: str = "") -> list[Any]:
 def stage_row(run: Any, cache_path: str = "") -> dict[str, Any]:
     """One stage call as a dict (the form readers get, see :func:`curifactory.runlog.expand_stage`)."""
     return expand_stage(stage_values(run, cache_path))
+
+
+def _class_path(params: Any) -> str | None:
+    """``module.Class`` of a parameter set (what ``--params-from`` imports to rebuild it)."""
+    return None if params is None else f"{type(params).__module__}.{type(params).__qualname__}"
 
 
 def _user() -> str | None:

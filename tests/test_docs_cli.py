@@ -21,6 +21,7 @@ SECTIONS = {
     "curifactory runs": "## `curifactory runs",
     "curifactory show": "## `curifactory show",
     "curifactory diff": "## `curifactory diff",
+    "curifactory rerun": "## `curifactory rerun",
 }
 HELP = {"-h", "--help"}
 FLAG_IN_CODE = re.compile(r"`(-{1,2}[A-Za-z][\w-]*)")

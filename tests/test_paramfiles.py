@@ -120,3 +120,44 @@ def test_cf_grid_builds_named_checked_sets():
         cf.grid(_Params, depth=["deep"])
     with pytest.raises(ValueError, match="_Params has no field 'width'"):
         cf.grid(_Params, width=[1])
+
+
+CURIFACTORY = "import sys; from curifactory.cli import curifactory_main; sys.exit(curifactory_main())"
+
+
+def curifactory(proj, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", CURIFACTORY, *args], cwd=proj.root, env=proj.env(),
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_set_overrides_fields_typed_and_wins_over_the_files(proj):
+    result = proj.run("sweep", "-p", "grid", "--set", "epochs=7", "--set", "model.depth=9")
+    assert result.returncode == 0, result.stderr
+    frame = cf.load_runs(store=proj.root / "data")
+    assert set(frame["params.epochs"]) == {7} and set(frame["params.model.depth"]) == {9}  # base said 5
+    assert set(frame["params.model.kind"]) == {"ridge", "lasso"} and len(set(frame["params_hash"])) == 4
+    wrong = proj.run("sweep", "-p", "grid", "--set", "epochs=many")
+    assert wrong.returncode == 2 and "--set epochs=many: field 'epochs' is a int, not str 'many'" in wrong.stderr
+    unknown = proj.run("sweep", "--set", "model.width=3")
+    assert unknown.returncode == 2 and "--set model.width=3: Model has no field 'width'" in unknown.stderr
+
+
+def test_params_from_and_rerun_repeat_a_runs_exact_sets(proj):
+    assert proj.run("sweep", "-p", "grid", "--set", "lr=0.5", "--tag", "who=me").returncode == 0
+    proj.executed()
+    [first] = [r["reference"] for r in proj.store()]
+    again = proj.run("sweep", "--params-from", f"{first}:lr=0.1,model.depth=2")  # names stay as loaded
+    assert again.returncode == 0, again.stderr
+    assert proj.executed() == []  # the same set: cached
+    rerun = curifactory(proj, "rerun", first)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"rerun: experiment sweep --tag who=me --params-from {first} --original-run {first}" in rerun.stderr
+    frame = cf.load_runs(store=proj.root / "data")
+    latest = frame[frame["run_number"] == 3]
+    assert set(latest["params_hash"]) == set(frame[frame["run_number"] == 1]["params_hash"])  # duplicates run once
+    assert set(latest["original_run"]) == {first} and set(latest["tags.who"]) == {"me"}
+    missing = proj.run("sweep", "--params-from", "sweep#9")
+    assert missing.returncode == 2 and "No run 'sweep#9'" in missing.stderr and "Traceback" not in missing.stderr

@@ -211,7 +211,8 @@ def inspect_command(args: argparse.Namespace, settings: Any) -> int:
 
     module = load_project_code(lambda: load_experiment(args.experiment, settings), args.experiment)
     selection = ParamSelection(tuple(args.names or ()), tuple(selection_lists(args.indices) or ()),
-                               tuple(selection_lists(args.global_indices) or ()))
+                               tuple(selection_lists(args.global_indices) or ()), tuple(args.overrides or ()),
+                               args.params_from)
     param_sets, block = load_project_code(lambda: collect_param_sets(module, args.params, settings, selection),
                                           args.experiment)
     out = sys.stdout

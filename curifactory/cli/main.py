@@ -84,6 +84,20 @@ def curifactory_main(argv: Sequence[str] | None = None) -> int:
         from curifactory.cli.inspect import why_command
 
         return _guarded(lambda: why_command(args, sys.stdout), "-v" in sys.argv)
+    if args.command == "rerun":
+        from curifactory.cli.runs import rerun_argv
+
+        argv_rerun: list[str] = []
+
+        def prepare() -> int:
+            argv_rerun.extend(rerun_argv(args))
+            return 0
+
+        status = _guarded(prepare, args.verbose)
+        if status:
+            return status
+        print(f"rerun: experiment {' '.join(argv_rerun)}", file=sys.stderr)
+        return main(argv_rerun)
     if args.command in ("runs", "show", "diff"):
         from curifactory.cli import runs
 

@@ -41,6 +41,12 @@ def _add_selection_flags(group: Any) -> None:
                             "repeatable or comma-separated")
     group.add_argument("--global-indices", action="append", metavar="A-B",
                        help="like --indices, over all parameter files' sets in order")
+    group.add_argument("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
+                       help="set a field of every loaded set (dotted for nested sets, typed by the field: "
+                            "--set lr=0.01 --set model.depth=3); applied last, it wins over the files")
+    group.add_argument("--params-from", metavar="REF[:SET]",
+                       help="run the parameter sets of an earlier run (or only its set SET) instead of -p files")
+    group.add_argument("--original-run", metavar="REF", help="the run this one repeats (set by 'curifactory rerun')")
 
 
 def _add_cache_flags(group: Any) -> None:
@@ -193,7 +199,9 @@ def _add_tracking_commands(commands: Any) -> None:
     diff.add_argument("reference_b", metavar="REF_B", help=REF_HELP)
     diff.add_argument("--format", choices=("text", "json", "html"), default="text")
     diff.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE instead of printing it")
-    for parser in (runs, show, diff):
+    rerun = commands.add_parser("rerun", help="run a past run again: its experiment, flags and exact parameter sets")
+    rerun.add_argument("reference", metavar="REF", help=REF_HELP)
+    for parser in (runs, show, diff, rerun):
         parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
 
 
@@ -212,6 +220,7 @@ def all_parsers() -> dict[str, argparse.ArgumentParser]:
         "curifactory runs": subparsers.choices["runs"],
         "curifactory show": subparsers.choices["show"],
         "curifactory diff": subparsers.choices["diff"],
+        "curifactory rerun": subparsers.choices["rerun"],
     }
 
 

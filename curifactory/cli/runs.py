@@ -244,6 +244,43 @@ def _record_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+# -- rerun -----------------------------------------------------------------------------------------
+
+SELECTION_FLAGS = ("-p", "--params", "-n", "--names", "--indices", "--global-indices", "--set", "--params-from",
+                   "--original-run")
+"""Flags of the original command line that ``rerun`` replaces by ``--params-from REF``."""
+
+
+def rerun_argv(args: argparse.Namespace) -> list[str]:
+    """The ``experiment`` arguments that repeat run ``REF``: its experiment and flags, its exact
+    parameter sets (``--params-from REF``), pointing back to it (``--original-run REF``)."""
+    import shlex
+
+    from curifactory.errors import UsageError
+    from curifactory.runs import load_run
+
+    document = load_run(args.reference, _store())
+    reference = document["reference"]
+    words = shlex.split(str(document.get("cli") or ""))
+    if not words or words[0] not in ("experiment", "python"):
+        raise UsageError(f"Run {reference} was not started by the experiment command (it is a "
+                         f"{document.get('status')} run made from a script or notebook), so there is no "
+                         f"command line to repeat; use --params-from {reference} with its experiment.")
+    words = words[words.index("-m") + 2:] if words[0] == "python" and "-m" in words else words[1:]
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        flag = word.split("=", 1)[0]
+        if flag in SELECTION_FLAGS:
+            skip = "=" not in word
+            continue
+        kept.append(word)
+    return [*kept, "--params-from", reference, "--original-run", reference]
+
+
 # -- diff ------------------------------------------------------------------------------------------
 
 
