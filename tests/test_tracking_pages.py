@@ -125,3 +125,68 @@ def test_notebook_views_show_metrics(project):
     text = getattr(table, "data", table)
     assert "session=s1" in text and "<th style='text-align:left;vertical-align:top;padding:2px 8px'>loss</th>" in text
     assert ">0.75<" in text
+
+
+def test_metric_charts_draw_offline_in_chromium(tracked, browser):
+    first, _ = tracked.references()
+    page = browser.new_page()
+    outside = []
+
+    def only_files(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_files)  # no network: the JavaScript must come from the reports folder
+    page.goto((tracked.root / "reports" / first / "index.html").as_uri())
+    charts = page.locator("#metric-charts .cf-chart")
+    assert charts.count() == 5  # loss and acc: over steps and final; score: final only
+    page.wait_for_function("document.querySelectorAll('#metric-charts .cf-chart svg').length === 5")
+    lines = page.locator("#metric-charts g.mark-line path")
+    assert lines.count() == 4  # two metrics over steps, a line per record
+    bars = page.locator("#metric-charts g.mark-rect path")
+    assert bars.count() == 6  # three metrics, a bar per record
+    titles = page.locator("#metric-charts svg text", has_text="is better").all_text_contents()
+    assert "final loss (lower is better)" in titles and "final acc (higher is better)" in titles
+    assert outside == []
+
+
+VEGA_EXPERIMENT = """
+import curifactory as cf
+from curifactory.reporting import VegaLiteReporter
+
+SPEC = {"data": {"name": "metrics"}, "mark": "point",
+        "encoding": {"x": {"field": "step", "type": "quantitative"}, "y": {"field": "value", "type": "quantitative"}}}
+
+@cf.stage(None, ["done"])
+def train(record):
+    for step in range(7):
+        record.log_metric("loss", 1.0 / (step + 1))
+    record.report(VegaLiteReporter(SPEC, name="my chart"))
+    return True
+
+def get_params():
+    return [cf.ExperimentParameters(name="only")]
+
+def run(param_sets, manager):
+    for p in param_sets:
+        train(cf.Record(manager, p))
+"""
+
+
+def test_a_vega_lite_reporter_is_filled_with_the_runs_points(tmp_path, browser):
+    from tests.conftest import CliProject
+
+    proj = CliProject(tmp_path, {"experiments/vega.py": VEGA_EXPERIMENT})
+    assert proj.run("vega").returncode == 0
+    [reference] = [r["reference"] for r in proj.store()]
+    page = browser.new_page()
+    page.goto(proj.report(reference).as_uri())
+    page.wait_for_function("document.querySelectorAll('#reportables .cf-chart svg').length === 1")
+    assert page.locator("#reportables g.mark-symbol path").count() == 7  # one point per logged step
+    with pytest.raises(cf.errors.UsageError, match="takes a Vega-Lite specification as a dict, not a str"):
+        from curifactory.reporting import VegaLiteReporter
+
+        VegaLiteReporter("mark: line")

@@ -19,6 +19,7 @@ from curifactory.reporting.reportables import (
     LatexTableReporter,
     LinePlotReporter,
     Reportable,
+    VegaLiteReporter,
 )
 from curifactory.reporting.server import make_server, serve_reports
 
@@ -32,6 +33,7 @@ __all__ = [
     "LatexTableReporter",
     "LinePlotReporter",
     "Reportable",
+    "VegaLiteReporter",
     "build_dot",
     "make_server",
     "render_reportable",

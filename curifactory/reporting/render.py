@@ -116,6 +116,20 @@ def copy_attachments(manager: Any, views: list[context.RecordView], folder: str)
             view.attachments.append({"name": name, "href": urllib.parse.quote(relative)})
 
 
+def _charts(manager: Any, views: list[context.RecordView], reportables: list[context.ReportableView],
+            reports_path: str) -> tuple[list[str], str | None]:
+    """The metric charts of the page and the script that draws them (and any VegaLiteReporter)."""
+    from curifactory.reporting import charts
+
+    labels = {view.hash: f"#{view.index} {view.label}" for view in views}
+    points = charts.points_of(getattr(manager, "tracker", None), labels) if any(v.metrics for v in views) else []
+    drawn = charts.charts_section(charts.metric_charts(points))
+    if not drawn and not any("cf-chart" in str(r.html) for r in reportables):
+        return [], None
+    available = charts.ensure_bundle(reports_path)
+    return drawn, charts.loader_html(f"../{charts.ASSETS_DIR}/{charts.BUNDLE_NAME}" if available else None)
+
+
 def report_html(manager: Any, folder: str) -> str:
     """Render the reportables into ``folder`` and return the page's HTML."""
     records = list(getattr(manager, "records", None) or [])
@@ -126,6 +140,7 @@ def report_html(manager: Any, folder: str) -> str:
     log = copy_log(getattr(manager, "log_path", None), folder)
     visible = [r for r in record_views if not r.hidden]
     copy_attachments(manager, visible, folder)
+    charts, loader = _charts(manager, visible, reportables, os.path.dirname(folder))
     return environment().get_template("report.html").render(
         run=context.run_info(manager),
         log=log,
@@ -136,6 +151,8 @@ def report_html(manager: Any, folder: str) -> str:
         graph=graph,
         graph_svg=safe(graph.svg) if graph.svg else None,
         param_sets=context.param_set_views(records, record_views),
+        metric_charts=[safe(c) for c in charts],
+        chart_loader=safe(loader) if loader else None,
     )
 
 

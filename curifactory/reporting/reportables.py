@@ -297,3 +297,36 @@ class LinePlotReporter(_ImageBytesReporter):
     def render(self) -> None:
         self.image_bytes = self._draw()
         super().render()
+
+
+class VegaLiteReporter(Reportable):
+    """Any Vega-Lite specification, drawn by vega-embed (offline: see :mod:`curifactory.reporting.charts`).
+
+    A spec whose ``data`` is ``{"name": "metrics"}`` is filled with the run's logged
+    points (rows of ``record, metric, step, value``) when the report is written, so
+    a chart written once shows each run's metrics.
+
+    Args:
+        spec: the Vega-Lite specification (a dict).
+    """
+
+    def __init__(self, spec: dict, name: str | None = None, group: str | None = None):
+        if not isinstance(spec, dict):
+            from curifactory.errors import UsageError
+
+            raise UsageError(f"VegaLiteReporter takes a Vega-Lite specification as a dict, not a "
+                             f"{type(spec).__name__}; e.g. {{'mark': 'line', 'data': {{'name': 'metrics'}}, ...}}.")
+        super().__init__(name=name, group=group)
+        self.spec = spec
+
+    def html(self) -> str:
+        from curifactory.reporting import charts
+
+        points: list = []
+        data = self.spec.get("data")
+        manager = getattr(self.record, "manager", None)
+        if isinstance(data, dict) and data.get("name") == "metrics" and manager is not None:
+            labels = {r.get_hash(): f"#{i} {r.name}" for i, r in enumerate(manager.records)}
+            points = charts.points_of(getattr(manager, "tracker", None), labels)
+        element = "vl-" + "".join(c if c.isalnum() else "-" for c in str(self.qualified_name or id(self)))
+        return charts.chart_html(charts.with_run_points(self.spec, points), element)
