@@ -27,6 +27,7 @@ FULL = [
     ("bench_store_full.py", []),
     ("bench_parallel.py", []),
     ("bench_tracking.py", []),
+    ("bench_sweeps.py", []),
 ]
 QUICK = [
     ("bench_core.py", []),
@@ -34,6 +35,7 @@ QUICK = [
     ("bench_report.py", ["--repeat", "2"]),
     ("bench_store_full.py", ["--repeat", "2"]),
     ("bench_tracking.py", ["--points", "20000", "--runs", "1000", "--repeat", "2"]),
+    ("bench_sweeps.py", ["--records", "50", "--points", "200"]),
 ]
 
 
