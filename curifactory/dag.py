@@ -96,6 +96,12 @@ class Plan:
     def to_run(self) -> list[Node]:
         return [n for n in self.nodes if self.verdicts[n.key].runs]
 
+    def records_done(self) -> int:
+        """How many records (not aggregates) have every mapped call cached: nothing to compute."""
+        running = {n.record_index for n in self.to_run}
+        aggregates = {n.record_index for n in self.nodes if n.aggregate}
+        return len({n.record_index for n in self.nodes} - running - aggregates)
+
 
 def producers(nodes: tuple[Node, ...] | list[Node]) -> list[tuple[NodeKey, NodeKey, str]]:
     """Edges (producer, consumer, name): the latest earlier call that output each input."""

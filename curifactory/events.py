@@ -28,6 +28,10 @@ class RunStarted(Event):
     planned_to_run: int
     computed_by_workers: int = 0
     """Of the cached calls, how many ``--parallel`` workers computed just before."""
+    sweep: str = ""
+    """The sweep id when the parameter sets come from a YAML grid or random block."""
+    points_done: int = -1
+    """Of the parameter sets, how many have nothing left to compute (-1: not known)."""
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,26 @@ def sets_of_run(wanted: str, settings: Settings) -> tuple[str, list[Any]]:
     return f"run:{document['reference']}", sets
 
 
+def sweep_id(param_files: list[str], settings: Settings) -> str | None:
+    """The sweep id of a run whose parameter files include YAML ``grid`` or ``random`` blocks:
+    ``<file>-<content hash>`` (joined by ``+``), the same when a stopped sweep is started again."""
+    import hashlib
+    import re
+
+    ids = []
+    for name in param_files:
+        for extension in (".yaml", ".yml"):
+            path = os.path.join(settings.root, settings.params_module_name, name + extension)
+            if not os.path.isfile(path) or os.path.isfile(path[: -len(extension)] + ".py"):
+                continue
+            with open(path, "rb") as handle:
+                content = handle.read()
+            if re.search(rb"^(grid|random)\s*:", content, flags=re.MULTILINE):
+                ids.append(f"{name}-{hashlib.blake2b(content, digest_size=4).hexdigest()}")
+            break
+    return "+".join(ids) or None
+
+
 def check_param_sets(value: Any, source: str) -> list[Any]:
     """Raise :class:`ParamsError` unless ``value`` is a list of parameter-set dataclasses."""
     if not isinstance(value, list):

@@ -69,7 +69,10 @@ def started_text(event: RunStarted, reference: str) -> str:
                 f"{cached} cached{workers})")
     else:
         plan = "stages decide as they are called (not mapped)"
-    return f"run {reference}: {_count(event.records, 'parameter set')}, {plan}"
+    sweep = ""
+    if event.sweep and event.points_done >= 0:
+        sweep = f"; sweep {event.sweep}: {event.points_done} of {event.records} points already done"
+    return f"run {reference}: {_count(event.records, 'parameter set')}, {plan}{sweep}"
 
 
 def _count(number: int, noun: str) -> str:

@@ -59,7 +59,7 @@ def run_row(document: dict[str, Any]) -> dict[str, Any]:
     """The run-level columns of a run document (flat: ``tags.<key>``, ``info.<key>``)."""
     row = {key: document.get(key) for key in ("reference", "experiment", "run_number", "status", "start", "end",
                                                "duration", "commit", "dirty", "host", "user", "notes", "error",
-                                               "original_run")}
+                                               "original_run", "sweep")}
     row["records"] = len(document.get("records") or [])
     for group in ("tags", "info"):
         for key, value in (document.get(group) or {}).items():

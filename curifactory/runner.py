@@ -21,7 +21,7 @@ from curifactory.config import CODE_CHANGES, Settings, load_settings
 from curifactory.errors import UsageError
 from curifactory.events import RunStarted, emit
 from curifactory.executors import RunContext, make_executor
-from curifactory.loading import ParamSelection, collect_param_sets, load_experiment, project_on_path
+from curifactory.loading import ParamSelection, collect_param_sets, load_experiment, project_on_path, sweep_id
 from curifactory.parallel import distributed_rank
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ def run(request: RunRequest, hooks: RunHooks, mngr: Any = None, settings: Settin
             mngr.tracker.set_run_tag(key, value)
         if request.original_run:
             mngr.tracker.original_run = request.original_run
+        mngr.tracker.sweep = sweep_id(param_files or [], settings) if not request.selection.params_from else None
         start_run(mngr)
         changes = _run_options(mngr, given, request, hooks, locks=request.parallel_safe and not follower)
         with _temporarily(mngr, **changes):  # a manager passed in gets this run's options only for this run
@@ -218,9 +219,13 @@ def _worker_manager(mngr: Any, make_manager: Callable[..., Any]) -> Callable[[],
 def _execute(mngr: Any, experiment_run: Callable[..., Any], param_sets: list[Any], experiment_name: str) -> Any:
     """The real pass: run, then finish the run (listeners write the report and run folder)."""
     plan = mngr.plan
+    sweep = mngr.tracker.sweep or ""
+    done = -1
+    if plan is not None and sweep:
+        done = plan.records_done()
     emit(mngr.listeners, RunStarted(mngr.get_reference_name(), experiment_name, len(param_sets),
                                     len(plan.nodes) if plan else 0, len(plan.to_run) if plan else 0,
-                                    len(mngr.executor.computed)))
+                                    len(mngr.executor.computed), sweep, done))
     try:
         results = experiment_run(param_sets, mngr)
     except BaseException as exc:

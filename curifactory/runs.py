@@ -117,7 +117,7 @@ def query_frame(frame: Any, where: str) -> Any:
 
 def load_runs(experiment: str | None = None, *, status: str | Iterable[str] | None = None,
               tags: dict[str, Any] | None = None, since: Any = None, until: Any = None, where: str | None = None,
-              level: str = "record", store: str | os.PathLike[str] | None = None) -> Any:
+              level: str = "record", store: str | os.PathLike[str] | None = None, sweep: str | None = None) -> Any:
     """Every run as a pandas DataFrame: one row per record of each run (``level="run"``: per run).
 
     Columns: ``reference, experiment, run_number, status, start, end, duration,
@@ -134,6 +134,8 @@ def load_runs(experiment: str | None = None, *, status: str | Iterable[str] | No
         since, until: keep runs started at or after / before this time.
         where: a pandas query over the columns (``"metrics.loss < 0.3"``).
         level: ``"record"`` or ``"run"``.
+        sweep: keep the runs of this sweep (the ``sweep`` column: a YAML grid or random
+            file's id, the same each time the file is run).
         store: the store folder (default: the project's ``manager_cache_path``).
     """
     import pandas as pd
@@ -147,6 +149,8 @@ def load_runs(experiment: str | None = None, *, status: str | Iterable[str] | No
     frame = frame[_ordered(frame.columns)]
     for column in ("start", "end"):
         frame[column] = pd.to_datetime(frame[column], errors="coerce")
+    if sweep is not None:
+        frame = frame[frame["sweep"] == sweep] if "sweep" in frame.columns else frame.iloc[0:0]
     return _filtered(frame, status, tags, since, until, where)
 
 

@@ -110,6 +110,7 @@ class Tracker:
         self.ended = False
         self.flush_after = float("inf")
         self.original_run: str | None = None  # the run this one repeats (curifactory rerun)
+        self.sweep: str | None = None  # the sweep (a YAML grid/random file) this run belongs to
         self.status_override: str | None = None  # a live run that ended with its process: complete
         self.metrics_by_hash: dict[str, dict[str, float]] = {}
         self._attached: set[str] | None = None  # record hashes with attachments (read once per document)
@@ -396,7 +397,7 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
         "platform": platform.platform(), "error": manager.error, "error_stage": manager.error_stage,
         "tags": dict(tracker.tags), "info": dict(tracker.info), "param_files": list(manager.parameter_files),
         "store_full": bool(manager.store_full), "run_dir": manager.run_dir, "reproduce": manager.reproduction_line,
-        "cache_path": manager.cache_path, "original_run": tracker.original_run,
+        "cache_path": manager.cache_path, "original_run": tracker.original_run, "sweep": tracker.sweep,
         "records": [record_document(manager, tracker, index, record) for index, record in enumerate(manager.records)],
     }
 

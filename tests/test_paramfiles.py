@@ -161,3 +161,20 @@ def test_params_from_and_rerun_repeat_a_runs_exact_sets(proj):
     assert set(latest["original_run"]) == {first} and set(latest["tags.who"]) == {"me"}
     missing = proj.run("sweep", "--params-from", "sweep#9")
     assert missing.returncode == 2 and "No run 'sweep#9'" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_sweep_has_an_id_and_a_restart_says_how_many_points_are_done(proj):
+    first = proj.run("sweep", "-p", "grid", "--plain")
+    assert first.returncode == 0, first.stderr
+    frame = cf.load_runs(store=proj.root / "data")
+    [sweep] = set(frame["sweep"])
+    assert sweep.startswith("grid-") and "sweep " + sweep + ": 0 of 4 points already done" in first.stdout + first.stderr
+    (proj.root / "params" / "grid.yaml").write_text(GRID.replace("[0.1, 0.01]", "[0.1, 0.01, 0.5]"))
+    grown = proj.run("sweep", "-p", "grid", "--plain")
+    [grown_sweep] = set(cf.load_runs(store=proj.root / "data", sweep=None)["sweep"]) - {sweep}
+    assert f"sweep {grown_sweep}: 4 of 6 points already done" in grown.stdout + grown.stderr
+    again = proj.run("sweep", "-p", "grid", "--plain")  # the same file: the same sweep, all done
+    assert f"sweep {grown_sweep}: 6 of 6 points already done" in again.stdout + again.stderr
+    assert len(cf.load_runs(store=proj.root / "data", sweep=grown_sweep, level="run")) == 2
+    plain = proj.run("sweep")  # not a sweep
+    assert "already done" not in plain.stdout + plain.stderr
