@@ -32,6 +32,7 @@ _LAZY_NAMES = {
     "find_run": ("curifactory.runs", "find_run"),
     "diff_runs": ("curifactory.rundiff", "diff_runs"),
     "grid": ("curifactory.sweeps", "grid"),
+    "plot_runs": ("curifactory.reporting.charts", "plot_runs"),
 }
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "errors",
     "hashing",
     "params",
+    "plot_runs",
     "set_hash_functions",
     "stage",
     "staging",

@@ -284,9 +284,18 @@ def metrics_html(manager: Any) -> str:
     return f"<div class='cf-nb-metrics'>{head}{_table(['#', 'record', *names], rows)}</div>"
 
 
-def display_metrics(manager: Any) -> Any:
-    """Every record's final metrics as a table (an ``IPython.display.HTML``; the string without IPython)."""
-    return _as_display(metrics_html(manager))
+def display_metrics(manager: Any, charts: bool = True) -> Any:
+    """Every record's final metrics as a table, and (``charts``, with vl-convert installed) the
+    report's metric charts (an ``IPython.display.HTML``; the string without IPython)."""
+    html = metrics_html(manager)
+    if charts:
+        import uuid
+
+        from curifactory.reporting.charts import inline_charts, metric_charts, points_of
+
+        labels = {r.get_hash(): f"#{i} {r.name}" for i, r in enumerate(manager.records) if r.metrics}
+        html += inline_charts(metric_charts(points_of(manager.tracker, labels)), f"nb-{uuid.uuid4().hex[:8]}")
+    return _as_display(html)
 
 
 def manager_html(manager: Any) -> str:

@@ -164,6 +164,15 @@ class Tracker:
         self._check_open("set_tag")
         self.tags[_check_name("tag", key)] = str(value)
 
+    def flush_points(self) -> None:
+        """Write the points waiting in memory (e.g. replayed from cache entries), so readers of
+        the run log see every point logged so far."""
+        if self.writer is not None and self.writer.pending_points:
+            try:
+                self.writer.flush(None, stages=False)
+            except OSError as exc:
+                logger.warning("The run log could not be written (%s).", exc)
+
     def refresh_attachments(self) -> None:
         """Read the attachments folder again on the next :meth:`attached_files`."""
         self._attached = None

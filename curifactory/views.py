@@ -20,11 +20,12 @@ class ManagerViews:
 
         return notebook.display_info(self)
 
-    def display_metrics(self) -> Any:
-        """Every record's final metric values (and the run's tags), for a notebook."""
+    def display_metrics(self, charts: bool = True) -> Any:
+        """Every record's final metric values (and the run's tags), with the report's metric
+        charts, for a notebook."""
         from curifactory import notebook
 
-        return notebook.display_metrics(self)
+        return notebook.display_metrics(self, charts)
 
     def display_all_reportables(self) -> Any:
         """Every reportable, for a notebook."""

@@ -202,6 +202,7 @@ def test_live_notebook_logs_metrics_even_when_cached(live_runs):
         metrics = cell_html(run, "metrics")
         assert "partial" in metrics and ">3<" in metrics and ">10<" in metrics  # final values: 0+1+2, 0+1+2+3+4
         assert "<h4>Metrics</h4>" in cell_html(run, "record")
+        assert metrics.count('class="cf-chart"') == 2 and "vegaEmbed" in metrics  # 'partial' over steps, final
     import curifactory as cf
 
     frame = cf.load_runs(store=root / "data")

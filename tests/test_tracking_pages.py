@@ -190,3 +190,20 @@ def test_a_vega_lite_reporter_is_filled_with_the_runs_points(tmp_path, browser):
         from curifactory.reporting import VegaLiteReporter
 
         VegaLiteReporter("mark: line")
+
+
+def test_runs_chart_compares_runs_offline(tracked, browser, tmp_path):
+    page_path = tmp_path / "score.html"
+    result = tracked.curifactory("runs", "tracked", "--chart", "score", "-o", str(page_path))
+    assert result.returncode == 0, result.stderr
+    assert f"chart of score across 4 rows: {page_path}" in result.stdout
+    page = browser.new_page()
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://") else route.abort())
+    page.goto(page_path.as_uri())
+    page.wait_for_function("document.querySelectorAll('.cf-chart svg').length === 1")  # one step: bars only
+    assert page.locator("g.mark-rect path").count() == 4  # a bar per row
+    frame = cf.load_runs("tracked", store=tracked.store)
+    chart = cf.plot_runs(frame, "loss", store=tracked.store)
+    assert chart._repr_html_().count('class="cf-chart"') == 2  # over steps (4 rows) and final values
+    missing = tracked.curifactory("runs", "--chart", "nope")
+    assert missing.returncode == 2 and "No metric 'nope' in these runs; the metrics are: acc, loss, score" in missing.stderr

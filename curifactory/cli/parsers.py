@@ -188,6 +188,10 @@ def _add_tracking_commands(commands: Any) -> None:
     runs.add_argument("--level", choices=("record", "run"), default="record", help="a row per record or per run")
     runs.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
     runs.add_argument("--reindex", action="store_true", help="rebuild the run index from the run log files first")
+    runs.add_argument("--chart", metavar="METRIC",
+                      help="write a page charting METRIC across the rows (final values; over steps for up to 20 "
+                           "rows) to reports/_charts/ (or -o FILE) instead of printing the table")
+    runs.add_argument("-o", "--output", metavar="FILE", help="with --chart: the page to write")
     show = commands.add_parser("show", help="print one run whole: status, stages, params, metrics, artifacts")
     show.add_argument("reference", metavar="REF", help=REF_HELP)
     show.add_argument("--format", choices=("text", "json"), default="text")

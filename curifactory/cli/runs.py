@@ -104,6 +104,8 @@ def runs_command(args: argparse.Namespace, out: IO[str]) -> int:
     limit = args.limit if args.limit is not None else (TABLE_LIMIT if args.format == "table" else 0)
     if limit and total > limit:
         frame = frame.iloc[:limit] if args.sort else frame.iloc[-limit:]
+    if args.chart:
+        return chart_command(frame, args, store, out)
     frame = frame[chosen_columns(frame, args.columns, every=args.format in ("csv", "json"))]
     if args.format == "csv":
         out.write(frame.to_csv(index=False))
@@ -113,6 +115,25 @@ def runs_command(args: argparse.Namespace, out: IO[str]) -> int:
         out.write(markdown_table(frame) + "\n")
     else:
         print_table(frame, out, f"{len(frame)} of {total} rows" if len(frame) < total else f"{total} rows")
+    return 0
+
+
+def chart_command(frame: Any, args: argparse.Namespace, store: str, out: IO[str]) -> int:
+    """``curifactory runs --chart METRIC``: a self-contained page comparing the rows."""
+    import os
+
+    from curifactory.config import load_settings
+    from curifactory.errors import UsageError
+    from curifactory.reporting.charts import plot_runs
+
+    if frame.empty:
+        raise UsageError("--chart: no runs match, so there is nothing to chart.")
+    name = args.chart[len("metrics."):] if args.chart.startswith("metrics.") else args.chart
+    path = args.output or os.path.join(load_settings().reports_path, "_charts", f"runs-{name}.html")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))) and args.output:
+        raise UsageError(f"-o {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist.")
+    plot_runs(frame, args.chart, output=path, store=store)
+    print(f"chart of {name} across {len(frame)} rows: {path}", file=out)
     return 0
 
 

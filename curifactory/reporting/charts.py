@@ -137,16 +137,19 @@ def chart_html(spec: dict[str, Any], element_id: str) -> str:
             f'<script type="application/json" id="{element_id}-spec">{text}</script>')
 
 
+DRAW_SCRIPT = ('<script>document.querySelectorAll(".cf-chart:not([data-drawn])").forEach(function (el) {'
+               'el.setAttribute("data-drawn", "1");'
+               'var spec = JSON.parse(document.getElementById(el.getAttribute("data-spec")).textContent);'
+               'vegaEmbed(el, spec, {actions: false, renderer: "svg"}).catch(function (e) {'
+               'el.textContent = "chart error: " + e;});});</script>')
+
+
 def loader_html(bundle_href: str | None) -> str:
     """The scripts that draw every ``.cf-chart`` of a page (or a note saying how to get them)."""
     if bundle_href is None:
         return (f'<p class="muted cf-chart-note">Charts need vl-convert: <code>{INSTALL_HINT}</code>, then write '
                 f'the report again. The values are in the tables.</p>')
-    return (f'<script src="{bundle_href}"></script><script>'
-            'document.querySelectorAll(".cf-chart").forEach(function (el) {'
-            'var spec = JSON.parse(document.getElementById(el.getAttribute("data-spec")).textContent);'
-            'vegaEmbed(el, spec, {actions: false, renderer: "svg"}).catch(function (e) {'
-            'el.textContent = "chart error: " + e;});});</script>')
+    return f'<script src="{bundle_href}"></script>{DRAW_SCRIPT}'
 
 
 def points_of(tracker: Any, labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -154,6 +157,7 @@ def points_of(tracker: Any, labels: dict[str, str]) -> list[dict[str, Any]]:
     folder = getattr(tracker, "folder", None)
     if not folder:
         return []
+    tracker.flush_points()
     from curifactory.runlog import read_points
 
     rows: list[dict[str, Any]] = []
@@ -170,3 +174,90 @@ def points_of(tracker: Any, labels: dict[str, str]) -> list[dict[str, Any]]:
 def charts_section(charts: Iterable[dict[str, Any]], prefix: str = "metric-chart") -> list[str]:
     """The HTML of each chart, with ids unique on the page."""
     return [chart_html(spec, f"{prefix}-{index}") for index, spec in enumerate(charts)]
+
+
+def standalone_page(specs: list[dict[str, Any]], title: str) -> str:
+    """One self-contained HTML page drawing ``specs`` (the vega-embed bundle inlined: it works
+    offline and anywhere the file is copied); without vl-convert, a page saying what to install."""
+    import html
+
+    source = bundle_source()
+    charts = "".join(charts_section(specs, "chart"))
+    if source is None:
+        loader = loader_html(None)
+    else:
+        loader = "<script>" + source.replace("</script", "<\\/script") + "</script>" + DRAW_SCRIPT
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"</head><body><h1>{html.escape(title)}</h1>{charts}{loader}</body></html>")
+
+
+def runs_charts(rows: list[dict[str, Any]], metric: str, points: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Specs comparing runs on ``metric``: a bar chart of its final value per row (``label``,
+    ``value``), best marked; with ``points`` (``label, step, value``) also a line per row over steps."""
+    specs = []
+    if points and len({p["step"] for p in points}) > 1:
+        specs.append(_line_chart(metric, [{"record": p["label"], "step": p["step"], "value": p["value"]}
+                                          for p in points]))
+    specs.append(_bar_chart(metric, [{"record": r["label"], "value": r["value"]} for r in rows
+                                     if isinstance(r.get("value"), (int, float))]))
+    return specs
+
+
+class ChartPage(str):
+    """A chart page (HTML text) that notebooks display as itself."""
+
+    def _repr_html_(self) -> str:
+        return str(self)
+
+
+MAX_LINE_ROWS = 20
+"""Above this many rows, :func:`plot_runs` draws final values only (no line per row)."""
+
+
+def plot_runs(frame: Any, metric: str, by: str | None = None, output: str | None = None,
+              store: str | None = None) -> ChartPage:
+    """Charts comparing the rows of a :func:`curifactory.load_runs` frame on ``metric``: its
+    final value per row (sorted, best marked) and, for up to :data:`MAX_LINE_ROWS` rows, its
+    value over steps. ``by`` names the column labelling rows (default: reference and set
+    name). Returns the page (shown by notebooks); ``output`` also writes it to a file.
+    """
+    from curifactory.errors import UsageError
+
+    column = metric if metric.startswith("metrics.") else f"metrics.{metric}"
+    name = column[len("metrics."):]
+    if column not in getattr(frame, "columns", ()):
+        known = ", ".join(c[len("metrics."):] for c in getattr(frame, "columns", ()) if c.startswith("metrics."))
+        raise UsageError(f"No metric '{name}' in these runs; the metrics are: {known or 'none'}.")
+    labels = frame[by].astype(str) if by else (frame["reference"].astype(str) + (
+        " " + frame["params_name"].astype(str) if "params_name" in frame.columns else ""))
+    rows = [{"label": label, "value": value} for label, value in zip(labels, frame[column])]
+    points = _points_of_rows(frame, name, labels, store) if len(frame) <= MAX_LINE_ROWS else None
+    page = ChartPage(standalone_page(runs_charts(rows, name, points), f"{name} across {len(rows)} rows"))
+    if output:
+        fileio.atomic_write_text(output, str(page))
+    return page
+
+
+def _points_of_rows(frame: Any, metric: str, labels: Any, store: str | None) -> list[dict[str, Any]]:
+    from curifactory.runs import load_metrics
+
+    points: list[dict[str, Any]] = []
+    for reference, record, label in zip(frame["reference"], frame.get("record", [None] * len(frame)), labels):
+        try:
+            series = load_metrics(reference, store=store)
+        except Exception:  # a run without points: its final value is still charted
+            continue
+        chosen = series[(series["metric"] == metric) & ((series["record"] == record) if record is not None else True)]
+        points.extend({"label": label, "step": s, "value": v} for s, v in zip(chosen["step"], chosen["value"]))
+    return points
+
+
+def inline_charts(specs: list[dict[str, Any]], prefix: str) -> str:
+    """Charts with the bundle inlined, for a notebook output (no file to link to there)."""
+    source = bundle_source()
+    if not specs:
+        return ""
+    if source is None:
+        return loader_html(None)
+    return ("".join(charts_section(specs, prefix)) + "<script>" + source.replace("</script", "<\\/script")
+            + "</script>" + DRAW_SCRIPT)
