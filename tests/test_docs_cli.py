@@ -22,6 +22,7 @@ SECTIONS = {
     "curifactory show": "## `curifactory show",
     "curifactory diff": "## `curifactory diff",
     "curifactory rerun": "## `curifactory rerun",
+    "curifactory export": "## `curifactory export",
 }
 HELP = {"-h", "--help"}
 FLAG_IN_CODE = re.compile(r"`(-{1,2}[A-Za-z][\w-]*)")

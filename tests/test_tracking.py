@@ -463,3 +463,30 @@ def test_lineage_across_three_runs(tracked):
     assert "its artifacts were loaded by:\n  no later run" in shown
     report = (tracked.root / "reports" / third / "index.html").read_text()
     assert f'loaded from run <a class="produced-by" href="../{first}/index.html">{first}</a>' in report
+
+
+def test_export_to_a_real_mlflow_store_twice_makes_no_duplicate(tracked, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    assert tracked.experiment("--tag", "team=a").returncode == 0
+    assert tracked.experiment("-p", "changed").returncode == 0
+    first, second = tracked.references()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = tracked.curifactory("export", "mlflow", "--tracking-uri", uri, "--artifacts")
+    assert result.returncode == 0, result.stderr
+    assert "exported 4 records to MLflow" in result.stdout
+    again = tracked.curifactory("export", "mlflow", first, "--tracking-uri", uri)
+    assert "exported 0 records to MLflow; 2 were exported before (skipped)" in again.stdout
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["tracked"])
+    assert len(runs) == 4
+    small = runs[(runs["tags.curifactory.reference"] == first) & (runs["tags.curifactory.params_name"] == "small")]
+    [row] = small.to_dict("records")
+    assert row["params.lr"] == "0.1" and row["params.depth"] == "2" and row["params.info.epochs"] == "50"
+    assert row["metrics.score"] == pytest.approx(2.0) and row["tags.team"] == "a" and row["tags.family"] == "poly"
+    assert row["status"] == "FINISHED" and row["tags.curifactory.dirty"] == "None"
+    client = mlflow.tracking.MlflowClient(uri)
+    history = client.get_metric_history(row["run_id"], "loss")
+    assert [m.step for m in history] == list(range(50)) and history[-1].value == pytest.approx(0.1 / 50)
+    assert all(m.timestamp > 1e12 for m in history)
+    assert {a.path for a in client.list_artifacts(row["run_id"])} == {"summary.txt", "weights.bin"}

@@ -98,10 +98,11 @@ def curifactory_main(argv: Sequence[str] | None = None) -> int:
             return status
         print(f"rerun: experiment {' '.join(argv_rerun)}", file=sys.stderr)
         return main(argv_rerun)
-    if args.command in ("runs", "show", "diff"):
+    if args.command in ("runs", "show", "diff", "export"):
         from curifactory.cli import runs
 
-        command = {"runs": runs.runs_command, "show": runs.show_command, "diff": runs.diff_command}[args.command]
+        command = {"runs": runs.runs_command, "show": runs.show_command, "diff": runs.diff_command,
+                   "export": runs.export_command}[args.command]
         return _guarded(lambda: command(args, sys.stdout), args.verbose)
     parser.print_help()
     return 2

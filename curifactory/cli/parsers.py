@@ -205,7 +205,14 @@ def _add_tracking_commands(commands: Any) -> None:
     diff.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE instead of printing it")
     rerun = commands.add_parser("rerun", help="run a past run again: its experiment, flags and exact parameter sets")
     rerun.add_argument("reference", metavar="REF", help=REF_HELP)
-    for parser in (runs, show, diff, rerun):
+    export = commands.add_parser("export", help="export runs to another tracker (mlflow: one MLflow run per record)")
+    export.add_argument("target", choices=("mlflow",), help="where to export to")
+    export.add_argument("references", metavar="REF", nargs="*", help="the runs to export (default: every run)")
+    export.add_argument("--experiment", metavar="NAME", help="the MLflow experiment (default: the run's experiment)")
+    export.add_argument("--tracking-uri", metavar="URI",
+                        help="the MLflow tracking URI, e.g. sqlite:///mlflow.db (default: MLflow's own default)")
+    export.add_argument("--artifacts", action="store_true", help="also upload each record's attached files")
+    for parser in (runs, show, diff, rerun, export):
         parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
 
 
@@ -225,6 +232,7 @@ def all_parsers() -> dict[str, argparse.ArgumentParser]:
         "curifactory show": subparsers.choices["show"],
         "curifactory diff": subparsers.choices["diff"],
         "curifactory rerun": subparsers.choices["rerun"],
+        "curifactory export": subparsers.choices["export"],
     }
 
 

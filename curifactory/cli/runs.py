@@ -265,6 +265,20 @@ def _record_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+# -- export ----------------------------------------------------------------------------------------
+
+
+def export_command(args: argparse.Namespace, out: IO[str]) -> int:
+    """``curifactory export mlflow [REF ...]``."""
+    from curifactory.export_mlflow import export_runs
+
+    result = export_runs(list(args.references), experiment=args.experiment, tracking_uri=args.tracking_uri,
+                         store=_store(), artifacts=args.artifacts)
+    print(f"exported {len(result.exported)} records to MLflow"
+          + (f"; {len(result.skipped)} were exported before (skipped)" if result.skipped else ""), file=out)
+    return 0
+
+
 # -- rerun -----------------------------------------------------------------------------------------
 
 SELECTION_FLAGS = ("-p", "--params", "-n", "--names", "--indices", "--global-indices", "--set", "--params-from",
