@@ -133,6 +133,32 @@ def apply_overrides(param_set: Any, overrides: tuple[str, ...]) -> Any:
     return param_set
 
 
+def override_axes(overrides: tuple[str, ...]) -> dict[str, list[str]]:
+    """The ``--set`` texts by field, in order: a field given several values is a sweep axis."""
+    axes: dict[str, list[str]] = {}
+    for text in overrides:
+        axes.setdefault(parse_override(text)[0], []).append(text)
+    return axes
+
+
+def expand_overrides(param_sets: list[Any], overrides: tuple[str, ...]) -> list[Any]:
+    """Every set with the ``--set`` values applied; a field set several times (``--set lr=0.1
+    --set lr=0.01``) sweeps: each set once per combination, named ``<name>,lr=0.1``."""
+    import itertools
+
+    axes = override_axes(overrides)
+    swept = [field for field, texts in axes.items() if len(texts) > 1]
+    expanded = []
+    for param_set in param_sets:
+        for combination in itertools.product(*axes.values()):
+            made = apply_overrides(param_set, tuple(combination))
+            if swept:
+                suffix = ",".join(text for text in combination if parse_override(text)[0] in swept)
+                made = dataclasses.replace(made, name=f"{param_set.name},{suffix}") if hasattr(made, "name") else made
+            expanded.append(made)
+    return expanded
+
+
 def sets_of_run(wanted: str, settings: Settings) -> tuple[str, list[Any]]:
     """The parameter sets an earlier run used (``REF`` or ``REF:SETNAME``), rebuilt from its run
     log with their classes; each must hash as it did then."""
@@ -166,13 +192,16 @@ def sets_of_run(wanted: str, settings: Settings) -> tuple[str, list[Any]]:
     return f"run:{document['reference']}", sets
 
 
-def sweep_id(param_files: list[str], settings: Settings) -> str | None:
-    """The sweep id of a run whose parameter files include YAML ``grid`` or ``random`` blocks:
-    ``<file>-<content hash>`` (joined by ``+``), the same when a stopped sweep is started again."""
+def sweep_id(param_files: list[str], settings: Settings, overrides: tuple[str, ...] = ()) -> str | None:
+    """The sweep id of a run whose parameter files include YAML ``grid`` or ``random`` blocks
+    (``<file>-<content hash>``), or that sets a field several times with ``--set``
+    (``set-<hash>``); joined by ``+``. The same when a stopped sweep is started again."""
     import hashlib
     import re
 
     ids = []
+    if any(len(texts) > 1 for texts in override_axes(overrides).values()):
+        ids.append("set-" + hashlib.blake2b("\n".join(overrides).encode(), digest_size=4).hexdigest())
     for name in param_files:
         for extension in (".yaml", ".yml"):
             path = os.path.join(settings.root, settings.params_module_name, name + extension)
@@ -260,7 +289,7 @@ def collect_param_sets(module: ModuleType, param_files: list[str] | None, settin
             )
         loaded = [(name, [s for s in sets if s.name in selection.names]) for name, sets in loaded]
     if selection.overrides:
-        loaded = [(name, [apply_overrides(s, selection.overrides) for s in sets]) for name, sets in loaded]
+        loaded = [(name, expand_overrides(sets, selection.overrides)) for name, sets in loaded]
     param_sets = [s for _, sets in loaded for s in sets]
     if not param_sets:
         raise ParamsError("The selection leaves no parameter set to run; check -p, -n and --indices.")

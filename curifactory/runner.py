@@ -132,7 +132,8 @@ def run(request: RunRequest, hooks: RunHooks, mngr: Any = None, settings: Settin
             mngr.tracker.set_run_tag(key, value)
         if request.original_run:
             mngr.tracker.original_run = request.original_run
-        mngr.tracker.sweep = sweep_id(param_files or [], settings) if not request.selection.params_from else None
+        mngr.tracker.sweep = None if request.selection.params_from else \
+            sweep_id(param_files or [], settings, request.selection.overrides)
         start_run(mngr)
         changes = _run_options(mngr, given, request, hooks, locks=request.parallel_safe and not follower)
         with _temporarily(mngr, **changes):  # a manager passed in gets this run's options only for this run

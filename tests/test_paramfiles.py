@@ -178,3 +178,15 @@ def test_a_sweep_has_an_id_and_a_restart_says_how_many_points_are_done(proj):
     assert len(cf.load_runs(store=proj.root / "data", sweep=grown_sweep, level="run")) == 2
     plain = proj.run("sweep")  # not a sweep
     assert "already done" not in plain.stdout + plain.stderr
+
+
+def test_several_set_values_are_a_sweep(proj):
+    result = proj.run("sweep", "--set", "lr=0.1", "--set", "lr=0.2", "--set", "epochs=3", "--set", "model.depth=4",
+                      "--set", "model.depth=5", "--plain")
+    assert result.returncode == 0, result.stderr
+    frame = cf.load_runs(store=proj.root / "data")
+    assert sorted(frame["params_name"]) == ["default,lr=0.1,model.depth=4", "default,lr=0.1,model.depth=5",
+                                            "default,lr=0.2,model.depth=4", "default,lr=0.2,model.depth=5"]
+    assert set(frame["params.epochs"]) == {3}
+    [sweep] = set(frame["sweep"])
+    assert sweep.startswith("set-") and f"sweep {sweep}: 0 of 4 points already done" in result.stdout
