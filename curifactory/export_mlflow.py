@@ -90,8 +90,8 @@ def export_record(client: Any, experiment_id: str, document: dict[str, Any], rec
                for m, v, w, s in zip(mine["metric"], mine["value"], mine["wall_time"], mine["step"])]
     for start in range(0, len(metrics), BATCH):
         client.log_batch(run_id, metrics=metrics[start:start + BATCH])
-    status = {"complete": "FINISHED", "live": "FINISHED", "running": "RUNNING"}.get(str(document.get("status")),
-                                                                                  "FAILED")
+    status = {"complete": "FINISHED", "live": "FINISHED", "running": "RUNNING",
+              "interrupted": "KILLED"}.get(str(document.get("status")), "FAILED")
     client.set_terminated(run_id, status=status, end_time=_millis(document.get("end")))
     return str(run_id)
 

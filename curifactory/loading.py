@@ -174,9 +174,9 @@ def sets_of_run(wanted: str, settings: Settings) -> tuple[str, list[Any]]:
                           f"{' named ' + repr(set_name) if set_name else ''} recorded in its run log.")
     sets, seen = [], set()
     for record in records:
-        if record.get("hash") in seen:
+        if (record.get("hash"), record.get("name")) in seen:
             continue
-        seen.add(record.get("hash"))
+        seen.add((record.get("hash"), record.get("name")))
         module_name, _, class_name = str(record["params_class"]).rpartition(".")
         try:
             cls = getattr(importlib.import_module(module_name), class_name)

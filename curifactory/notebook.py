@@ -291,9 +291,9 @@ def display_metrics(manager: Any, charts: bool = True) -> Any:
     if charts:
         import uuid
 
-        from curifactory.reporting.charts import inline_charts, metric_charts, points_of
+        from curifactory.reporting.charts import inline_charts, metric_charts, points_of, record_labels
 
-        labels = {r.get_hash(): f"#{i} {r.name}" for i, r in enumerate(manager.records) if r.metrics}
+        labels = record_labels(manager.records)
         html += inline_charts(metric_charts(points_of(manager.tracker, labels)), f"nb-{uuid.uuid4().hex[:8]}")
     return _as_display(html)
 

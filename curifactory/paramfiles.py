@@ -68,9 +68,12 @@ def _param_class(spec: Any, node: Any, module: ModuleType | None, where: _Where,
             cls = getattr(root_import(module_name), attr) if module_name else None
         except (ImportError, AttributeError):
             cls = None
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise where.error(node, f"class: {dotted} is not a parameter dataclass that can be imported "
-                                    f"(write module.Class, e.g. experiments.polyfit.Params)")
+        from curifactory.params import ExperimentParameters
+
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls) and issubclass(cls, ExperimentParameters)):
+            raise where.error(node, f"class: {dotted} is not a parameter set class (a cf.ExperimentParameters "
+                                    f"dataclass) that can be imported; write module.Class, e.g. "
+                                    f"experiments.polyfit.Params")
         return cls
     from curifactory.params import ExperimentParameters
 

@@ -271,10 +271,12 @@ class RunIndex:
         connection = self.connect()
         try:
             self.sync(connection)
-            uses = connection.execute("SELECT producer, artifacts FROM lineage WHERE reference = ? "
-                                      "ORDER BY producer", (reference,)).fetchall()
-            used_by = connection.execute("SELECT reference, artifacts FROM lineage WHERE producer = ? "
-                                         "ORDER BY reference", (reference,)).fetchall()
+            uses = connection.execute("SELECT producer, artifacts FROM lineage LEFT JOIN runs ON "
+                                      "runs.reference = lineage.producer WHERE lineage.reference = ? "
+                                      "ORDER BY runs.start, producer", (reference,)).fetchall()
+            used_by = connection.execute("SELECT lineage.reference, artifacts FROM lineage JOIN runs USING (reference) "
+                                         "WHERE producer = ? ORDER BY runs.start, lineage.reference",
+                                         (reference,)).fetchall()
         finally:
             connection.close()
         return [(str(r), int(n)) for r, n in uses], [(str(r), int(n)) for r, n in used_by]

@@ -195,14 +195,20 @@ def read_points(folder: str) -> Iterator[dict[str, Any]]:
         yield from _read_lines(path)
 
 
+def record_key(record_hash: Any, name: Any) -> str:
+    """What points are grouped by: a record's hash and name (two records of one run may
+    share a hash under different names)."""
+    return f"{record_hash}/{name}"
+
+
 def final_metrics(folder: str) -> dict[str, dict[str, float]]:
-    """{record hash: {metric: last logged value}} over every chunk of the run."""
+    """{record key (:func:`record_key`): {metric: last logged value}} over every chunk of the run."""
     last: dict[str, dict[str, tuple[float, float]]] = {}
     for series in read_points(folder):
         walls, values = series.get("walls") or [], series.get("values") or []
         if not values:
             continue
-        metrics = last.setdefault(str(series.get("record")), {})
+        metrics = last.setdefault(record_key(series.get("record"), series.get("record_name")), {})
         name = str(series.get("metric"))
         wall = walls[-1] if walls else 0.0
         if name not in metrics or wall >= metrics[name][0]:
@@ -267,14 +273,15 @@ def _expand_stages(document: dict[str, Any]) -> None:
 
 def _complete_from_chunks(document: dict[str, Any], folder: str) -> None:
     """Fill the records, stage calls and final metrics of an unfinished run from its chunks."""
-    records: dict[str, dict[str, Any]] = {str(r.get("hash")): r for r in document.get("records") or []}
+    records: dict[str, dict[str, Any]] = {record_key(r.get("hash"), r.get("name")): r
+                                          for r in document.get("records") or []}
     order = list(records)
     for path in chunk_files(folder, "stages"):
         for row in _read_lines(path):
-            key = str(row.get("record"))
+            key = record_key(row.get("record"), row.get("record_name"))
             if key not in records:
                 records[key] = {"index": row.get("record_index", len(order)), "name": row.get("record_name"),
-                                "hash": key, "aggregate": bool(row.get("aggregate")), "params": {},
+                                "hash": row.get("record"), "aggregate": bool(row.get("aggregate")), "params": {},
                                 "stages": [], "metrics": {}, "tags": {}, "info": {}, "attachments": []}
                 order.append(key)
             record = records[key]

@@ -253,12 +253,15 @@ def load_metrics(reference: str, record: int | str | None = None,
     import pandas as pd
 
     document = load_run(reference, store)
-    index_of = {r.get("hash"): r.get("index") for r in document.get("records") or []}
+    records = document.get("records") or []
+    index_of = {r.get("hash"): r.get("index") for r in records}
+    index_of.update({runlog.record_key(r.get("hash"), r.get("name")): r.get("index") for r in records})
     columns: dict[str, list[Any]] = {k: [] for k in ("record", "params_name", "stage", "metric", "step", "value",
                                                      "wall_time", "cached_from")}
     for series in runlog.read_points(document["folder"]):
         count = len(series.get("values") or [])
-        fixed = {"record": index_of.get(series.get("record")), "params_name": series.get("record_name"),
+        key = runlog.record_key(series.get("record"), series.get("record_name"))
+        fixed = {"record": index_of.get(key, index_of.get(series.get("record"))), "params_name": series.get("record_name"),
                  "stage": series.get("stage"), "metric": series.get("metric"),
                  "cached_from": series.get("cached_from")}
         for key, value in fixed.items():

@@ -95,7 +95,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 def _wrong(where: str, hint: Any, value: Any) -> FieldError:
     expected = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-    return FieldError(where, f"field '{where}' is a {expected}, not {type(value).__name__} {value!r}")
+    article = "an" if expected[:1].lower() in "aeiou" else "a"
+    return FieldError(where, f"field '{where}' is {article} {expected}, not {type(value).__name__} {value!r}")
 
 
 def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:

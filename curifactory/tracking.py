@@ -31,6 +31,7 @@ from curifactory.runlog import (
     RunLogWriter,
     expand_stage,
     final_metrics,
+    record_key,
     run_folder,
 )
 
@@ -112,7 +113,7 @@ class Tracker:
         self.original_run: str | None = None  # the run this one repeats (curifactory rerun)
         self.sweep: str | None = None  # the sweep (a YAML grid/random file) this run belongs to
         self.status_override: str | None = None  # a live run that ended with its process: complete
-        self.metrics_by_hash: dict[str, dict[str, float]] = {}
+        self.metrics_by_key: dict[str, dict[str, float]] = {}
         self._attached: set[str] | None = None  # record hashes with attachments (read once per document)
         self._described: set[str] = set()  # records whose parameters a stage chunk already holds
 
@@ -141,7 +142,7 @@ class Tracker:
             if final:
                 self.writer.pending_stages = []  # run.json holds them all
                 self.writer.flush(self.call.points if self.call else None)
-                self.metrics_by_hash = final_metrics(self.writer.folder)
+                self.metrics_by_key = final_metrics(self.writer.folder)
             self.refresh_attachments()
             document = run_document(self.manager, self)
             self.writer.write_run(document)
@@ -189,7 +190,7 @@ class Tracker:
 
     def metrics_of(self, record: Any) -> dict[str, float]:
         """The final value of each metric ``record`` logged (after the run or a stage call ended)."""
-        return self.metrics_by_hash.get(record.get_hash(), {})
+        return self.metrics_by_key.get(record_key(record.get_hash(), record.name), {})
 
     def _check_open(self, call: str) -> None:
         if self.ended:
@@ -218,7 +219,8 @@ class Tracker:
     def _remember_last(self, lines: list[dict[str, Any]]) -> None:
         for line in lines:
             if line["values"]:
-                self.metrics_by_hash.setdefault(line["record"], {})[line["metric"]] = line["values"][-1]
+                self.metrics_by_key.setdefault(record_key(line["record"], line["record_name"]), {})[
+                    line["metric"]] = line["values"][-1]
 
     def replay(self, record: Any, payload: dict[str, Any]) -> None:
         """A stage call was taken from the cache: show what it logged when it was computed."""

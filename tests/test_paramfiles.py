@@ -71,11 +71,12 @@ def test_a_yaml_grid_runs_every_combination_and_resumes_from_the_cache(proj):
 
 @pytest.mark.parametrize("text, expected", [
     ("grid:\n  lr: [0.1]\n  depht: [2]\n", "grid.yaml, line 3: Params has no field 'depht'"),
-    ("base:\n  epochs: ten\ngrid:\n  lr: [0.1]\n", "grid.yaml, line 2: field 'epochs' is a int, not str 'ten'"),
-    ("- {name: a, lr: 0.1}\n- {name: b, model: {depth: x}}\n", "line 2: field 'model.depth' is a int, not str 'x'"),
+    ("base:\n  epochs: ten\ngrid:\n  lr: [0.1]\n", "grid.yaml, line 2: field 'epochs' is an int, not str 'ten'"),
+    ("- {name: a, lr: 0.1}\n- {name: b, model: {depth: x}}\n", "line 2: field 'model.depth' is an int, not str 'x'"),
     ("grid:\n  lr: [0.1\n", "grid.yaml, line 3: not valid YAML"),
     ("class: experiments.sweep.Nothing\nsets: [{lr: 1.0}]\n", "line 1: class: experiments.sweep.Nothing is not"),
     ("grids:\n  lr: [0.1]\n", "line 1: 'grids' is not a block of a parameter file"),
+    ("class: experiments.sweep.Model\nsets: [{depth: 3}]\n", "line 1: class: experiments.sweep.Model is not a parameter set class"),
     ("random:\n  count: 2\n  fields: {lr: {normal: [0, 1]}}\n", "line 3: random value of 'lr'"),
 ])
 def test_bad_yaml_files_are_clear_errors(proj, text, expected):
@@ -116,7 +117,7 @@ def test_cf_grid_builds_named_checked_sets():
         ("lr=0.1,inner.width=2", 0.1, 5, 2), ("lr=0.01,inner.width=2", 0.01, 5, 2)]
     assert [s.name for s in cf.grid(_Params, name="sweep", depth=[1, 2])] == ["sweep depth=1", "sweep depth=2"]
     assert cf.grid(_Params, lr=[1])[0].lr == 1.0 and isinstance(cf.grid(_Params, lr=[1])[0].lr, float)
-    with pytest.raises(ValueError, match="field 'depth' is a int, not str"):
+    with pytest.raises(ValueError, match="field 'depth' is an int, not str"):
         cf.grid(_Params, depth=["deep"])
     with pytest.raises(ValueError, match="_Params has no field 'width'"):
         cf.grid(_Params, width=[1])
@@ -140,7 +141,7 @@ def test_set_overrides_fields_typed_and_wins_over_the_files(proj):
     assert set(frame["params.epochs"]) == {7} and set(frame["params.model.depth"]) == {9}  # base said 5
     assert set(frame["params.model.kind"]) == {"ridge", "lasso"} and len(set(frame["params_hash"])) == 4
     wrong = proj.run("sweep", "-p", "grid", "--set", "epochs=many")
-    assert wrong.returncode == 2 and "--set epochs=many: field 'epochs' is a int, not str 'many'" in wrong.stderr
+    assert wrong.returncode == 2 and "--set epochs=many: field 'epochs' is an int, not str 'many'" in wrong.stderr
     unknown = proj.run("sweep", "--set", "model.width=3")
     assert unknown.returncode == 2 and "--set model.width=3: Model has no field 'width'" in unknown.stderr
 

@@ -490,3 +490,25 @@ def test_export_to_a_real_mlflow_store_twice_makes_no_duplicate(tracked, tmp_pat
     assert [m.step for m in history] == list(range(50)) and history[-1].value == pytest.approx(0.1 / 50)
     assert all(m.timestamp > 1e12 for m in history)
     assert {a.path for a in client.list_artifacts(row["run_id"])} == {"summary.txt", "weights.bin"}
+
+
+SAME_HASH_PARAMS = """
+from experiments.tracked import Params
+
+def get_params():
+    return [Params(name="one", lr=0.3), Params(name="two", lr=0.3)]
+"""
+
+
+def test_records_sharing_a_hash_keep_their_own_metrics(tracked):
+    (tracked.root / "params" / "twins.py").write_text(SAME_HASH_PARAMS)
+    assert tracked.experiment("-p", "twins").returncode == 0
+    [reference] = tracked.references()
+    points = cf.load_metrics(reference, store=tracked.store)
+    assert points.groupby("params_name")["record"].unique().to_dict() == {"one": [0], "two": [1]}
+    assert points.groupby("params_name").size().to_dict() == {"one": 101, "two": 101}
+    frame = cf.load_runs(store=tracked.store)
+    assert frame["metrics.score"].tolist() == pytest.approx([9.0, 9.0]) and frame["tags.family"].notna().all()
+    again = tracked.experiment("--params-from", reference)
+    assert again.returncode == 0
+    assert sorted(cf.load_runs(store=tracked.store)["params_name"]) == ["one", "one", "two", "two"]

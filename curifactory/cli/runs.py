@@ -101,7 +101,13 @@ def runs_command(args: argparse.Namespace, out: IO[str]) -> int:
         print(f"reindexed {count} runs from the run log", file=out if args.format == "table" else sys.stderr)
     frame = _frame(args, store)
     total = len(frame)
-    limit = args.limit if args.limit is not None else (TABLE_LIMIT if args.format == "table" else 0)
+    if args.output and not args.chart:
+        from curifactory.errors import UsageError
+
+        raise UsageError("-o/--output writes a --chart page; without --chart, redirect the table instead "
+                         "(e.g. --format csv > runs.csv).")
+    table = args.format == "table" and not args.chart
+    limit = args.limit if args.limit is not None else (TABLE_LIMIT if table else 0)
     if limit and total > limit:
         frame = frame.iloc[:limit] if args.sort else frame.iloc[-limit:]
     if args.chart:
@@ -157,6 +163,13 @@ def print_table(frame: Any, out: IO[str], caption: str) -> None:
     if frame.empty:
         console.print("no runs match (run an experiment first, or widen the filters)")
         return
+    fits = max(3, console.width // 14)  # keep columns readable: leave out what does not fit, and say so
+    if len(frame.columns) > fits:
+        hidden = list(frame.columns[fits:])
+        frame = frame[list(frame.columns[:fits])]
+        caption += (f"; {len(hidden)} more column{'s' if len(hidden) > 1 else ''} not shown at this width "
+                    f"({', '.join(hidden[:4])}{', ...' if len(hidden) > 4 else ''}): pick with --columns, "
+                    f"or use --format csv")
     table = Table(caption=caption, show_lines=False, pad_edge=False)
     for column in frame.columns:
         numeric = column.startswith("metrics.") or column in ("run_number", "duration", "record")

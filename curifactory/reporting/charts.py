@@ -153,16 +153,17 @@ def loader_html(bundle_href: str | None) -> str:
 
 
 def points_of(tracker: Any, labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The run's logged points as rows for charts, records named by ``labels`` (hash -> label)."""
+    """The run's logged points as rows for charts, records named by ``labels`` (record key ->
+    label, see :func:`record_labels`)."""
     folder = getattr(tracker, "folder", None)
     if not folder:
         return []
     tracker.flush_points()
-    from curifactory.runlog import read_points
+    from curifactory.runlog import read_points, record_key
 
     rows: list[dict[str, Any]] = []
     for series in read_points(folder):
-        label = labels.get(str(series.get("record")))
+        label = labels.get(record_key(series.get("record"), series.get("record_name")))
         if label is None:
             continue
         metric = series.get("metric")
@@ -261,3 +262,10 @@ def inline_charts(specs: list[dict[str, Any]], prefix: str) -> str:
         return loader_html(None)
     return ("".join(charts_section(specs, prefix)) + "<script>" + source.replace("</script", "<\\/script")
             + "</script>" + DRAW_SCRIPT)
+
+
+def record_labels(records: list[Any]) -> dict[str, str]:
+    """{record key: ``#index name``} of a manager's records (the charts' record names)."""
+    from curifactory.runlog import record_key
+
+    return {record_key(r.get_hash(), r.name): f"#{i} {r.name}" for i, r in enumerate(records)}

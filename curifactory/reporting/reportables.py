@@ -326,7 +326,6 @@ class VegaLiteReporter(Reportable):
         data = self.spec.get("data")
         manager = getattr(self.record, "manager", None)
         if isinstance(data, dict) and data.get("name") == "metrics" and manager is not None:
-            labels = {r.get_hash(): f"#{i} {r.name}" for i, r in enumerate(manager.records)}
-            points = charts.points_of(getattr(manager, "tracker", None), labels)
+            points = charts.points_of(getattr(manager, "tracker", None), charts.record_labels(manager.records))
         element = "vl-" + "".join(c if c.isalnum() else "-" for c in str(self.qualified_name or id(self)))
         return charts.chart_html(charts.with_run_points(self.spec, points), element)
