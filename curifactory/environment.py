@@ -339,7 +339,7 @@ def curifactory_version() -> str | None:
     return str(__version__)
 
 
-def _user() -> str | None:
+def user_name() -> str | None:
     import getpass
 
     try:
@@ -368,7 +368,7 @@ def host_info() -> dict[str, Any]:
         "release": uname.release,
         "machine": uname.machine,
         "hostname": socket.gethostname(),
-        "user": _user(),
+        "user": user_name(),
         "cpu_count": os.cpu_count(),
         "curifactory_version": curifactory_version(),
     }

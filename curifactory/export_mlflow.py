@@ -75,7 +75,8 @@ def _params(record: dict[str, Any]) -> dict[str, str]:
 
 def export_record(client: Any, experiment_id: str, document: dict[str, Any], record: dict[str, Any],
                   points: Any) -> str:
-    """Make one MLflow run for ``record`` of run ``document``; returns its run id."""
+    """Make one MLflow run for ``record`` of run ``document`` (``points``: its own logged points);
+    returns its run id."""
     from mlflow.entities import Metric, Param, RunTag
 
     key = f"{document['reference']}#{record.get('index')}"
@@ -85,9 +86,8 @@ def export_record(client: Any, experiment_id: str, document: dict[str, Any], rec
     params = [Param(k, v) for k, v in _params(record).items()]
     for start in range(0, len(params), 100):
         client.log_batch(run_id, params=params[start:start + 100])
-    mine = points[points["record"] == record.get("index")]
     metrics = [Metric(str(m), float(v), int(w.timestamp() * 1000) if w == w else 0, int(s))
-               for m, v, w, s in zip(mine["metric"], mine["value"], mine["wall_time"], mine["step"])]
+               for m, v, w, s in zip(points["metric"], points["value"], points["wall_time"], points["step"])]
     for start in range(0, len(metrics), BATCH):
         client.log_batch(run_id, metrics=metrics[start:start + BATCH])
     status = {"complete": "FINISHED", "live": "FINISHED", "running": "RUNNING",
@@ -107,7 +107,7 @@ def export_runs(references: list[str], experiment: str | None = None, tracking_u
         store: the curifactory store folder (default: the project's).
         artifacts: also upload each record's attached files.
     """
-    from curifactory.runs import find_run, load_metrics, load_run, store_dir
+    from curifactory.runs import find_run, load_run, metrics_frame, store_dir
     from curifactory.runindex import RunIndex
 
     client = _client(tracking_uri)
@@ -117,13 +117,14 @@ def export_runs(references: list[str], experiment: str | None = None, tracking_u
     for reference in wanted:
         document = load_run(reference, folder)
         experiment_id = _experiment_id(client, experiment or str(document.get("experiment")))
-        points = load_metrics(reference, store=folder)
+        points = metrics_frame(document)
+        by_record = dict(tuple(points.groupby("record"))) if len(points) else {}
         for record in document.get("records") or []:
             key = f"{reference}#{record.get('index')}"
             if _already(client, experiment_id, key):
                 skipped.append(key)
                 continue
-            run_id = export_record(client, experiment_id, document, record, points)
+            run_id = export_record(client, experiment_id, document, record, by_record.get(record.get("index"), points[:0]))
             if artifacts:
                 for attached in record.get("attachments") or []:
                     client.log_artifact(run_id, os.path.join(document["folder"], attached["path"]))

@@ -139,7 +139,7 @@ def hash_files(paths: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -171,7 +171,7 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> list[str]:
             except (ValueError, IndexError, OSError):
                 continue
             if host == _HOST:
-                stale = pid != os.getpid() and not _pid_alive(pid)
+                stale = pid != os.getpid() and not pid_alive(pid)
             else:
                 stale = age > STALE_FOREIGN_SECONDS
             if stale:

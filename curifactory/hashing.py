@@ -179,16 +179,14 @@ def flatten_param_set(param_set: Any, prefix: str = "") -> dict[str, Any]:
     ``name``, ``hash``, ``overwrite`` and ``hash_representations`` are left out; a
     value that is not a JSON scalar, list or dict is given by its ``repr``.
     """
-    flat: dict[str, Any] = {}
     cls = type(param_set)
-    names = _hashed_field_names(cls) if not prefix and dataclasses.is_dataclass(cls) else None
-    if names is None:
-        if not dataclasses.is_dataclass(cls):
-            return flat
-        names = tuple(f.name for f in dataclasses.fields(cls))
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    names = tuple(f.name for f in dataclasses.fields(cls)) if prefix else _hashed_field_names(cls)
+    flat: dict[str, Any] = {}
     for name in names:
         value = getattr(param_set, name, None)
-        if type(value) in _PLAIN or value is None:
+        if type(value) in _PLAIN or value is None:  # the common case, without _plain's checks
             flat[prefix + name] = value
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
             flat.update(flatten_param_set(value, f"{prefix}{name}."))

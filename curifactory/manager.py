@@ -217,10 +217,10 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         """This run's block in ``store.json``."""
         return registration.run_block(self)
 
-    def store(self) -> None:
+    def store(self, run_log: bool = True) -> None:
         """Write this run's block to the store and its sets to the registry."""
         stored = registration.store_run(self)
-        if stored and self.interactive:
+        if stored and self.interactive and run_log:
             self.tracker.write_run(final=True)  # a live run's log follows its latest store
         if stored and self.interactive and self.store_full:
             self.write_run_env_output()  # a live run's folder follows its latest store
@@ -241,8 +241,8 @@ class ArtifactManager(OptionsMirror, ManagerViews):
             self.error_thrown = True
         logger.info("Run %s finished: %s%s", self.get_reference_name(), status,
                     f" ({self.error})" if self.error else "")
-        self.store()
-        self.tracker.finish()
+        self.store(run_log=False)
+        self.tracker.finish()  # the run log, written once
         explain.write_decisions(self)
         if self.may_write_cache and self.writes_store:
             fileio.remove_stale_temps(self.cache_path)

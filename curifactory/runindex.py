@@ -280,3 +280,16 @@ class RunIndex:
         finally:
             connection.close()
         return [(str(r), int(n)) for r, n in uses], [(str(r), int(n)) for r, n in used_by]
+
+    def references(self) -> list[tuple[str, str, int]]:
+        """(reference, experiment, run number) of every indexed run, oldest first, after a :meth:`sync`."""
+        if self._nothing_yet():
+            return []
+        connection = self.connect()
+        try:
+            self.sync(connection)
+            rows = connection.execute("SELECT reference, experiment, run_number FROM runs "
+                                      "ORDER BY start, reference").fetchall()
+        finally:
+            connection.close()
+        return [(str(r), str(e), int(n or 0)) for r, e, n in rows]

@@ -77,10 +77,6 @@ class PointBuffer:
         lists[2].append(wall)
         self.pending += 1
 
-    def last_step(self, key: Series) -> Any:
-        lists = self.series.get(key)
-        return lists[0][-1] if lists and lists[0] else None
-
     @staticmethod
     def _line(key: Series, steps: list[Any], values: list[float], walls: list[float]) -> dict[str, Any]:
         return {"record": key[0], "record_name": key[1], "stage": key[2], "metric": key[3],
@@ -220,15 +216,7 @@ def pid_alive(pid: Any, host: Any) -> bool:
     """Whether process ``pid`` on ``host`` still runs (True when it cannot be told from here)."""
     if not isinstance(pid, int) or host != socket.gethostname():
         return True
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    return pid == os.getpid() or fileio.pid_alive(pid)
 
 
 def read_run(folder: str) -> dict[str, Any] | None:

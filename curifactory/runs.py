@@ -7,7 +7,6 @@ by the functions that return a DataFrame.
 
 from __future__ import annotations
 
-import datetime
 import difflib
 import fnmatch
 import os
@@ -179,8 +178,7 @@ def _filtered(frame: Any, status: Any, tags: dict[str, Any] | None, since: Any, 
 
 
 def _references(store: str) -> list[tuple[str, str, int]]:
-    return [(str(run["reference"]), str(run.get("experiment")), int(run.get("run_number") or 0))
-            for run, _ in RunIndex(store).query()]
+    return RunIndex(store).references()
 
 
 def find_run(wanted: str, store: str | os.PathLike[str] | None = None) -> str:
@@ -250,9 +248,13 @@ def load_metrics(reference: str, record: int | str | None = None,
     """Every logged point of a run as a long DataFrame: ``reference, record, params_name,
     stage, metric, step, value, wall_time, cached_from`` (``record``: a record index or a
     parameter-set name to keep only that record's points)."""
+    return metrics_frame(load_run(reference, store), record)
+
+
+def metrics_frame(document: dict[str, Any], record: int | str | None = None) -> Any:
+    """:func:`load_metrics` of a run document already loaded (:func:`load_run`)."""
     import pandas as pd
 
-    document = load_run(reference, store)
     records = document.get("records") or []
     index_of = {r.get("hash"): r.get("index") for r in records}
     index_of.update({runlog.record_key(r.get("hash"), r.get("name")): r.get("index") for r in records})
@@ -260,12 +262,12 @@ def load_metrics(reference: str, record: int | str | None = None,
                                                      "wall_time", "cached_from")}
     for series in runlog.read_points(document["folder"]):
         count = len(series.get("values") or [])
-        key = runlog.record_key(series.get("record"), series.get("record_name"))
-        fixed = {"record": index_of.get(key, index_of.get(series.get("record"))), "params_name": series.get("record_name"),
-                 "stage": series.get("stage"), "metric": series.get("metric"),
-                 "cached_from": series.get("cached_from")}
-        for key, value in fixed.items():
-            columns[key].extend([value] * count)
+        own = runlog.record_key(series.get("record"), series.get("record_name"))
+        fixed = {"record": index_of.get(own, index_of.get(series.get("record"))),
+                 "params_name": series.get("record_name"), "stage": series.get("stage"),
+                 "metric": series.get("metric"), "cached_from": series.get("cached_from")}
+        for name, value in fixed.items():
+            columns[name].extend([value] * count)
         columns["step"].extend(series.get("steps") or [])
         columns["value"].extend(series.get("values") or [])
         columns["wall_time"].extend(series.get("walls") or [])
@@ -273,7 +275,6 @@ def load_metrics(reference: str, record: int | str | None = None,
     frame.insert(0, "reference", document["reference"])
     frame["wall_time"] = pd.to_datetime(frame["wall_time"], unit="s", errors="coerce")
     if record is not None:
-        records = document.get("records") or []
         if not any(r.get("index") == record or str(r.get("name")) == str(record) for r in records):
             names = ", ".join(f"{r.get('index')}:{r.get('name')}" for r in records) or "none"
             raise RunNotFoundError(f"Run {document['reference']} has no record {record!r}; its records are: {names}.")
@@ -288,16 +289,3 @@ def lineage(reference: str, store: str | os.PathLike[str] | None = None) -> dict
     full = find_run(reference, folder)
     uses, used_by = RunIndex(folder).lineage(full)
     return {"reference": full, "uses": uses, "used_by": used_by}
-
-
-def run_age(document: dict[str, Any]) -> str:
-    """How long ago a run started, in words (``3 min ago``)."""
-    try:
-        started = datetime.datetime.fromisoformat(str(document.get("start")))
-    except ValueError:
-        return ""
-    seconds = (datetime.datetime.now() - started).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return "just now"

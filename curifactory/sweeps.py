@@ -11,7 +11,8 @@ import types
 import typing
 from typing import Any, Callable, Iterable
 
-SKIPPED = frozenset({"name", "hash", "overwrite", "hash_representations"})
+from curifactory.hashing import SKIPPED_FIELDS
+
 
 
 class FieldError(ValueError):
@@ -58,7 +59,7 @@ def check_value(cls: type, name: str, value: Any, prefix: str = "") -> Any:
     """
     fields = _fields(cls)
     if name not in fields:
-        known = ", ".join(n for n in fields if n not in SKIPPED or n == "name")
+        known = ", ".join(n for n in fields if n not in SKIPPED_FIELDS or n == "name")
         raise FieldError(prefix + name, f"{cls.__name__} has no field '{prefix}{name}' (its fields: {known})")
     return _coerce(_hints(cls).get(name, Any), value, prefix + name)
 

@@ -53,9 +53,10 @@ class CallLog:
         self.info: dict[str, Any] = {}
         self.attachments: list[str] = []
 
-    def payload(self, reference: str) -> dict[str, Any] | None:
-        """The call's tracking data for its cache entry; ``None`` when it logged nothing."""
-        if not (self.points.series or self.tags or self.info or self.attachments):
+    def payload(self, reference: str, lines: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The call's tracking data for its cache entry (``lines``: its points); ``None`` when it
+        logged nothing."""
+        if not (lines or self.tags or self.info or self.attachments):
             return None
         files: dict[str, bytes] = {}
         total = 0
@@ -73,7 +74,7 @@ class CallLog:
                 total += size
             except OSError:
                 continue
-        return {"run": reference, "points": self.points.lines(), "tags": dict(self.tags), "info": dict(self.info),
+        return {"run": reference, "points": lines, "tags": dict(self.tags), "info": dict(self.info),
                 "attachments": files}
 
 
@@ -213,8 +214,9 @@ class Tracker:
                 self.writer.flush(call.points, stages=self.writer.due())
             except OSError as exc:
                 logger.warning("Points of stage '%s' could not be written to the run log (%s).", call.stage, exc)
-        self._remember_last(call.points.lines())
-        return call.payload(self.manager.get_reference_name())
+        lines = call.points.lines()
+        self._remember_last(lines)
+        return call.payload(self.manager.get_reference_name(), lines)
 
     def _remember_last(self, lines: list[dict[str, Any]]) -> None:
         for line in lines:
@@ -391,7 +393,7 @@ def run_status(manager: Any) -> str:
 
 def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
     """The ``run.json`` of the manager's run as it stands."""
-    import platform
+    from curifactory.environment import user_name
 
     status = run_status(manager)
     start = manager.run_timestamp.timestamp()
@@ -403,9 +405,9 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
         "run_number": manager.experiment_run_number, "status": status,
         "start": _iso(start), "end": _iso(end), "duration": round(end - start, 3) if end else None,
         "commit": manager.git_commit_hash, "dirty": manager.git_workdir_dirty,
-        "branch": getattr(git, "branch", None), "host": manager.hostname, "user": _user(), "pid": os.getpid(),
+        "branch": getattr(git, "branch", None), "host": manager.hostname, "user": user_name(), "pid": os.getpid(),
         "notes": manager.notes, "cli": manager.run_line, "python": sys.version.split()[0],
-        "platform": platform.platform(), "error": manager.error, "error_stage": manager.error_stage,
+        "platform": manager.os, "error": manager.error, "error_stage": manager.error_stage,
         "tags": dict(tracker.tags), "info": dict(tracker.info), "param_files": list(manager.parameter_files),
         "store_full": bool(manager.store_full), "run_dir": manager.run_dir, "reproduce": manager.reproduction_line,
         "cache_path": manager.cache_path, "original_run": tracker.original_run, "sweep": tracker.sweep,
@@ -449,12 +451,3 @@ def stage_row(run: Any, cache_path: str = "") -> dict[str, Any]:
 def _class_path(params: Any) -> str | None:
     """``module.Class`` of a parameter set (what ``--params-from`` imports to rebuild it)."""
     return None if params is None else f"{type(params).__module__}.{type(params).__qualname__}"
-
-
-def _user() -> str | None:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:
-        return None

@@ -83,7 +83,7 @@ def curifactory_main(argv: Sequence[str] | None = None) -> int:
     if args.command == "why":
         from curifactory.cli.inspect import why_command
 
-        return _guarded(lambda: why_command(args, sys.stdout), "-v" in sys.argv)
+        return _guarded(lambda: why_command(args, sys.stdout), False)
     if args.command == "rerun":
         from curifactory.cli.runs import rerun_argv
 

@@ -44,13 +44,17 @@ def varying_columns(frame: Any) -> list[str]:
     aggregate's record, which has no parameters, does not count)."""
     keep = [c for c in IDENTITY if c in frame.columns]
     rows = frame
-    if "aggregate" in frame.columns and not frame["aggregate"].fillna(False).astype(bool).all():
-        rows = frame[~frame["aggregate"].fillna(False).astype(bool)]
+    if "aggregate" in frame.columns:
+        aggregate = frame["aggregate"].fillna(False).astype(bool)
+        if not aggregate.all():
+            rows = frame[~aggregate]
     for column in frame.columns:
         if column in keep or column in IMPLIED:
             continue
-        if len({cell(v) for v in rows[column]}) > 1 or (len(rows) < len(frame) and column.startswith("metrics.")
-                                                         and len({cell(v) for v in frame[column]}) > 1):
+        varies = len({cell(v) for v in rows[column]}) > 1
+        if not varies and len(rows) < len(frame) and column.startswith("metrics."):
+            varies = len({cell(v) for v in frame[column]}) > 1  # an aggregate's own metrics count
+        if varies:
             keep.append(column)
     return keep
 
@@ -191,9 +195,10 @@ def show_command(args: argparse.Namespace, out: IO[str]) -> int:
     document = load_run(args.reference, store)
     links = None
     if args.lineage:
-        from curifactory.runs import lineage
+        from curifactory.runindex import RunIndex
 
-        links = lineage(document["reference"], store)
+        uses, used_by = RunIndex(store).lineage(document["reference"])
+        links = {"reference": document["reference"], "uses": uses, "used_by": used_by}
         document["lineage"] = {"uses": links["uses"], "used_by": links["used_by"]}
     if args.format == "json":
         out.write(json.dumps(document, indent=1, default=str) + "\n")

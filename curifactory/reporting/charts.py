@@ -182,12 +182,8 @@ def standalone_page(specs: list[dict[str, Any]], title: str) -> str:
     offline and anywhere the file is copied); without vl-convert, a page saying what to install."""
     import html
 
-    source = bundle_source()
     charts = "".join(charts_section(specs, "chart"))
-    if source is None:
-        loader = loader_html(None)
-    else:
-        loader = "<script>" + source.replace("</script", "<\\/script") + "</script>" + DRAW_SCRIPT
+    loader = inlined_loader()
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"</head><body><h1>{html.escape(title)}</h1>{charts}{loader}</body></html>")
 
@@ -255,17 +251,23 @@ def _points_of_rows(frame: Any, metric: str, labels: Any, store: str | None) -> 
 
 def inline_charts(specs: list[dict[str, Any]], prefix: str) -> str:
     """Charts with the bundle inlined, for a notebook output (no file to link to there)."""
-    source = bundle_source()
     if not specs:
         return ""
+    return "".join(charts_section(specs, prefix)) + inlined_loader()
+
+
+def inlined_loader() -> str:
+    """The bundle inlined and the drawing script (or the install note without vl-convert)."""
+    source = bundle_source()
     if source is None:
         return loader_html(None)
-    return ("".join(charts_section(specs, prefix)) + "<script>" + source.replace("</script", "<\\/script")
-            + "</script>" + DRAW_SCRIPT)
+    return "<script>" + source.replace("</script", "<\\/script") + "</script>" + DRAW_SCRIPT
 
 
-def record_labels(records: list[Any]) -> dict[str, str]:
-    """{record key: ``#index name``} of a manager's records (the charts' record names)."""
+def record_labels(records: list[Any], indices: Any = None) -> dict[str, str]:
+    """{record key: ``#index name``} of a manager's records (the charts' record names); only
+    the records at ``indices`` when given."""
     from curifactory.runlog import record_key
 
-    return {record_key(r.get_hash(), r.name): f"#{i} {r.name}" for i, r in enumerate(records)}
+    return {record_key(r.get_hash(), r.name): f"#{i} {r.name}" for i, r in enumerate(records)
+            if indices is None or i in indices}

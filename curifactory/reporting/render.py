@@ -121,9 +121,7 @@ def _charts(manager: Any, views: list[context.RecordView], reportables: list[con
     """The metric charts of the page and the script that draws them (and any VegaLiteReporter)."""
     from curifactory.reporting import charts
 
-    shown = {view.index for view in views}
-    labels = {key: label for key, label in charts.record_labels(list(getattr(manager, "records", []) or [])).items()
-              if int(label[1:].split(" ", 1)[0]) in shown}
+    labels = charts.record_labels(list(getattr(manager, "records", []) or []), {view.index for view in views})
     points = charts.points_of(getattr(manager, "tracker", None), labels) if any(v.metrics for v in views) else []
     drawn = charts.charts_section(charts.metric_charts(points))
     if not drawn and not any("cf-chart" in str(r.html) for r in reportables):
