@@ -55,7 +55,9 @@ class _Model:
 
 def bench_yaml(points: int) -> float:
     """Seconds to load a YAML grid of ``points`` points (10 x points/10)."""
-    from curifactory.paramfiles import import_from, load_yaml
+    import importlib
+
+    from curifactory.paramfiles import load_yaml
 
     lrs = ", ".join(str(0.001 * (i + 1)) for i in range(points // 10))
     text = f"class: bench_sweeps_params.Params\nbase: {{epochs: 5}}\ngrid:\n  lr: [{lrs}]\n  depth: [{', '.join(str(d) for d in range(10))}]\n"
@@ -72,7 +74,7 @@ def bench_yaml(points: int) -> float:
         sys.path.insert(0, folder)
         try:
             started = time.perf_counter()
-            sets = load_yaml(path, None, import_from)
+            sets = load_yaml(path, None, importlib.import_module)
             elapsed = time.perf_counter() - started
         finally:
             sys.path.remove(folder)

@@ -92,10 +92,10 @@ def load_param_file(name: str, settings: Settings, experiment: ModuleType | None
     for extension in (".yaml", ".yml"):
         path = os.path.join(settings.root, settings.params_module_name, name + extension)
         if os.path.isfile(path):
-            from curifactory.paramfiles import import_from, load_yaml
+            from curifactory.paramfiles import load_yaml
 
             with project_on_path(settings.root):
-                return load_yaml(path, experiment, import_from)
+                return load_yaml(path, experiment, importlib.import_module)
     available = ", ".join(list_modules(settings, settings.params_module_name)) or "none"
     raise ParamsNotFoundError(
         f"No parameter file '{name}': expected {settings.params_module_name}/{name}.py (or "

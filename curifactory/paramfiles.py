@@ -12,7 +12,6 @@ dataclass's fields; an error names the file, the line and the field.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +28,10 @@ class _Where:
     def error(self, node: Any, message: str) -> ParamsError:
         line = node.start_mark.line + 1 if node is not None else 1
         return ParamsError(f"{self.path}, line {line}: {message}.")
+
+    def field_error(self, exc: sweeps.FieldError, nodes: dict[str, Any], fallback: Any) -> ParamsError:
+        """A field's error at the line of its (top-level) key, else at ``fallback``'s line."""
+        return self.error(nodes.get(exc.field.split(".")[0], fallback), str(exc))
 
 
 def _mapping(loader: Any, node: Any, where: _Where, what: str) -> list[tuple[str, Any, Any]]:
@@ -57,7 +60,7 @@ def _build(cls: type, loader: Any, node: Any, where: _Where, extra: dict[str, An
     try:
         return sweeps.build(cls, {**(extra or {}), **values})
     except sweeps.FieldError as exc:
-        raise where.error(nodes.get(exc.field.split(".")[0], node), str(exc)) from None
+        raise where.field_error(exc, nodes, node) from None
 
 
 def _param_class(spec: Any, node: Any, module: ModuleType | None, where: _Where, root_import: Any) -> type:
@@ -158,7 +161,7 @@ def _grid(cls: type, loader: Any, node: Any, where: _Where, base: dict[str, Any]
     try:
         return sweeps.grid(cls, base=base, name=prefix, **axes)
     except sweeps.FieldError as exc:
-        raise where.error(nodes.get(exc.field.split(".")[0], node), str(exc)) from None
+        raise where.field_error(exc, nodes, node) from None
 
 
 def _random(cls: type, loader: Any, node: Any, where: _Where, base: dict[str, Any], prefix: Any) -> list[Any]:
@@ -171,7 +174,7 @@ def _random(cls: type, loader: Any, node: Any, where: _Where, base: dict[str, An
     try:
         return sweeps.random_sets(cls, base, spec["fields"], spec["count"], int(spec.get("seed", 0)), prefix)
     except sweeps.FieldError as exc:
-        raise where.error(field_nodes.get(exc.field.split(".")[0], node), str(exc)) from None
+        raise where.field_error(exc, field_nodes, node) from None
 
 
 def nodes_value(node: Any, key: str) -> Any:
@@ -180,8 +183,3 @@ def nodes_value(node: Any, key: str) -> Any:
         if getattr(key_node, "value", None) == key:
             return value_node
     return None
-
-
-def import_from(module_name: str) -> ModuleType:
-    """``importlib.import_module`` (the caller puts the project root on ``sys.path``)."""
-    return importlib.import_module(module_name)
