@@ -278,6 +278,10 @@ def _complete_from_chunks(document: dict[str, Any], folder: str) -> None:
                 if row.get(field):
                     record.setdefault(field, {}).update(row[field])
     for key, metrics in final_metrics(folder).items():
-        if key in records:
-            records[key].setdefault("metrics", {}).update(metrics)
+        if key not in records:  # it logged points, but no stage call of it was written yet
+            record_hash, _, name = key.partition("/")
+            records[key] = {"index": len(order), "name": name, "hash": record_hash, "aggregate": False,
+                            "params": {}, "stages": [], "metrics": {}, "tags": {}, "info": {}, "attachments": []}
+            order.append(key)
+        records[key].setdefault("metrics", {}).update(metrics)
     document["records"] = [records[key] for key in order]

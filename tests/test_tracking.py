@@ -512,3 +512,18 @@ def test_records_sharing_a_hash_keep_their_own_metrics(tracked):
     again = tracked.experiment("--params-from", reference)
     assert again.returncode == 0
     assert sorted(cf.load_runs(store=tracked.store)["params_name"]) == ["one", "one", "two", "two"]
+
+
+def test_a_run_killed_before_any_stage_call_was_written_still_lists_its_records(tracked):
+    process = subprocess.Popen([sys.executable, "-m", "curifactory", "tracked"], cwd=tracked.root,
+                               env=tracked.env(CF_TEST_HANG="small"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # stage calls are written every 5 s: none yet
+    deadline = time.monotonic() + 60
+    folder = tracked.store / "runlog"
+    while time.monotonic() < deadline and not list(folder.glob("*/points-*.jsonl")):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    frame = cf.load_runs(store=tracked.store)
+    assert set(frame["status"]) == {"interrupted"} and frame["params_name"].tolist() == ["small"]
+    assert frame["metrics.loss"].tolist() == [pytest.approx(0.1 / 50)]
