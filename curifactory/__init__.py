@@ -21,7 +21,7 @@ from curifactory.staging import aggregate, stage
 __version__ = "0.21.0"
 
 _LAZY_SUBMODULES = {"experiment", "manager", "record", "store", "procedure", "reporting", "config", "dag",
-                    "execution", "events", "history", "environment", "notebook", "runs", "rundiff", "tracking"}
+                    "execution", "events", "history", "environment", "metadata", "notebook", "runs", "rundiff", "tracking"}
 _LAZY_NAMES = {
     "ArtifactManager": ("curifactory.manager", "ArtifactManager"),
     "Record": ("curifactory.record", "Record"),
@@ -33,6 +33,7 @@ _LAZY_NAMES = {
     "diff_runs": ("curifactory.rundiff", "diff_runs"),
     "grid": ("curifactory.sweeps", "grid"),
     "plot_runs": ("curifactory.reporting.charts", "plot_runs"),
+    "metadata_providers": ("curifactory.metadata", "metadata_providers"),
 }
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "load_metrics",
     "load_run",
     "load_runs",
+    "metadata_providers",
     "errors",
     "hashing",
     "params",

@@ -57,6 +57,12 @@ class Settings:
     reports_path: str
     report_css_path: str
     code_changes: str = "rerun"
+    metadata_disable: tuple[str, ...] = ()
+    """Metadata providers a run does not call (``"metadata": {"disable": [...]}``)."""
+    metadata_commands: tuple[tuple[str, str], ...] = ()
+    """(name, shell command) providers the config adds (``"metadata": {"commands": {...}}``)."""
+    metadata_timeout: float = 10.0
+    """Seconds each metadata provider may take (``"metadata": {"timeout": ...}``)."""
 
     def with_paths(self, **overrides: str | None) -> Settings:
         """Return a copy where each given, non-None path replaces the configured one.
@@ -89,7 +95,7 @@ def load_settings(start: str | os.PathLike[str] | None = None) -> Settings:
         ConfigError: the file exists but is not a JSON object.
     """
     config_file = find_config(start)
-    values = dict(DEFAULTS)
+    values: dict[str, Any] = dict(DEFAULTS)
     if config_file is None:
         root = Path(start or os.getcwd()).resolve()
     else:
@@ -120,6 +126,32 @@ def load_settings(start: str | os.PathLike[str] | None = None) -> Settings:
                 f"{', '.join(repr(c) for c in CODE_CHANGES)} (the default is 'rerun')."
             )
         values["code_changes"] = code_changes
+        values.update(_metadata_settings(loaded.get("metadata"), config_file))
     for key in PATH_KEYS:
         values[key] = str((root / values[key]).resolve())
     return Settings(root=str(root), config_file=str(config_file) if config_file else None, **values)
+
+
+def _metadata_settings(section: Any, config_file: Path) -> dict[str, Any]:
+    """The ``"metadata"`` section of the config, checked."""
+    if section is None:
+        return {}
+    example = ('"metadata": {"disable": ["conda"], "commands": {"k8s": "kubectl version"}, '
+               '"timeout": 10}')
+    if not isinstance(section, dict) or set(section) - {"disable", "commands", "timeout"}:
+        raise ConfigError(f"In the project config {config_file}, \"metadata\" must be an object with the keys "
+                          f"disable, commands and timeout, e.g. {example}.")
+    disable = section.get("disable", [])
+    commands = section.get("commands", {})
+    timeout = section.get("timeout", 10.0)
+    if not isinstance(disable, list) or not all(isinstance(name, str) for name in disable):
+        raise ConfigError(f"In the project config {config_file}, metadata.disable must be a list of provider "
+                          f"names, e.g. {example}.")
+    if not isinstance(commands, dict) or not all(isinstance(v, str) and v.strip() for v in commands.values()):
+        raise ConfigError(f"In the project config {config_file}, metadata.commands must map names to shell "
+                          f"commands, e.g. {example}.")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ConfigError(f"In the project config {config_file}, metadata.timeout is {timeout!r}; give the "
+                          f"seconds a provider may take (more than 0), e.g. {example}.")
+    return {"metadata_disable": tuple(disable), "metadata_commands": tuple(commands.items()),
+            "metadata_timeout": float(timeout)}

@@ -42,6 +42,7 @@ CONDA_TIMEOUT = 120.0
 CONDA_TOOLS = ("conda", "mamba", "micromamba")
 FALLBACK_MARK = "# pip freeze was not available"
 _PIP_CACHE_NAME = "pip_freeze_cache.json"
+_PACKAGES_CACHE_NAME = "packages_cache.json"
 # An editable VCS install ("-e git+https://...@<sha>#egg=x") changes with the
 # commits of its own repository, which no site-packages timestamp reflects.
 _VOLATILE_LINE = re.compile(r"^-e\s+\w+\+", re.MULTILINE)
@@ -290,6 +291,21 @@ def pip_freeze(cache_dir: str | os.PathLike[str] | None = None) -> str:
     logger.debug("pip freeze failed: %s", result.problem)
     reason = (result.problem or "unknown failure").splitlines()[0]
     return f"{FALLBACK_MARK} ({reason}); listed from importlib.metadata\n" + _metadata_freeze()
+
+
+def installed_packages(cache_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """``name==version`` of every installed distribution, read with :mod:`importlib.metadata`
+    (no subprocess: what a run's ``pip`` metadata provider records; ``--store-full`` keeps the
+    real ``pip freeze``). Kept in ``cache_dir`` like :func:`pip_freeze`'s output: about 0.1 s,
+    a cache hit about 1 ms. Never raises."""
+    cache_file = os.path.join(os.fspath(cache_dir), _PACKAGES_CACHE_NAME) if cache_dir is not None else None
+    fingerprint = _site_fingerprint() if cache_file else ""
+    cached = _read_pip_cache(cache_file, fingerprint) if cache_file else None
+    if cached is None:
+        cached = _metadata_freeze()
+        if cache_file:
+            _write_pip_cache(cache_file, fingerprint, cached)
+    return cached.splitlines()
 
 
 def find_conda() -> str | None:

@@ -22,7 +22,7 @@ from curifactory.errors import CacheError, MissingInputError
 from curifactory.executors import JobResult, StageJob
 from curifactory.fingerprint import Fingerprint, fingerprint
 from curifactory.events import CacheHit, StageFinished, StageStarted, emit
-from curifactory.history import ArtifactInfo, StageRun, StageStatus
+from curifactory.history import ArtifactInfo, Attempt, StageRun, StageStatus
 from curifactory.staging import StageSpec
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class StageCall:
         self.spec = spec
         self.record = record
         self.records = records
+        self.attempts: list[Attempt] = []  # of a stage declared with retries
         occurrence = record.stages.count(spec.name)
         self.key: NodeKey = (manager.record_index(record), spec.name, occurrence)
         self.code_changes: str = manager.code_changes or manager.settings.code_changes
@@ -263,18 +264,7 @@ class StageCall:
         kwargs = self.resolve_inputs(overrides)
         before = len(record.reportables)
         record.stage_cachers = self.cachers
-        manager.current_stage_name = spec.name
-        manager.stage_active = True
-        manager.tracker.begin_call(record, spec.name)
-        try:
-            if spec.aggregate:
-                result = spec.function(record, self.records, **kwargs)
-            else:
-                result = spec.function(record, **kwargs)
-        finally:
-            manager.stage_active = False
-            manager.current_stage_name = None
-            tracked = manager.tracker.end_call()
+        result, tracked = _with_retries(self, kwargs, before) if spec.retry else self._call(kwargs)
         values = spec.split_result(result)
         infos = tuple(self._store(name, value, cacher, lazy, reason)
                       for name, value, cacher, lazy in zip(spec.output_names, values, self.cachers, self.lazy_flags))
@@ -287,6 +277,23 @@ class StageCall:
         if manager.may_write_cache:
             self._save_reportables(produced, tracked)
         return infos, len(produced)
+
+    def _call(self, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+        """Call the stage function once; returns its result and what it logged (for the cache)."""
+        spec, record, manager = self.spec, self.record, self.manager
+        manager.current_stage_name = spec.name
+        manager.stage_active = True
+        manager.tracker.begin_call(record, spec.name)
+        try:
+            if spec.aggregate:
+                result = spec.function(record, self.records, **kwargs)
+            else:
+                result = spec.function(record, **kwargs)
+        finally:
+            manager.stage_active = False
+            manager.current_stage_name = None
+            tracked = manager.tracker.end_call()
+        return result, tracked
 
     def _store(self, name: str, value: Any, cacher: caching.Cacheable | None,
                lazy: caching.Lazy | None, reason: Reason) -> ArtifactInfo:
@@ -336,6 +343,34 @@ class StageCall:
             logger.warning("The reportables of stage '%s' could not be cached (%s: %s); "
                            "they are in this run's report but a cached rerun will not show them.",
                            self.spec.name, type(exc).__name__, exc)
+
+
+def _with_retries(call: StageCall, kwargs: dict[str, Any], before: int) -> tuple[Any, dict[str, Any] | None]:
+    """Call a stage declared with ``retries`` until an attempt returns or none is left.
+
+    Each attempt goes into ``call.attempts``; a failed attempt's reportables are dropped
+    (its logged points stay in the run log: they happened)."""
+    policy, record, manager = call.spec.retry, call.record, call.manager
+    assert policy is not None
+    for number in range(1, policy.retries + 2):
+        started = time.time()
+        try:
+            outcome = call._call(kwargs)
+        except BaseException as exc:
+            call.attempts.append(Attempt(number, started, time.time(), "failed", f"{type(exc).__name__}: {exc}"))
+            if number > policy.retries or not policy.retries_after(exc):
+                raise
+            dropped = {id(r) for r in record.reportables[before:]}
+            del record.reportables[before:]
+            manager.reportables[:] = [r for r in manager.reportables if id(r) not in dropped]
+            logger.warning("Stage '%s' on record %s failed (attempt %d of %d: %s: %s); trying again%s.",
+                           call.spec.name, record.get_reference_name(), number, policy.retries + 1,
+                           type(exc).__name__, exc, f" in {policy.delay:g} s" if policy.delay else "")
+            time.sleep(policy.delay)
+            continue
+        call.attempts.append(Attempt(number, started, time.time(), "executed"))
+        return outcome
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _read(state: Any, name: str) -> Any:
@@ -434,7 +469,7 @@ def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], p
     spec, record = call.spec, call.record
     run = StageRun(spec.name, call.key[0], spec.inputs, tuple(infos), status, seconds, spec.aggregate,
                    _indices(call.manager, call.records), produced, reason, cascades,
-                   time.time() - (now - started), error)
+                   time.time() - (now - started), error, tuple(call.attempts))
     record.history.append(run)
     call.manager.tracker.stage_finished(record, run)
     emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))

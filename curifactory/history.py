@@ -49,6 +49,30 @@ class ArtifactInfo:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One attempt of a stage call that may be retried (``@stage(retries=N)``).
+
+    Attributes:
+        number: 1 for the first attempt.
+        started_at, ended_at: seconds since the epoch.
+        status: ``executed`` (it returned) or ``failed`` (it raised).
+        error: the exception of a failed attempt (``Type: message``).
+    """
+
+    number: int
+    started_at: float
+    ended_at: float
+    status: str
+    error: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        """The attempt as the run log keeps it."""
+        return {"attempt": self.number, "started_at": round(self.started_at, 3), "ended_at": round(self.ended_at, 3),
+                "duration": round(self.ended_at - self.started_at, 6), "status": self.status,
+                "error": self.error or None}
+
+
+@dataclass(frozen=True)
 class StageRun:
     """One call of a stage on a record.
 
@@ -66,6 +90,7 @@ class StageRun:
         cascades: the reason reruns what is downstream too (an overwrite, a code change).
         started_at: when the call started (seconds since the epoch).
         error: the exception of a failed call (``Type: message``).
+        attempts: every attempt of a stage declared with ``retries`` (empty otherwise).
     """
 
     stage: str
@@ -81,3 +106,4 @@ class StageRun:
     cascades: bool = False
     started_at: float = 0.0
     error: str = ""
+    attempts: tuple[Attempt, ...] = ()

@@ -15,12 +15,14 @@ makes its manager with ``start=False`` and starts it itself.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import logging
 import os
 import platform
 import socket
 import time
+import weakref
 from typing import Any
 
 from curifactory import dag, execution, explain, fileio, identity, registration, tracking
@@ -128,6 +130,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         self.artifact_manifest: Any = None
         self.run_dir: str | None = None
         self.environment_capture: Any = None
+        self.metadata_capture: Any = None  # the metadata providers of this run (see curifactory.metadata)
         self.tracker = tracking.Tracker(self)  # metrics, tags, info, attachments -> the run log
         self._started = time.perf_counter()
 
@@ -142,14 +145,8 @@ class ArtifactManager(OptionsMirror, ManagerViews):
             start_live_log(self)
         if self.run_dir is not None:
             # a script or notebook may never call store() or generate_report(): fill the folder at exit
-            import atexit
-            import weakref
-
             atexit.register(_write_run_folder_at_exit, weakref.ref(self))
         if self.tracker.writer is not None:
-            import atexit
-            import weakref
-
             atexit.register(tracking.close_live_run, weakref.ref(self))
 
     # -- identity ------------------------------------------------------------------

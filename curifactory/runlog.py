@@ -32,7 +32,7 @@ from curifactory import fileio
 RUNLOG_DIR = "runlog"
 RUN_FILE = "run.json"
 FORMAT = 2
-STAGE_FIELDS = ("stage", "status", "started_at", "ended_at", "duration", "reason", "error", "outputs")
+STAGE_FIELDS = ("stage", "status", "started_at", "ended_at", "duration", "reason", "error", "outputs", "attempts")
 """The order of a stage call's values in ``run.json`` (``stage_fields`` there says it too)."""
 OUTPUT_FIELDS = ("name", "path", "cacher", "content_hash", "size", "computed", "produced_by", "preview")
 """The order of an output's values in a stage call."""
@@ -249,6 +249,8 @@ def expand_stage(values: Any, stage_fields: Any = STAGE_FIELDS, output_fields: A
     row["outputs"] = [dict(zip(output_fields, out)) for out in row.get("outputs") or []]
     if not row.get("error"):
         row.pop("error", None)
+    if not row.get("attempts"):
+        row.pop("attempts", None)
     return row
 
 

@@ -84,9 +84,12 @@ def start_run(manager: Any) -> None:
         return
     manager.started = True
     if manager.writes_store:
-        from curifactory.environment import capture_git
+        from curifactory import metadata
 
-        manager.git_info = capture_git(manager.settings.root)
+        dry = manager.dry
+        manager.metadata_capture = metadata.start_capture(
+            manager.settings, None if dry else manager.manager_cache_path, ("git",) if dry else None)
+        manager.git_info = metadata.git_info(manager.metadata_capture.result("git"))
         manager.git_commit_hash, manager.git_workdir_dirty = manager.git_info.commit, manager.git_info.dirty
     registration.register_run(manager)
     manager.tracker.start()

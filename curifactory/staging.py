@@ -18,6 +18,7 @@ from curifactory.errors import (
     EmptyCachersError,
     InputSignatureError,
     OutputSignatureError,
+    StageDefinitionError,
 )
 
 __all__ = [
@@ -29,6 +30,41 @@ __all__ = [
     "EmptyCachersError",
     "CachersMismatchError",
 ]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failing stage call is tried again.
+
+    Attributes:
+        retries: how many more attempts after the first one fails (so at most
+            ``retries + 1`` attempts).
+        retry_on: the exception types that are retried; any other one fails the call at once.
+        delay: seconds to wait between attempts.
+    """
+
+    retries: int
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    delay: float = 0.0
+
+    def retries_after(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is one this policy tries again after (never Ctrl-C or exit)."""
+        return isinstance(exc, self.retry_on) and not isinstance(exc, (KeyboardInterrupt, SystemExit))
+
+
+def retry_policy(name: str, retries: Any, retry_on: Any, retry_delay: Any) -> RetryPolicy | None:
+    """Check ``@stage``'s retry arguments; ``None`` when the stage is not retried."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise StageDefinitionError(f"Stage '{name}': retries={retries!r}; give a whole number of extra attempts "
+                                   f"(0 or more), e.g. retries=2.")
+    kinds = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    if not kinds or not all(isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
+        raise StageDefinitionError(f"Stage '{name}': retry_on={retry_on!r}; give an exception class or a tuple "
+                                   f"of them, e.g. retry_on=(ConnectionError, TimeoutError).")
+    if isinstance(retry_delay, bool) or not isinstance(retry_delay, (int, float)) or not retry_delay >= 0:
+        raise StageDefinitionError(f"Stage '{name}': retry_delay={retry_delay!r}; give the seconds to wait "
+                                   f"between attempts (0 or more).")
+    return RetryPolicy(retries, kinds, float(retry_delay)) if retries else None
 
 
 @dataclass(frozen=True)
@@ -56,6 +92,8 @@ class StageSpec:
     """Inputs whose function parameter has a default (usable when they are missing)."""
     version: str | None = None
     """A pinned version: replaces the code fingerprint (see :mod:`curifactory.fingerprint`)."""
+    retry: RetryPolicy | None = None
+    """Re-run a failing call (``@stage(retries=N, retry_on=..., retry_delay=...)``)."""
 
     @functools.cached_property
     def output_names(self) -> tuple[str, ...]:
@@ -115,7 +153,8 @@ def _as_tuple(value: Any, what: str, name: str) -> tuple[Any, ...]:
 
 
 def build_spec(fn: Callable[..., Any], inputs: Any, outputs: Any, cachers: Any,
-               suppress_missing_inputs: bool, aggregate: bool, version: Any = None) -> StageSpec:
+               suppress_missing_inputs: bool, aggregate: bool, version: Any = None,
+               retry: RetryPolicy | None = None) -> StageSpec:
     """Check a decorated function against its declaration and build its spec."""
     name = fn.__name__
     input_names = _as_tuple(inputs, "inputs", name)
@@ -135,7 +174,7 @@ def build_spec(fn: Callable[..., Any], inputs: Any, outputs: Any, cachers: Any,
             )
     defaulted = _check_signature(fn, name, input_names, aggregate)
     return StageSpec(fn, name, input_names, output_items, cacher_items, suppress_missing_inputs, aggregate,
-                     defaulted, None if version is None else str(version))
+                     defaulted, None if version is None else str(version), retry)
 
 
 def _dispatch(spec: StageSpec, record: Any, records: Any, overrides: dict[str, Any]) -> Any:
@@ -150,7 +189,9 @@ def _dispatch(spec: StageSpec, record: Any, records: Any, overrides: dict[str, A
 
 def stage(inputs: list[str] | None = None, outputs: list[Any] | None = None,
           cachers: list[Any] | None = None, suppress_missing_inputs: bool = False,
-          version: str | None = None) -> Callable[..., Any]:
+          version: str | None = None, retries: int = 0,
+          retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+          retry_delay: float = 0.0) -> Callable[..., Any]:
     """Declare a stage: ``f(record, <inputs>...)`` called as ``f(record, **overrides)``.
 
     Args:
@@ -160,10 +201,15 @@ def stage(inputs: list[str] | None = None, outputs: list[Any] | None = None,
         suppress_missing_inputs: let missing inputs fall back to the defaults.
         version: pin the stage's code version: its cache entries stay valid while
             the version is the same, whatever changes in its code or helpers.
+        retries: try a failing call up to this many more times; every attempt is in
+            the run log (``curifactory show``) and only the last one's output is cached.
+        retry_on: the exception type(s) that are retried (default: any ``Exception``).
+        retry_delay: seconds to wait between attempts.
     """
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        spec = build_spec(fn, inputs, outputs, cachers, suppress_missing_inputs, aggregate=False, version=version)
+        spec = build_spec(fn, inputs, outputs, cachers, suppress_missing_inputs, aggregate=False, version=version,
+                          retry=retry_policy(fn.__name__, retries, retry_on, retry_delay))
 
         @functools.wraps(fn)
         def wrapper(record: Any, **overrides: Any) -> Any:
@@ -176,16 +222,20 @@ def stage(inputs: list[str] | None = None, outputs: list[Any] | None = None,
 
 
 def aggregate(inputs: list[str] | None = None, outputs: list[Any] | None = None,
-              cachers: list[Any] | None = None, version: str | None = None) -> Callable[..., Any]:
+              cachers: list[Any] | None = None, version: str | None = None, retries: int = 0,
+              retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+              retry_delay: float = 0.0) -> Callable[..., Any]:
     """Declare an aggregate: ``f(record, records, **{input: {Record: value}})``.
 
     Called as ``agg(record, records=None)``; ``None`` means every record of the
     manager except ``record``. Missing inputs on some records are left out of the
-    dicts rather than raising.
+    dicts rather than raising. ``retries``, ``retry_on`` and ``retry_delay`` are as for
+    :func:`stage`.
     """
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        spec = build_spec(fn, inputs, outputs, cachers, False, aggregate=True, version=version)
+        spec = build_spec(fn, inputs, outputs, cachers, False, aggregate=True, version=version,
+                          retry=retry_policy(fn.__name__, retries, retry_on, retry_delay))
 
         @functools.wraps(fn)
         def wrapper(record: Any, records: Any = None, **overrides: Any) -> Any:

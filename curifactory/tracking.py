@@ -399,20 +399,35 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
     start = manager.run_timestamp.timestamp()
     end = time.time() if status not in ACTIVE else None
     git = manager.git_info
+    capture = manager.metadata_capture
+    metadata = {} if capture is None else capture.ready() if status in ACTIVE else capture.results()
+    python = metadata.get("python")
     return {
         "format": FORMAT, "stage_fields": list(STAGE_FIELDS), "output_fields": list(OUTPUT_FIELDS),
         "reference": manager.get_reference_name(), "experiment": manager.experiment_name,
         "run_number": manager.experiment_run_number, "status": status,
         "start": _iso(start), "end": _iso(end), "duration": round(end - start, 3) if end else None,
         "commit": manager.git_commit_hash, "dirty": manager.git_workdir_dirty,
-        "branch": getattr(git, "branch", None), "host": manager.hostname, "user": user_name(), "pid": os.getpid(),
-        "notes": manager.notes, "cli": manager.run_line, "python": sys.version.split()[0],
-        "platform": manager.os, "error": manager.error, "error_stage": manager.error_stage,
+        "branch": getattr(git, "branch", None), "host": manager.hostname, "pid": os.getpid(),
+        "user": _provided(metadata, "user", capture, user_name), "notes": manager.notes, "cli": manager.run_line,
+        "python": python.get("version") if isinstance(python, dict) and "version" in python else
+        _provided(metadata, "python", capture, lambda: sys.version.split()[0]),
+        "platform": _provided(metadata, "platform", capture, lambda: manager.os),
+        "error": manager.error, "error_stage": manager.error_stage, "metadata": metadata,
         "tags": dict(tracker.tags), "info": dict(tracker.info), "param_files": list(manager.parameter_files),
         "store_full": bool(manager.store_full), "run_dir": manager.run_dir, "reproduce": manager.reproduction_line,
         "cache_path": manager.cache_path, "original_run": tracker.original_run, "sweep": tracker.sweep,
         "records": [record_document(manager, tracker, index, record) for index, record in enumerate(manager.records)],
     }
+
+
+def _provided(metadata: dict[str, Any], name: str, capture: Any, fallback: Any) -> Any:
+    """A top-level fact of ``run.json`` taken from its metadata provider: ``None`` when the
+    provider was removed (or failed), the fallback while it runs or without providers."""
+    if capture is None or (name in capture.slots and name not in metadata):
+        return fallback()
+    value = metadata.get(name)
+    return None if isinstance(value, dict) and "error" in value else value
 
 
 def record_document(manager: Any, tracker: Tracker, index: int, record: Any) -> dict[str, Any]:
@@ -440,7 +455,8 @@ def stage_values(run: Any, cache_path: str = "") -> list[Any]:
                 a.cacher, a.content_hash or None, a.size, a.computed, a.produced_by or None, a.preview[:300]]
                for a in run.outputs]
     return [run.stage, run.status.value, round(run.started_at, 3), round(run.started_at + run.seconds, 3),
-            round(run.seconds, 6), run.reason, run.error or None, outputs]
+            round(run.seconds, 6), run.reason, run.error or None, outputs,
+            [attempt.as_dict() for attempt in run.attempts] or None]
 
 
 def stage_row(run: Any, cache_path: str = "") -> dict[str, Any]:

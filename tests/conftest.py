@@ -73,6 +73,10 @@ def project(tmp_path, monkeypatch):
         del sys.modules[name]
 
 
+CURIFACTORY = "import sys; from curifactory.cli import curifactory_main; sys.exit(curifactory_main())"
+"""``python -c CURIFACTORY ARGS`` runs the ``curifactory`` command of the installed package."""
+
+
 class CliProject:
     """A project in ``tmp_path`` and a way to run the ``experiment`` command in it.
 
@@ -91,6 +95,11 @@ class CliProject:
 
     def run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "curifactory", *args], cwd=self.root, env=self.env(),
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180, **kwargs)
+
+    def curifactory(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        """Run the ``curifactory`` command (``runs``, ``show``, ...) in the project."""
+        return subprocess.run([sys.executable, "-c", CURIFACTORY, *args], cwd=self.root, env=self.env(),
                               capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180, **kwargs)
 
     def executed(self) -> list[str]:

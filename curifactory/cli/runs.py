@@ -238,6 +238,19 @@ def _pairs(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={cell(v)}" for k, v in values.items()) or "-"
 
 
+def _metadata_text(value: Any) -> str:
+    """A metadata provider's value in one short piece (``cf.load_run`` has it whole)."""
+    if isinstance(value, dict) and set(value) == {"error"}:
+        text = f"error: {value['error']}"
+    elif isinstance(value, list):
+        text = f"[{len(value)} items]"
+    elif isinstance(value, dict):
+        text = json.dumps(value, default=str, separators=(",", ":"))
+    else:
+        text = str(value).strip().splitlines()[0] if str(value).strip() else "-"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def show_text(document: dict[str, Any]) -> str:
     """The text of ``curifactory show``."""
     d = document
@@ -251,6 +264,8 @@ def show_text(document: dict[str, Any]) -> str:
     if d.get("notes"):
         lines.append(f"  notes     {d['notes']}")
     lines += [f"  tags      {_pairs(d.get('tags') or {})}", f"  info      {_pairs(d.get('info') or {})}"]
+    if d.get("metadata"):
+        lines.append(f"  metadata  {', '.join(f'{k}={_metadata_text(v)}' for k, v in d['metadata'].items())}")
     for record in d.get("records") or []:
         lines += _record_lines(record)
     lines.append("")
@@ -274,6 +289,9 @@ def _record_lines(record: dict[str, Any]) -> list[str]:
         why = "" if cached and stage.get("reason") == "cached" else stage.get("reason") or ""
         lines.append(f"  stage {stage.get('stage'):<20} {stage.get('status'):<9} {took:>9}  {why}".rstrip()
                      + (f"  error: {stage['error']}" if stage.get("error") else ""))
+        for attempt in stage.get("attempts") or []:
+            lines.append(f"      attempt {attempt.get('attempt')}  {attempt.get('status'):<9} "
+                         f"{_seconds(attempt.get('duration')):>9}  {attempt.get('error') or ''}".rstrip())
         for out in stage.get("outputs") or []:
             origin = "computed" if out.get("computed") else f"loaded (from {out.get('produced_by') or '?'})"
             lines.append(f"      {out.get('name'):<18} {str(out.get('content_hash') or '-')[:12]:<12} "

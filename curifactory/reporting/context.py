@@ -153,6 +153,7 @@ def _stage_run_view(run: Any) -> dict[str, Any]:
         "inputs": list(run.inputs),
         "aggregate": bool(getattr(run, "aggregate", False)),
         "artifacts": artifacts,
+        "attempts": [attempt.as_dict() for attempt in getattr(run, "attempts", ())],
     }
 
 

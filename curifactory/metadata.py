@@ -1,0 +1,208 @@
+"""What a run records about its environment: a registry of named metadata providers.
+
+``cf.metadata_providers`` is a plain dict of name -> zero-argument callable. When a
+run starts, every provider is called in a thread of its own; when the run ends, what
+each returned is written under ``metadata`` in its ``run.json`` (``curifactory show``,
+``cf.load_run(ref)["metadata"]``). A provider that raises, or that is still busy when
+its time limit has passed, records ``{"error": "..."}`` instead: it never fails the run.
+
+The built-in providers are ``git``, ``python``, ``platform``, ``host``, ``user``,
+``cpus``, ``pip`` (``name==version`` of every installed distribution), ``conda`` (``conda env export``
+when conda is on PATH) and ``gpu`` (``nvidia-smi`` when present). Remove or replace
+any of them, or add your own, in Python::
+
+    cf.metadata_providers["dataset"] = lambda: open("data/VERSION").read().strip()
+    del cf.metadata_providers["pip"]
+
+or in ``curifactory_config.json``::
+
+    "metadata": {"disable": ["conda"], "commands": {"k8s": "kubectl version"}, "timeout": 10}
+
+A provider that needs the project folder calls :func:`project_root`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from curifactory import environment
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a provider may take (``"metadata": {"timeout": ...}`` in the config)."""
+NOT_JSON_LIMIT = 2000
+"""A provider's value that is not JSON is kept as its ``repr``, cut to this many characters."""
+
+_ROOT: contextvars.ContextVar[str] = contextvars.ContextVar("curifactory_metadata_root")
+_CACHE_DIR: contextvars.ContextVar[str | None] = contextvars.ContextVar("curifactory_metadata_cache", default=None)
+
+
+def project_root() -> str:
+    """The project folder of the run being described (for a provider; else the working directory)."""
+    return _ROOT.get(os.getcwd())
+
+
+def _git() -> dict[str, Any]:
+    return environment.capture_git(project_root()).as_dict()
+
+
+def _python() -> dict[str, Any]:
+    import platform
+
+    return {"version": platform.python_version(), "implementation": platform.python_implementation(),
+            "executable": sys.executable}
+
+
+def _platform() -> str:
+    import platform
+
+    return platform.platform()
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _pip() -> list[str]:
+    return environment.installed_packages(_CACHE_DIR.get())
+
+
+def _conda() -> str | None:
+    return environment.conda_export() if environment.find_conda() else None
+
+
+def _gpu() -> list[str] | None:
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return None
+    done = subprocess.run([tool, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                          capture_output=True, text=True, timeout=DEFAULT_TIMEOUT, stdin=subprocess.DEVNULL)
+    if done.returncode:
+        raise RuntimeError(f"nvidia-smi exited with {done.returncode}: {done.stderr.strip()[:200]}")
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+BUILTIN_PROVIDERS: dict[str, Callable[[], Any]] = {
+    "git": _git, "python": _python, "platform": _platform, "host": _host, "user": environment.user_name,
+    "cpus": os.cpu_count, "pip": _pip, "conda": _conda, "gpu": _gpu,
+}
+metadata_providers: dict[str, Callable[[], Any]] = dict(BUILTIN_PROVIDERS)
+"""The providers every run calls (``cf.metadata_providers``): edit it to change what runs record."""
+
+
+def command_provider(command: str, timeout: float = DEFAULT_TIMEOUT) -> Callable[[], str]:
+    """A provider that runs a shell ``command`` and records what it prints (``"commands"`` in the config)."""
+
+    def run() -> str:
+        try:
+            done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"'{command}' took more than {timeout:g} s and was stopped") from None
+        if done.returncode:
+            raise RuntimeError(f"'{command}' exited with {done.returncode}: "
+                               f"{(done.stderr or done.stdout).strip()[:300]}")
+        return done.stdout.strip()
+
+    return run
+
+
+def _plain(value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=True)
+        return value
+    except (TypeError, ValueError):
+        text = repr(value)
+        return text if len(text) <= NOT_JSON_LIMIT else text[:NOT_JSON_LIMIT - 3] + "..."
+
+
+class _Slot:
+    """One provider running in a daemon thread (a hung provider never keeps the process alive)."""
+
+    def __init__(self, name: str, provider: Callable[[], Any], context: contextvars.Context):
+        self.name = name
+        self.value: Any = None
+        self.error: str | None = None
+        self.thread = threading.Thread(target=context.run, args=(self._call, provider),
+                                       name=f"cf-metadata-{name}", daemon=True)
+        self.thread.start()
+
+    def _call(self, provider: Callable[[], Any]) -> None:
+        try:
+            self.value = _plain(provider())
+        except BaseException as exc:  # a provider's failure is a fact about the run, never its end
+            self.error = f"{type(exc).__name__}: {exc}"
+
+
+class MetadataCapture:
+    """The providers of one run, started at once; :meth:`results` waits for them (each
+    at most until ``timeout`` seconds after the start)."""
+
+    def __init__(self, providers: dict[str, Callable[[], Any]], timeout: float, root: str,
+                 cache_dir: str | None = None):
+        self.timeout = timeout
+        self.started = time.monotonic()
+        context = contextvars.copy_context()
+        context.run(_ROOT.set, root)
+        context.run(_CACHE_DIR.set, cache_dir)
+        self.slots = {name: _Slot(name, provider, context.copy()) for name, provider in providers.items()}
+        self._results: dict[str, Any] | None = None
+
+    def result(self, name: str) -> Any:
+        """What provider ``name`` returned (waiting for it), ``{"error": ...}``, or ``None`` when
+        there is no such provider."""
+        slot = self.slots.get(name)
+        if slot is None:
+            return None
+        slot.thread.join(max(0.0, self.started + self.timeout - time.monotonic()))
+        if slot.thread.is_alive():
+            return {"error": f"took more than {self.timeout:g} s (the time limit; raise it with "
+                             f"\"metadata\": {{\"timeout\": SECONDS}} in curifactory_config.json)"}
+        return {"error": slot.error} if slot.error is not None else slot.value
+
+    def results(self) -> dict[str, Any]:
+        """Every provider's value (waited for once; later calls return the same dict)."""
+        if self._results is None:
+            self._results = {name: self.result(name) for name in self.slots}
+        return self._results
+
+    def ready(self) -> dict[str, Any]:
+        """The values of the providers that are done (without waiting)."""
+        return {name: self.result(name) for name, slot in self.slots.items() if not slot.thread.is_alive()}
+
+
+def providers_for(settings: Any) -> dict[str, Callable[[], Any]]:
+    """``cf.metadata_providers`` with the config's ``disable`` and ``commands`` applied."""
+    providers = {name: provider for name, provider in metadata_providers.items()
+                 if name not in settings.metadata_disable}
+    for name, command in settings.metadata_commands:
+        providers[name] = command_provider(command, settings.metadata_timeout)
+    return providers
+
+
+def start_capture(settings: Any, cache_dir: str | None = None, only: tuple[str, ...] | None = None) -> MetadataCapture:
+    """Start every provider (or those named in ``only``) of a run of the project ``settings`` describes;
+    ``cache_dir`` keeps a cache of ``pip freeze`` (never for a dry run)."""
+    providers = providers_for(settings)
+    if only is not None:
+        providers = {name: provider for name, provider in providers.items() if name in only}
+    return MetadataCapture(providers, settings.metadata_timeout, settings.root, cache_dir)
+
+
+def git_info(value: Any) -> environment.GitInfo:
+    """The :class:`~curifactory.environment.GitInfo` of what the ``git`` provider returned
+    (not a repository when it was removed, replaced by something else, or failed)."""
+    if isinstance(value, dict) and isinstance(value.get("is_repo"), bool):
+        known = {name: value.get(name) for name in ("is_repo", "commit", "branch", "dirty", "root", "error")}
+        return environment.GitInfo(**known)
+    error = value.get("error") if isinstance(value, dict) else None
+    return environment.GitInfo(False, error=str(error) if error else None)

@@ -1,0 +1,101 @@
+"""Metadata providers: what a run records about its environment comes from
+``cf.metadata_providers`` and the config's ``"metadata"`` section, each provider with a
+time limit; a failing or hanging provider records its error and never fails the run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import CHAIN_EXPERIMENT, CliProject
+
+SCRIPT = """
+import time
+import curifactory as cf
+from curifactory.experiment import run_experiment
+
+cf.metadata_providers["dataset"] = lambda: {"version": 3, "rows": 1200}
+cf.metadata_providers["user"] = lambda: "someone-else"
+cf.metadata_providers["hangs"] = lambda: time.sleep(120)
+cf.metadata_providers["boom"] = lambda: 1 / 0
+cf.metadata_providers["odd"] = lambda: object
+del cf.metadata_providers["pip"]
+del cf.metadata_providers["git"]
+_, manager = run_experiment("chain")
+print(manager.get_reference_name())
+"""
+
+
+def _document(project: CliProject, ref: str = "latest") -> dict:
+    shown = project.curifactory("show", ref, "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+def test_the_built_in_providers_and_the_configs_commands_are_recorded(tmp_path):
+    project = CliProject(tmp_path, {"experiments/chain.py": CHAIN_EXPERIMENT})
+    subprocess.run(["git", "init", "-q"], cwd=project.root, check=True)
+    (project.root / "curifactory_config.json").write_text(json.dumps({"metadata": {
+        "disable": ["conda"], "commands": {"k8s": "echo client v1.29", "broken": "echo nope >&2; exit 3",
+                                           "slow": "sleep 30"}, "timeout": 1.5}}))
+    started = time.monotonic()
+    done = project.run("chain")
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 20  # the slow command was stopped at its limit
+    metadata = _document(project)["metadata"]
+    assert set(metadata) == {"git", "python", "platform", "host", "user", "cpus", "pip", "gpu", "k8s", "broken",
+                             "slow"}
+    assert metadata["git"]["is_repo"] is True and metadata["git"]["commit"] is None  # no commit yet
+    assert metadata["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
+    assert metadata["python"]["executable"] == sys.executable
+    assert isinstance(metadata["cpus"], int) and metadata["cpus"] >= 1
+    assert any(line.lower().startswith("pyyaml==") for line in metadata["pip"])
+    assert metadata["k8s"] == "client v1.29"
+    assert "exited with 3" in metadata["broken"]["error"] and "nope" in metadata["broken"]["error"]
+    assert "1.5 s" in metadata["slow"]["error"]
+    document = _document(project)
+    assert document["user"] == metadata["user"] and document["platform"] == metadata["platform"]
+    text = project.curifactory("show", "latest").stdout
+    assert "k8s=client v1.29" in text and "broken=error: " in text and "pip=" in text
+
+
+def test_providers_added_removed_and_replaced_in_python(tmp_path):
+    project = CliProject(tmp_path, {"experiments/chain.py": CHAIN_EXPERIMENT, "script.py": SCRIPT})
+    (project.root / "curifactory_config.json").write_text(json.dumps({"metadata": {"timeout": 1}}))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "script.py"], cwd=project.root, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 20  # a hung provider neither blocks the run nor the interpreter's exit
+    reference = done.stdout.strip().splitlines()[-1]
+    document = _document(project, reference)
+    metadata = document["metadata"]
+    assert document["status"] == "complete"
+    assert metadata["dataset"] == {"version": 3, "rows": 1200}
+    assert "pip" not in metadata and "git" not in metadata
+    assert document["commit"] is None
+    assert metadata["user"] == document["user"] == "someone-else"
+    assert metadata["hangs"] == {"error": metadata["hangs"]["error"]} and "took more than 1 s" in \
+        metadata["hangs"]["error"]
+    assert metadata["boom"]["error"].startswith("ZeroDivisionError")
+    assert metadata["odd"] == "<class 'object'>"  # not JSON: kept as its repr
+
+
+@pytest.mark.parametrize("section, wanted", [
+    ([1], '"metadata" must be an object'),
+    ({"disable": "conda"}, "metadata.disable must be a list"),
+    ({"commands": {"k": ""}}, "metadata.commands must map"),
+    ({"timeout": 0}, "metadata.timeout is 0"),
+    ({"disabled": ["pip"]}, "with the keys disable, commands and timeout"),
+])
+def test_a_malformed_metadata_section_is_a_usage_error(tmp_path, section, wanted):
+    project = CliProject(tmp_path, {"experiments/chain.py": CHAIN_EXPERIMENT})
+    (project.root / "curifactory_config.json").write_text(json.dumps({"metadata": section}))
+    done = project.run("chain")
+    assert done.returncode == 2
+    assert wanted in done.stderr and "curifactory_config.json" in done.stderr and "Traceback" not in done.stderr
+    assert not (project.root / "data").exists()
