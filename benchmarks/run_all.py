@@ -28,6 +28,7 @@ FULL = [
     ("bench_parallel.py", []),
     ("bench_tracking.py", []),
     ("bench_sweeps.py", []),
+    ("bench_track.py", []),
 ]
 QUICK = [
     ("bench_core.py", []),
@@ -36,6 +37,7 @@ QUICK = [
     ("bench_store_full.py", ["--repeat", "2"]),
     ("bench_tracking.py", ["--points", "20000", "--runs", "1000", "--repeat", "2"]),
     ("bench_sweeps.py", ["--records", "50", "--points", "200"]),
+    ("bench_track.py", ["--calls", "30", "--repeat", "1"]),
 ]
 
 

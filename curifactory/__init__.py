@@ -34,6 +34,8 @@ _LAZY_NAMES = {
     "grid": ("curifactory.sweeps", "grid"),
     "plot_runs": ("curifactory.reporting.charts", "plot_runs"),
     "metadata_providers": ("curifactory.metadata", "metadata_providers"),
+    "track": ("curifactory.tracked", "track"),
+    "current": ("curifactory.tracking", "current"),
 }
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "Record",
     "aggregate",
     "caching",
+    "current",
     "diff_runs",
     "find_run",
     "grid",
@@ -64,6 +67,7 @@ __all__ = [
     "set_hash_functions",
     "stage",
     "staging",
+    "track",
     "__version__",
 ]
 

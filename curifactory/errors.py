@@ -119,6 +119,11 @@ class TrackingError(CurifactoryError, ValueError):
     :class:`ValueError`."""
 
 
+class HashingError(CurifactoryError, TypeError):
+    """A value that must be hashed (a ``@cf.track`` function's argument) cannot be turned into
+    stable text; the message names it. Also a :class:`TypeError`."""
+
+
 class RunNotFoundError(UsageError, LookupError):
     """A run reference (``curifactory show REF``, ``cf.diff_runs``) names no run, or more than one."""
 

@@ -480,11 +480,12 @@ def _code_of(manager: Any, spec: StageSpec) -> Fingerprint:
     """The stage's fingerprint: made once per run (``manager.fingerprints``, reset when a
     run starts); a live manager's, whose code may change between cells, is checked each call."""
     known = getattr(manager, "fingerprints", None)
+    code = spec.code or spec.function
     if known is None or manager.interactive:
-        return fingerprint(spec.function, manager.settings.root, spec.version)
+        return fingerprint(code, manager.settings.root, spec.version)
     made = known.get(id(spec))
     if made is None:
-        made = known[id(spec)] = fingerprint(spec.function, manager.settings.root, spec.version)
+        made = known[id(spec)] = fingerprint(code, manager.settings.root, spec.version)
     return made  # type: ignore[no-any-return]
 
 

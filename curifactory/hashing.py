@@ -7,8 +7,9 @@ never collides with a flat ``x``). Inclusion rules follow curifactory 0.20: the
 fields ``name``, ``hash``, ``overwrite`` and ``hash_representations`` never count;
 a ``hash_representations`` entry wins (``None`` leaves the field out); a ``None``
 value is left out (adding an Optional field keeps old hashes); a nested dataclass
-is hashed field by field; a callable counts by its qualified name; anything else by
-its ``repr``.
+is hashed field by field; a callable counts by its qualified name; a numpy array or
+a pandas object by its dtype, shape and a digest of its content (their ``repr``
+leaves out the middle of large ones); anything else by its ``repr``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import functools
 import hashlib
 import logging
 import re
+import sys
 from typing import Any, Iterable
+
+from curifactory.errors import HashingError
 
 logger = logging.getLogger(__name__)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -43,6 +47,9 @@ def _representation(value: Any) -> str:
     if callable(value) and hasattr(value, "__qualname__"):
         module = getattr(value, "__module__", None) or ""
         return f"<callable {module}.{value.__qualname__}>"
+    content = _array_text(value)
+    if content is not None:
+        return content
     text = repr(value)
     if _ADDRESS.search(text):
         logger.warning(
@@ -84,6 +91,68 @@ def _(value: Any) -> str:
     # set iteration order depends on PYTHONHASHSEED: sort for a stable hash
     items = sorted(_representation(v) for v in value)
     return type(value).__name__ + "({" + ", ".join(items) + "})"
+
+
+def _array_text(value: Any) -> str | None:
+    """The content text of a numpy array or pandas object (their repr shortens large ones),
+    ``None`` for anything else. Neither library is imported here: a value of theirs means
+    the library is loaded already."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        if value.dtype.hasobject:  # the bytes of an object array are pointers
+            return f"<ndarray object {value.shape} {_representation(value.tolist())}>"
+        data = numpy.ascontiguousarray(value).tobytes()
+        return f"<ndarray {value.dtype.str} {value.shape} {hashlib.blake2b(data, digest_size=16).hexdigest()}>"
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, (pandas.DataFrame, pandas.Series, pandas.Index)):
+        kind = type(value).__name__
+        try:
+            rows = pandas.util.hash_pandas_object(value, index=not isinstance(value, pandas.Index)).to_numpy()
+        except TypeError:  # cells that pandas cannot hash (lists, dicts): by their values
+            return f"<{kind} {_representation(value.to_dict() if kind != 'Index' else list(value))}>"
+        labels = list(value.columns) if kind == "DataFrame" else [value.name]
+        dtypes = [str(t) for t in value.dtypes] if kind == "DataFrame" else [str(value.dtype)]
+        digest = hashlib.blake2b(rows.tobytes(), digest_size=16).hexdigest()
+        return f"<{kind} {_representation(labels)} {dtypes} {value.shape} {digest}>"
+    return None
+
+
+def hash_values(values: dict[str, Any], what: str = "value", where: str = "") -> str:
+    """The hash of named values (e.g. a function's arguments) by the rules of a parameter set's
+    fields, strictly: a value that cannot be turned into stable text is an error, not a warning.
+
+    Raises:
+        HashingError: a value's text holds a memory address (it would change every run), or
+            making it failed; the message names the value (``what`` says what the names are).
+    """
+    out = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        try:
+            rep = repr(value) if type(value) in _PLAIN else _strict(value)
+        except HashingError:
+            raise HashingError(f"The {what} '{name}'{where} ({type(value).__name__}) cannot be hashed: its text "
+                               f"holds a memory address, so it would differ every run. Pass a value that prints "
+                               f"the same each time (give its class a __repr__), or turn caching off "
+                               f"(@cf.track(cache=False)).") from None
+        except Exception as exc:
+            raise HashingError(f"The {what} '{name}'{where} ({type(value).__name__}) cannot be hashed: turning "
+                               f"it into text failed ({type(exc).__name__}: {exc}). Pass a value that can be "
+                               f"printed, or turn caching off (@cf.track(cache=False)).") from None
+        out.append(f"{len(name)}:{name}{len(rep)}:{rep}")
+    return hashlib.blake2b("".join(out).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _strict(value: Any) -> str:
+    if callable(value) and hasattr(value, "__qualname__"):
+        return _representation(value)
+    text = _array_text(value)
+    if text is not None:
+        return text
+    if _ADDRESS.search(repr(value)):
+        raise HashingError("address")
+    return _representation(value)
 
 
 def _encode(obj: Any, prefix: str, out: list[str]) -> None:

@@ -94,6 +94,9 @@ class StageSpec:
     """A pinned version: replaces the code fingerprint (see :mod:`curifactory.fingerprint`)."""
     retry: RetryPolicy | None = None
     """Re-run a failing call (``@stage(retries=N, retry_on=..., retry_delay=...)``)."""
+    code: Callable[..., Any] | None = None
+    """The function whose code fingerprint the stage's entries carry, when it is not
+    ``function`` itself (``@cf.track`` calls the user's function through a wrapper)."""
 
     @functools.cached_property
     def output_names(self) -> tuple[str, ...]:

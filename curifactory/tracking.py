@@ -10,6 +10,7 @@ them). :meth:`Tracker.finish` writes the run's ``run.json`` and its index rows.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import json
 import logging
@@ -42,6 +43,24 @@ ATTACHMENT_CACHE_BYTES = 10 * 1024 * 1024
 _FAST = (int, float)
 
 
+_CURRENT: contextvars.ContextVar[Any] = contextvars.ContextVar("curifactory_current_record", default=None)
+
+
+def current() -> Any:
+    """The record of the stage (or ``@cf.track`` function) running now, to log from code that
+    has no record at hand: ``cf.current().log_metric("loss", 0.3)``.
+
+    Raises:
+        TrackingError: nothing is running (called outside a stage or tracked function).
+    """
+    record = _CURRENT.get()
+    if record is None:
+        raise TrackingError("cf.current() was called outside a stage: it gives the record of the stage or "
+                            "@cf.track function running now. Call it from inside one (or use the record a "
+                            "stage receives).")
+    return record
+
+
 class CallLog:
     """What one stage call logged (kept with its cache entry)."""
 
@@ -52,6 +71,7 @@ class CallLog:
         self.tags: dict[str, str] = {}
         self.info: dict[str, Any] = {}
         self.attachments: list[str] = []
+        self.token: Any = None  # what cf.current() gave before this call
 
     def payload(self, reference: str, lines: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The call's tracking data for its cache entry (``lines``: its points); ``None`` when it
@@ -114,6 +134,8 @@ class Tracker:
         self.original_run: str | None = None  # the run this one repeats (curifactory rerun)
         self.sweep: str | None = None  # the sweep (a YAML grid/random file) this run belongs to
         self.status_override: str | None = None  # a live run that ended with its process: complete
+        self.result: Any = None  # a @cf.track run's return value (JSON, or a preview)
+        self.traceback: str | None = None  # of the exception that ended the run, when one did
         self.metrics_by_key: dict[str, dict[str, float]] = {}
         self._attached: set[str] | None = None  # record hashes with attachments (read once per document)
         self._described: set[str] = set()  # records whose parameters a stage chunk already holds
@@ -202,6 +224,7 @@ class Tracker:
     def begin_call(self, record: Any, stage: str) -> None:
         """A stage function is about to run on ``record``."""
         self.call = CallLog(record, stage)
+        self.call.token = _CURRENT.set(record)
         self.flush_after = time.time() + FLUSH_SECONDS
 
     def end_call(self) -> dict[str, Any] | None:
@@ -209,6 +232,7 @@ class Tracker:
         call, self.call = self.call, None
         if call is None:
             return None
+        _CURRENT.reset(call.token)
         if self.writer is not None:
             try:  # every point now; the stage calls finished so far only every few seconds
                 self.writer.flush(call.points, stages=self.writer.due())
@@ -413,7 +437,8 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
         "python": python.get("version") if isinstance(python, dict) and "version" in python else
         _provided(metadata, "python", capture, lambda: sys.version.split()[0]),
         "platform": _provided(metadata, "platform", capture, lambda: manager.os),
-        "error": manager.error, "error_stage": manager.error_stage, "metadata": metadata,
+        "error": manager.error, "error_stage": manager.error_stage, "traceback": tracker.traceback,
+        "result": tracker.result, "metadata": metadata,
         "tags": dict(tracker.tags), "info": dict(tracker.info), "param_files": list(manager.parameter_files),
         "store_full": bool(manager.store_full), "run_dir": manager.run_dir, "reproduce": manager.reproduction_line,
         "cache_path": manager.cache_path, "original_run": tracker.original_run, "sweep": tracker.sweep,

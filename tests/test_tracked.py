@@ -1,0 +1,158 @@
+"""``@cf.track()``: every call of a plain function is a run (arguments as parameters, the
+result cached by the arguments' content and the code), visible in ``cf.load_runs`` and
+``curifactory runs``; ``cf.current()`` logs from inside."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import curifactory as cf
+from curifactory.errors import HashingError, TrackingError
+
+from conftest import CliProject
+
+SCRIPT = """
+import sys
+import numpy as np
+import curifactory as cf
+
+calls = []
+
+@cf.track()
+def train(lr, epochs=3, name="baseline"):
+    calls.append(lr)
+    for epoch in range(epochs):
+        cf.current().log_metric("loss", lr / (epoch + 1))
+    cf.current().set_tag("family", "toy")
+    if lr < 0:
+        raise ValueError("negative learning rate")
+    return {"accuracy": 1 - lr}
+
+@cf.track(cache=False)
+def sample(weights):
+    calls.append("sample")
+    return weights * 2
+
+print(train(0.1))
+print(train(0.2, epochs=2))
+print(train(0.1))
+try:
+    train(-1.0)
+except ValueError as exc:
+    print("raised:", exc)
+big = np.zeros(5000)
+other = big.copy()
+other[2500] = 1.0
+@cf.track()
+def total(values):
+    calls.append("total")
+    return float(values.sum())
+print(total(big), total(other), total(big))
+print(sample(np.ones(3)).tolist(), sample(np.ones(3)).tolist())
+print("calls", calls)
+"""
+
+
+@pytest.fixture
+def tracked(tmp_path):
+    project = CliProject(tmp_path, {"script.py": SCRIPT})
+    done = subprocess.run([sys.executable, "script.py"], cwd=project.root, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return project, done.stdout
+
+
+def test_every_call_is_a_run_and_a_repeated_call_comes_from_the_cache(tracked):
+    project, printed = tracked
+    assert "{'accuracy': 0.9}\n{'accuracy': 0.8}\n{'accuracy': 0.9}\nraised: negative learning rate" in printed
+    # train(0.1) ran once; the middle-differing array is not served the other's cached sum
+    assert "calls [0.1, 0.2, -1.0, 'total', 'total', 'sample', 'sample']" in printed
+    assert "0.0 1.0 0.0" in printed
+    runs = cf.load_runs("train", store=project.root / "data")
+    assert list(runs["experiment"].unique()) == ["train"]
+    assert list(runs["status"]) == ["complete", "complete", "complete", "error"]
+    assert list(runs["params.lr"]) == [0.1, 0.2, 0.1, -1.0] and list(runs["params.epochs"]) == [3, 2, 3, 3]
+    assert list(runs["metrics.loss"]) == [pytest.approx(0.1 / 3), 0.1, pytest.approx(0.1 / 3), pytest.approx(-1 / 3)]
+    assert set(runs["tags.family"]) == {"toy"}
+    assert list(runs["params_name"]) == ["baseline"] * 4  # an argument called name names the record
+    first, _, cached, failed = (cf.load_run(ref, store=project.root / "data") for ref in runs["reference"])
+    assert first["result"] == {"accuracy": 0.9} and cached["result"] == {"accuracy": 0.9}
+    assert first["records"][0]["stages"][0]["status"] == "executed"
+    assert cached["records"][0]["stages"][0]["status"] == "cached"
+    assert first["metadata"]["git"] and first["metadata"]["python"]["executable"] == sys.executable
+    assert first["duration"] >= 0 and first["start"] and first["end"]
+    assert failed["error"].startswith("ValueError") and failed["error"].endswith("negative learning rate")
+    assert "Traceback" in failed["traceback"] and "negative learning rate" in failed["traceback"]
+    assert failed["records"][0]["stages"][0]["status"] == "failed"
+
+
+def test_tracked_runs_are_listed_by_the_runs_command(tracked):
+    project, _ = tracked
+    listed = project.curifactory("runs", "train", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [row["status"] for row in rows] == ["complete", "complete", "complete", "error"]
+    shown = project.curifactory("show", "total#2")
+    assert shown.returncode == 0 and "values=" in shown.stdout
+    samples = cf.load_runs("sample", store=project.root / "data")
+    assert len(samples) == 2 and set(samples["status"]) == {"complete"}
+    document = cf.load_run(samples["reference"][0], store=project.root / "data")
+    assert document["result"]["type"] == "ndarray"  # not JSON: a preview
+    assert document["records"][0]["stages"][0]["outputs"][0]["path"] is None  # cache=False keeps nothing
+
+
+def test_a_changed_function_body_computes_again(tmp_path):
+    script = textwrap.dedent("""
+        import curifactory as cf
+        @cf.track()
+        def square(x):
+            print("computing")
+            return x * x
+        print(square(4))
+    """)
+    project = CliProject(tmp_path, {"script.py": script})
+    run = lambda: subprocess.run([sys.executable, "script.py"], cwd=project.root, capture_output=True,  # noqa: E731
+                                 text=True, timeout=60)
+    assert run().stdout == "computing\n16\n"
+    assert run().stdout == "16\n"
+    (project.root / "script.py").write_text(script.replace("x * x", "x ** 2"))
+    assert run().stdout == "computing\n16\n"
+    latest = cf.load_run("latest", store=project.root / "data")
+    assert "code" in latest["records"][0]["stages"][0]["reason"]
+
+
+def test_arguments_that_cannot_be_hashed_are_named(project):
+    project({})
+
+    @cf.track()
+    def fit(model, epochs=1):
+        return epochs
+
+    with pytest.raises(HashingError, match="argument 'model'.*memory address"):
+        fit(object())
+    with pytest.raises(HashingError, match="argument 'epochs'.*Exceeds the limit"):
+        fit(1, epochs=10 ** 5000)
+    assert cf.track(cache=False)(fit.__wrapped__)(object()) == 1  # nothing is cached: no hash needed
+
+
+def test_mistakes_are_clear(project):
+    project({})
+    with pytest.raises(TrackingError, match="outside a stage|cf.current"):
+        cf.current()
+    with pytest.raises(TrackingError, match="'hash'"):
+        @cf.track()
+        def clash(hash):
+            return hash
+
+    @cf.track
+    def plain(a):
+        return a
+
+    with pytest.raises(TypeError, match=r"plain\(\)"):
+        plain(1, 2)
+    assert plain(3) == 3
