@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from curifactory.runs import load_run, store_dir
+from curifactory.runs import load_run, store_sources
 
 _MISSING = "(none)"
 
@@ -188,6 +188,12 @@ def patch_files(patch: str | None) -> list[str]:
     return sorted(set(re.findall(r"^diff --git a/(\S+) b/", patch or "", flags=re.MULTILINE)))
 
 
+def _installed(document: dict[str, Any]) -> str | None:
+    """The installed distributions the run's ``pip`` metadata provider recorded, as freeze text."""
+    listed = (document.get("metadata") or {}).get("pip")
+    return "\n".join(str(line) for line in listed) if isinstance(listed, list) else None
+
+
 def freeze_versions(text: str | None) -> dict[str, str]:
     """``{package: version or requirement}`` of a ``pip freeze`` listing."""
     versions = {}
@@ -213,6 +219,8 @@ def diff_documents(a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
     files_a = patch_files(_run_folder_file(a, "git.patch"))
     files_b = patch_files(_run_folder_file(b, "git.patch"))
     freeze_a, freeze_b = _run_folder_file(a, "requirements.txt"), _run_folder_file(b, "requirements.txt")
+    if freeze_a is None or freeze_b is None:  # compare like with like: else both runs' pip metadata
+        freeze_a, freeze_b = _installed(a), _installed(b)
     packages = changes(freeze_versions(freeze_a), freeze_versions(freeze_b)) if freeze_a and freeze_b else None
     env_keys = ("python", "platform", "host", "user")
     environment = changes({k: a.get(k) for k in env_keys}, {k: b.get(k) for k in env_keys})
@@ -221,7 +229,8 @@ def diff_documents(a: dict[str, Any], b: dict[str, Any]) -> RunDiff:
                    run, (tuple(files_a), tuple(files_b)), packages, environment)
 
 
-def diff_runs(a: str, b: str, store: str | os.PathLike[str] | None = None) -> RunDiff:
-    """What differs between two runs (references as ``curifactory show`` takes them)."""
-    folder = store_dir(store)
-    return diff_documents(load_run(a, folder), load_run(b, folder))
+def diff_runs(a: str, b: str, store: Any = None) -> RunDiff:
+    """What differs between two runs (references as ``curifactory show`` takes them; ``store``
+    as for :func:`~curifactory.runs.load_runs`, so the two may come from different projects)."""
+    sources = store_sources(store)
+    return diff_documents(load_run(a, sources), load_run(b, sources))

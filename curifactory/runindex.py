@@ -114,12 +114,15 @@ def record_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
 class RunIndex:
     """The index of the runs under one ``manager_cache_path``."""
 
-    def __init__(self, manager_cache_path: str):
+    def __init__(self, manager_cache_path: str, memory: bool = False):
         self.store_dir = manager_cache_path
         self.path = os.path.join(manager_cache_path, INDEX_NAME)
+        self.memory = memory  # built in memory from the run log on each query: nothing is written
 
     def connect(self) -> sqlite3.Connection:
         """An open connection (the schema made, WAL on); a damaged file is moved aside first."""
+        if self.memory:
+            return self._open()
         os.makedirs(self.store_dir, exist_ok=True)
         try:
             return self._open()
@@ -135,7 +138,8 @@ class RunIndex:
             return self._open()
 
     def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+        connection = sqlite3.connect(":memory:" if self.memory else self.path, timeout=BUSY_SECONDS,
+                                     isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -152,7 +156,7 @@ class RunIndex:
 
     def _nothing_yet(self) -> bool:
         """No run log and no index: a query answers [] without creating files."""
-        return not os.path.isdir(runlog.runlog_root(self.store_dir)) and not os.path.exists(self.path)
+        return not os.path.isdir(runlog.runlog_root(self.store_dir)) and (self.memory or not os.path.exists(self.path))
 
     def upsert(self, documents: Iterable[dict[str, Any]], connection: sqlite3.Connection | None = None) -> int:
         """Write (or replace) the rows of these run documents in one transaction."""

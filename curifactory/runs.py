@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from curifactory import runlog
 from curifactory.errors import RunNotFoundError, UsageError
 from curifactory.runindex import RunIndex
+from curifactory.runsources import RunSource, resolve
 
 RUN_COLUMNS = ("reference", "experiment", "run_number", "status", "start", "end", "duration", "commit", "dirty",
                "host", "user", "notes", "error")
@@ -25,14 +26,33 @@ LEVELS = ("record", "run")
 STATUSES = ("complete", "error", "interrupted", "running", "live")
 
 
-def store_dir(store: str | os.PathLike[str] | None = None) -> str:
-    """The folder holding ``store.json`` and the run log: ``store``, else the project's
-    ``manager_cache_path`` (``curifactory_config.json`` here or up to 3 folders above)."""
-    if store is not None:
-        return os.fspath(store)
-    from curifactory.config import load_settings
+Store = Any
+"""What ``store=`` takes: ``None`` (the project's own), a project or data folder, a glob
+(``"~/projects/*/data"``), an fsspec URL (``"s3://bucket/project/data"``), or a list of
+them (see :mod:`curifactory.runsources`)."""
 
-    return load_settings().manager_cache_path
+
+def store_dir(store: Store = None) -> str:
+    """The folder holding ``store.json`` and the run log: the one ``store`` names, else the
+    project's ``manager_cache_path`` (``curifactory_config.json`` here or up to 3 folders above).
+
+    Raises:
+        UsageError: ``store`` names several folders (use :func:`store_sources`).
+    """
+    sources = store_sources(store)
+    if len(sources) > 1:
+        raise UsageError(f"This reads one store, but {store!r} names {len(sources)}: "
+                         f"{', '.join(s.label for s in sources)}.")
+    return sources[0].folder
+
+
+def store_sources(store: Store = None) -> list[RunSource]:
+    """The folders ``store`` names (a URL is mirrored locally first)."""
+    return resolve(store)
+
+
+def _index(source: RunSource) -> RunIndex:
+    return RunIndex(source.folder, memory=source.index_in_memory)
 
 
 def _columns(runs: list[tuple[dict[str, Any], dict[str, list[Any]]]], level: str) -> dict[str, list[Any]]:
@@ -116,7 +136,7 @@ def query_frame(frame: Any, where: str) -> Any:
 
 def load_runs(experiment: str | None = None, *, status: str | Iterable[str] | None = None,
               tags: dict[str, Any] | None = None, since: Any = None, until: Any = None, where: str | None = None,
-              level: str = "record", store: str | os.PathLike[str] | None = None, sweep: str | None = None) -> Any:
+              level: str = "record", store: Store = None, sweep: str | None = None) -> Any:
     """Every run as a pandas DataFrame: one row per record of each run (``level="run"``: per run).
 
     Columns: ``reference, experiment, run_number, status, start, end, duration,
@@ -135,14 +155,27 @@ def load_runs(experiment: str | None = None, *, status: str | Iterable[str] | No
         level: ``"record"`` or ``"run"``.
         sweep: keep the runs of this sweep (the ``sweep`` column: a YAML grid or random
             file's id, the same each time the file is run).
-        store: the store folder (default: the project's ``manager_cache_path``).
+        store: where to read runs: the project's own by default; another project folder
+            (or its data folder), a glob (``"~/projects/*/data"``), an fsspec URL
+            (``"s3://bucket/project/data"``) or a list of them. A folder without an index
+            of its own is indexed in memory; with several, the ``store`` column says
+            which each row came from.
     """
     import pandas as pd
 
     if level not in LEVELS:
         raise UsageError(f"level={level!r}; use 'record' (a row per record) or 'run' (a row per run).")
-    frame = pd.DataFrame({name: _typed(values) for name, values in
-                          _columns(RunIndex(store_dir(store)).query(experiment), level).items()})
+    sources = store_sources(store)
+    rows = []
+    for source in sources:
+        found = _index(source).query(experiment)
+        if len(sources) > 1:
+            for run, _ in found:
+                run["store"] = source.label
+        rows += found
+    if len(sources) > 1:
+        rows.sort(key=lambda pair: str(pair[0].get("start") or ""))
+    frame = pd.DataFrame({name: _typed(values) for name, values in _columns(rows, level).items()})
     if frame.empty:
         frame = pd.DataFrame(columns=list(RUN_COLUMNS) + ([] if level == "run" else list(RECORD_COLUMNS)))
     frame = frame[_ordered(frame.columns)]
@@ -177,30 +210,41 @@ def _filtered(frame: Any, status: Any, tags: dict[str, Any] | None, since: Any, 
 # -- one run ------------------------------------------------------------------------------------
 
 
-def _references(store: str) -> list[tuple[str, str, int]]:
-    return RunIndex(store).references()
-
-
-def find_run(wanted: str, store: str | os.PathLike[str] | None = None) -> str:
+def find_run(wanted: str, store: Store = None) -> str:
     """The full reference of the run ``wanted`` names: its reference, a unique prefix,
-    ``EXPERIMENT#N``, ``EXPERIMENT#latest`` or ``latest``.
+    ``EXPERIMENT#N``, ``EXPERIMENT#latest`` or ``latest`` (``store`` as for :func:`load_runs`).
 
     Raises:
         RunNotFoundError: no run, or several, match (the message lists the nearest).
     """
-    folder = store_dir(store)
-    known = _references(folder)
+    return locate_run(wanted, store)[1]
+
+
+def locate_run(wanted: str, store: Store = None) -> tuple[RunSource, str]:
+    """(the source holding it, the full reference) of the run ``wanted`` names (see :func:`find_run`)."""
+    sources = store_sources(store) if not isinstance(store, RunSource) else [store]
+    known: list[tuple[str, str, int]] = []
+    where: dict[str, list[RunSource]] = {}
+    for source in sources:
+        for entry in _index(source).references():
+            if entry[0] not in where:
+                known.append(entry)
+            where.setdefault(entry[0], []).append(source)
     references = [ref for ref, _, _ in known]
     wanted = str(wanted).strip()
     matches = _matches(wanted, known)
+    if len(matches) == 1 and len(where[matches[0]]) > 1:
+        raise RunNotFoundError(f"Run {matches[0]} is in {len(where[matches[0]])} of the stores read: "
+                               f"{', '.join(s.label or s.folder for s in where[matches[0]])}. Name one store.")
     if len(matches) == 1:
-        return matches[0]
+        return where[matches[0]][0], matches[0]
+    folder = ", ".join(runlog.runlog_root(s.folder) for s in sources)
     if matches:
         raise RunNotFoundError(f"'{wanted}' names {len(matches)} runs: {', '.join(matches[:8])}"
                                f"{' ...' if len(matches) > 8 else ''}. Give more of the reference, or "
                                f"EXPERIMENT#N.")
     near = difflib.get_close_matches(wanted, references, n=5, cutoff=0.4) or references[-5:]
-    raise RunNotFoundError(f"No run '{wanted}' in {runlog.runlog_root(folder)}. "
+    raise RunNotFoundError(f"No run '{wanted}' in {folder}. "
                            f"{'Nearest: ' + ', '.join(near) + '. ' if near else 'There are no runs yet. '}"
                            f"Name a run by its reference, a unique prefix, EXPERIMENT#N or 'latest' "
                            f"(see 'curifactory runs').")
@@ -224,11 +268,12 @@ def _matches(wanted: str, known: list[tuple[str, str, int]]) -> list[str]:
     return [r for r in references if r.startswith(wanted + "_")] or [r for r in references if r.startswith(wanted)]
 
 
-def load_run(reference: str, store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def load_run(reference: str, store: Store = None) -> dict[str, Any]:
     """The whole run document (``run.json``, completed for an unfinished run) of a run reference,
-    with ``folder`` (its run log folder) added and artifact paths made absolute."""
-    folder = store_dir(store)
-    full = find_run(reference, folder)
+    with ``folder`` (its run log folder) added and artifact paths made absolute (``store`` as
+    for :func:`load_runs`)."""
+    source, full = locate_run(reference, store)
+    folder = source.folder
     document = runlog.read_run(runlog.run_folder(folder, full))
     if document is None:
         raise RunNotFoundError(f"The run log of {full} ({runlog.run_folder(folder, full)}/run.json) is missing or "
@@ -243,8 +288,7 @@ def load_run(reference: str, store: str | os.PathLike[str] | None = None) -> dic
     return document
 
 
-def load_metrics(reference: str, record: int | str | None = None,
-                 store: str | os.PathLike[str] | None = None) -> Any:
+def load_metrics(reference: str, record: int | str | None = None, store: Store = None) -> Any:
     """Every logged point of a run as a long DataFrame: ``reference, record, params_name,
     stage, metric, step, value, wall_time, cached_from`` (``record``: a record index or a
     parameter-set name to keep only that record's points)."""
@@ -282,10 +326,9 @@ def metrics_frame(document: dict[str, Any], record: int | str | None = None) -> 
     return frame.sort_values(["record", "metric", "step"], kind="stable").reset_index(drop=True)
 
 
-def lineage(reference: str, store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def lineage(reference: str, store: Store = None) -> dict[str, Any]:
     """Which runs a run took cached artifacts from (``uses``) and which runs took artifacts it
     produced (``used_by``): ``{"reference": ..., "uses": [(run, artifacts)], "used_by": [...]}``."""
-    folder = store_dir(store)
-    full = find_run(reference, folder)
-    uses, used_by = RunIndex(folder).lineage(full)
+    source, full = locate_run(reference, store)
+    uses, used_by = _index(source).lineage(full)
     return {"reference": full, "uses": uses, "used_by": used_by}

@@ -212,6 +212,11 @@ def _add_tracking_commands(commands: Any) -> None:
     export.add_argument("--tracking-uri", metavar="URI",
                         help="the MLflow tracking URI, e.g. sqlite:///mlflow.db (default: MLflow's own default)")
     export.add_argument("--artifacts", action="store_true", help="also upload each record's attached files")
+    for parser in (runs, show, diff, export):
+        parser.add_argument("--store", action="append", metavar="WHERE",
+                            help="read runs from another project folder (or its data folder), a glob "
+                                 "('~/projects/*/data') or an fsspec URL ('s3://bucket/project/data') instead of "
+                                 "this project; repeatable")
     for parser in (runs, show, diff, rerun, export):
         parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
 

@@ -19,10 +19,12 @@ IMPLIED = ("experiment", "run_number", "start", "end", "duration", "params_hash"
 TABLE_LIMIT = 50
 
 
-def _store() -> str:
-    from curifactory.runs import store_dir
+def _store(args: argparse.Namespace) -> Any:
+    """What ``--store`` names (folders, globs, URLs; repeatable), resolved once (a URL is mirrored
+    here), else the project's own store."""
+    from curifactory.runs import store_sources
 
-    return store_dir()
+    return store_sources(list(args.store)) if getattr(args, "store", None) else None
 
 
 def cell(value: Any) -> str:
@@ -97,11 +99,12 @@ def _frame(args: argparse.Namespace, store: str) -> Any:
 
 def runs_command(args: argparse.Namespace, out: IO[str]) -> int:
     """``curifactory runs``: a table (or CSV/JSON/Markdown) of runs, a row per record."""
-    store = _store()
+    store = _store(args)
     if args.reindex:
         from curifactory.runindex import RunIndex
+        from curifactory.runs import store_dir
 
-        count = RunIndex(store).reindex()
+        count = RunIndex(store_dir(store)).reindex()
         print(f"reindexed {count} runs from the run log", file=out if args.format == "table" else sys.stderr)
     frame = _frame(args, store)
     total = len(frame)
@@ -128,7 +131,7 @@ def runs_command(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
-def chart_command(frame: Any, args: argparse.Namespace, store: str, out: IO[str]) -> int:
+def chart_command(frame: Any, args: argparse.Namespace, store: Any, out: IO[str]) -> int:
     """``curifactory runs --chart METRIC``: a self-contained page comparing the rows."""
     import os
 
@@ -191,14 +194,13 @@ def show_command(args: argparse.Namespace, out: IO[str]) -> int:
     """``curifactory show REF``: one run whole."""
     from curifactory.runs import load_run
 
-    store = _store()
+    store = _store(args)
     document = load_run(args.reference, store)
     links = None
     if args.lineage:
-        from curifactory.runindex import RunIndex
+        from curifactory.runs import lineage
 
-        uses, used_by = RunIndex(store).lineage(document["reference"])
-        links = {"reference": document["reference"], "uses": uses, "used_by": used_by}
+        links = lineage(document["reference"], store)
         document["lineage"] = {"uses": links["uses"], "used_by": links["used_by"]}
     if args.format == "json":
         out.write(json.dumps(document, indent=1, default=str) + "\n")
@@ -309,7 +311,7 @@ def export_command(args: argparse.Namespace, out: IO[str]) -> int:
     from curifactory.export_mlflow import export_runs
 
     result = export_runs(list(args.references), experiment=args.experiment, tracking_uri=args.tracking_uri,
-                         store=_store(), artifacts=args.artifacts)
+                         store=_store(args), artifacts=args.artifacts)
     print(f"exported {len(result.exported)} records to MLflow"
           + (f"; {len(result.skipped)} were exported before (skipped)" if result.skipped else ""), file=out)
     return 0
@@ -330,7 +332,7 @@ def rerun_argv(args: argparse.Namespace) -> list[str]:
     from curifactory.errors import UsageError
     from curifactory.runs import load_run
 
-    document = load_run(args.reference, _store())
+    document = load_run(args.reference, _store(args))
     reference = document["reference"]
     words = shlex.split(str(document.get("cli") or ""))
     if not words or words[0] not in ("experiment", "python"):
@@ -359,7 +361,7 @@ def diff_command(args: argparse.Namespace, out: IO[str]) -> int:
     """``curifactory diff REF_A REF_B``."""
     from curifactory.rundiff import diff_runs
 
-    diff = diff_runs(args.reference_a, args.reference_b, _store())
+    diff = diff_runs(args.reference_a, args.reference_b, _store(args))
     if args.format == "json":
         text = json.dumps(diff.as_dict(), indent=1, default=str) + "\n"
     elif args.format == "html":
