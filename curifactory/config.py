@@ -61,8 +61,9 @@ class Settings:
     """Metadata providers a run does not call (``"metadata": {"disable": [...]}``)."""
     metadata_commands: tuple[tuple[str, str], ...] = ()
     """(name, shell command) providers the config adds (``"metadata": {"commands": {...}}``)."""
-    metadata_timeout: float = 10.0
-    """Seconds each metadata provider may take (``"metadata": {"timeout": ...}``)."""
+    metadata_timeout: float | None = None
+    """Seconds each metadata provider may take (``"metadata": {"timeout": ...}``; ``None``: the
+    default of :mod:`curifactory.metadata`)."""
 
     def with_paths(self, **overrides: str | None) -> Settings:
         """Return a copy where each given, non-None path replaces the configured one.
@@ -143,7 +144,7 @@ def _metadata_settings(section: Any, config_file: Path) -> dict[str, Any]:
                           f"disable, commands and timeout, e.g. {example}.")
     disable = section.get("disable", [])
     commands = section.get("commands", {})
-    timeout = section.get("timeout", 10.0)
+    timeout = section.get("timeout", 10.0)  # checked here; left unset when absent
     if not isinstance(disable, list) or not all(isinstance(name, str) for name in disable):
         raise ConfigError(f"In the project config {config_file}, metadata.disable must be a list of provider "
                           f"names, e.g. {example}.")
@@ -153,5 +154,7 @@ def _metadata_settings(section: Any, config_file: Path) -> dict[str, Any]:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ConfigError(f"In the project config {config_file}, metadata.timeout is {timeout!r}; give the "
                           f"seconds a provider may take (more than 0), e.g. {example}.")
-    return {"metadata_disable": tuple(disable), "metadata_commands": tuple(commands.items()),
-            "metadata_timeout": float(timeout)}
+    checked = {"metadata_disable": tuple(disable), "metadata_commands": tuple(commands.items())}
+    if "timeout" in section:
+        checked["metadata_timeout"] = float(timeout)
+    return checked

@@ -18,7 +18,9 @@ or in ``curifactory_config.json``::
 
     "metadata": {"disable": ["conda"], "commands": {"k8s": "kubectl version"}, "timeout": 10}
 
-A provider that needs the project folder calls :func:`project_root`.
+Time limits: the config's ``timeout``, else :data:`default_timeout` (10 s), and per
+provider :data:`timeouts` (``curifactory.metadata.timeouts["slow"] = 2``), counted from
+the start of the run. A provider that needs the project folder calls :func:`project_root`.
 """
 
 from __future__ import annotations
@@ -97,6 +99,10 @@ BUILTIN_PROVIDERS: dict[str, Callable[[], Any]] = {
 }
 metadata_providers: dict[str, Callable[[], Any]] = dict(BUILTIN_PROVIDERS)
 """The providers every run calls (``cf.metadata_providers``): edit it to change what runs record."""
+default_timeout: float = DEFAULT_TIMEOUT
+"""Seconds a provider may take when the config sets no ``timeout`` (``curifactory.metadata.default_timeout = 3``)."""
+timeouts: dict[str, float] = {}
+"""Time limits of single providers, by name, over any other (``curifactory.metadata.timeouts["k8s"] = 30``)."""
 
 
 def command_provider(command: str, timeout: float = DEFAULT_TIMEOUT) -> Callable[[], str]:
@@ -148,8 +154,9 @@ class MetadataCapture:
     at most until ``timeout`` seconds after the start)."""
 
     def __init__(self, providers: dict[str, Callable[[], Any]], timeout: float, root: str,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, limits: dict[str, float] | None = None):
         self.timeout = timeout
+        self.limits = {name: float((limits or {}).get(name, timeout)) for name in providers}
         self.started = time.monotonic()
         context = contextvars.copy_context()
         context.run(_ROOT.set, root)
@@ -163,10 +170,12 @@ class MetadataCapture:
         slot = self.slots.get(name)
         if slot is None:
             return None
-        slot.thread.join(max(0.0, self.started + self.timeout - time.monotonic()))
+        limit = self.limits[name]
+        slot.thread.join(max(0.0, self.started + limit - time.monotonic()))
         if slot.thread.is_alive():
-            return {"error": f"took more than {self.timeout:g} s (the time limit; raise it with "
-                             f"\"metadata\": {{\"timeout\": SECONDS}} in curifactory_config.json)"}
+            return {"error": f"took more than {limit:g} s (the time limit; raise it with \"metadata\": "
+                             f"{{\"timeout\": SECONDS}} in curifactory_config.json, or "
+                             f"curifactory.metadata.timeouts[{name!r}] = SECONDS)"}
         return {"error": slot.error} if slot.error is not None else slot.value
 
     def results(self) -> dict[str, Any]:
@@ -185,8 +194,14 @@ def providers_for(settings: Any) -> dict[str, Callable[[], Any]]:
     providers = {name: provider for name, provider in metadata_providers.items()
                  if name not in settings.metadata_disable}
     for name, command in settings.metadata_commands:
-        providers[name] = command_provider(command, settings.metadata_timeout)
+        providers[name] = command_provider(command, timeouts.get(name, time_limit(settings)))
     return providers
+
+
+def time_limit(settings: Any) -> float:
+    """The time limit of a provider without one of its own: the config's, else :data:`default_timeout`."""
+    configured = getattr(settings, "metadata_timeout", None)
+    return float(configured) if configured is not None else float(default_timeout)
 
 
 def start_capture(settings: Any, cache_dir: str | None = None, only: tuple[str, ...] | None = None) -> MetadataCapture:
@@ -195,7 +210,7 @@ def start_capture(settings: Any, cache_dir: str | None = None, only: tuple[str, 
     providers = providers_for(settings)
     if only is not None:
         providers = {name: provider for name, provider in providers.items() if name in only}
-    return MetadataCapture(providers, settings.metadata_timeout, settings.root, cache_dir)
+    return MetadataCapture(providers, time_limit(settings), settings.root, cache_dir, timeouts)
 
 
 def git_info(value: Any) -> environment.GitInfo:

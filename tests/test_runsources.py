@@ -140,9 +140,11 @@ def test_runs_are_read_from_an_s3_bucket(two_projects, s3_endpoint, tmp_path, mo
     fs.rm(f"lab-runs/alpha/data/runlog/{first}", recursive=True)
     fs.invalidate_cache()
     assert list(cf.load_runs(store=url, level="run")["reference"]) == [remote["reference"][1]]
+    fsspec_env = dict(os.environ)
+    fsspec_env["FSSPEC_S3_ENDPOINT_URL"] = fsspec_env.pop("AWS_ENDPOINT_URL")  # fsspec's own config works too
     listed = subprocess.run([sys.executable, "-c", "import sys; from curifactory.cli import curifactory_main; "
                              "sys.exit(curifactory_main())", "runs", "--store", url, "--format", "json"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=fsspec_env)
     assert listed.returncode == 0, listed.stderr
     assert {row["reference"] for row in json.loads(listed.stdout)} == {remote["reference"][1]}
     with pytest.raises(UsageError, match="Could not list the runs under s3://no-such-bucket"):
