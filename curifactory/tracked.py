@@ -127,6 +127,11 @@ class Tracked:
         return StageSpec(call, fn.__name__, (), (RESULT,), (PickleCacher,) if self.cache else None, False, False,
                          code=fn)
 
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        """A tracked method: ``self`` is its first argument (hashed like the others, so give
+        its class a ``__repr__`` that shows what the result depends on)."""
+        return self if instance is None else functools.partial(self, instance)
+
     def __repr__(self) -> str:
         return f"<tracked function {self.fn.__qualname__}>"
 

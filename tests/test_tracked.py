@@ -156,3 +156,22 @@ def test_mistakes_are_clear(project):
     with pytest.raises(TypeError, match=r"plain\(\)"):
         plain(1, 2)
     assert plain(3) == 3
+
+
+def test_a_tracked_method_gets_its_instance(project):
+    project({})
+
+    class Model:
+        def __init__(self, depth):
+            self.depth = depth
+
+        def __repr__(self):
+            return f"Model(depth={self.depth})"
+
+        @cf.track()
+        def fit(self, lr):
+            return self.depth * lr
+
+    assert Model(3).fit(0.5) == 1.5 and Model(4).fit(0.5) == 2.0
+    runs = cf.load_runs("*Model.fit")
+    assert list(runs["params.self"]) == ["Model(depth=3)", "Model(depth=4)"]
