@@ -103,7 +103,8 @@ class Tracked:
         arguments = self.arguments(args, kwargs)
         params = self.params(arguments)
         manager = ArtifactManager(self.experiment, settings=self.settings or load_settings(),
-                                  status_override="incomplete", run_line=" ".join(sys.argv))
+                                  status_override="incomplete")
+        manager.tracker.info["called_from"] = " ".join(sys.argv)  # the script (no command reruns a call)
         record = Record(manager, params)
         spec = self._spec(args, kwargs)
         try:

@@ -98,7 +98,9 @@ def test_tracked_runs_are_listed_by_the_runs_command(tracked):
     rows = json.loads(listed.stdout)
     assert [row["status"] for row in rows] == ["complete", "complete", "complete", "error"]
     shown = project.curifactory("show", "total#2")
-    assert shown.returncode == 0 and "values=" in shown.stdout
+    assert shown.returncode == 0 and "values=" in shown.stdout and "result    1.0" in shown.stdout
+    failed = project.curifactory("show", "train#4").stdout
+    assert "traceback:" in failed and "ValueError: negative learning rate" in failed
     samples = cf.load_runs("sample", store=project.root / "data")
     assert len(samples) == 2 and set(samples["status"]) == {"complete"}
     document = cf.load_run(samples["reference"][0], store=project.root / "data")

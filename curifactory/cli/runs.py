@@ -266,10 +266,14 @@ def show_text(document: dict[str, Any]) -> str:
     if d.get("notes"):
         lines.append(f"  notes     {d['notes']}")
     lines += [f"  tags      {_pairs(d.get('tags') or {})}", f"  info      {_pairs(d.get('info') or {})}"]
+    if d.get("result") is not None:
+        lines.append(f"  result    {_metadata_text(d['result'])}")
     if d.get("metadata"):
         lines.append(f"  metadata  {', '.join(f'{k}={_metadata_text(v)}' for k, v in d['metadata'].items())}")
     for record in d.get("records") or []:
         lines += _record_lines(record)
+    if d.get("traceback"):
+        lines += ["", "traceback:", *("  " + line for line in str(d["traceback"]).rstrip().splitlines())]
     lines.append("")
     if d.get("reproduce"):
         lines.append(f"reproduce: {d['reproduce']}")
