@@ -139,9 +139,11 @@ def _metadata_settings(section: Any, config_file: Path) -> dict[str, Any]:
         return {}
     example = ('"metadata": {"disable": ["conda"], "commands": {"k8s": "kubectl version"}, '
                '"timeout": 10}')
-    if not isinstance(section, dict) or set(section) - {"disable", "commands", "timeout"}:
+    unknown = sorted(set(section) - {"disable", "commands", "timeout"}) if isinstance(section, dict) else []
+    if not isinstance(section, dict) or unknown:
+        what = f" (not {', '.join(map(repr, unknown))})" if unknown else ""
         raise ConfigError(f"In the project config {config_file}, \"metadata\" must be an object with the keys "
-                          f"disable, commands and timeout, e.g. {example}.")
+                          f"disable, commands and timeout{what}, e.g. {example}.")
     disable = section.get("disable", [])
     commands = section.get("commands", {})
     timeout = section.get("timeout", 10.0)  # checked here; left unset when absent

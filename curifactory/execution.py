@@ -359,6 +359,9 @@ def _with_retries(call: StageCall, kwargs: dict[str, Any], before: int) -> tuple
         except BaseException as exc:
             call.attempts.append(Attempt(number, started, time.time(), "failed", f"{type(exc).__name__}: {exc}"))
             if number > policy.retries or not policy.retries_after(exc):
+                if number > 1:
+                    logger.warning("Stage '%s' on record %s failed on all %d attempts.", call.spec.name,
+                                   record.get_reference_name(), number)
                 raise
             dropped = {id(r) for r in record.reportables[before:]}
             del record.reportables[before:]

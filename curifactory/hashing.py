@@ -20,6 +20,7 @@ import hashlib
 import logging
 import re
 import sys
+import types
 from typing import Any, Iterable
 
 from curifactory.errors import HashingError
@@ -117,9 +118,17 @@ def _array_text(value: Any) -> str | None:
     return None
 
 
+def display_text(value: Any) -> str:
+    """A value as a registry entry shows it (its ``repr``, an address left as it is), without
+    the warning a hashed field gets."""
+    text = _array_text(value) or repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def hash_values(values: dict[str, Any], what: str = "value", where: str = "") -> str:
     """The hash of named values (e.g. a function's arguments) by the rules of a parameter set's
-    fields, strictly: a value that cannot be turned into stable text is an error, not a warning.
+    fields, strictly: a value that cannot be turned into stable text is an error, not a warning,
+    and a function counts by its code and the values it closes over, not its name alone.
 
     Raises:
         HashingError: a value's text holds a memory address (it would change every run), or
@@ -144,7 +153,34 @@ def hash_values(values: dict[str, Any], what: str = "value", where: str = "") ->
     return hashlib.blake2b("".join(out).encode("utf-8"), digest_size=16).hexdigest()
 
 
+def _code_digest(code: Any) -> str:
+    """A digest of a code object: its bytecode, names and constants (nested code objects too)."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for constant in code.co_consts:
+        h.update(_code_digest(constant).encode() if hasattr(constant, "co_code") else repr(constant).encode())
+    return h.hexdigest()
+
+
+def _function_text(fn: Any) -> str:
+    """A plain function strictly: its qualified name, its code and the values it closes over and
+    defaults to (two lambdas, or two closures made by one factory, differ)."""
+    cells = tuple(cell.cell_contents for cell in fn.__closure__ or () if cell.cell_contents is not fn)
+    extra = [_strict(v) for v in (*cells, *(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values())]
+    return f"<function {fn.__module__}.{fn.__qualname__} {_code_digest(fn.__code__)} ({', '.join(extra)})>"
+
+
 def _strict(value: Any) -> str:
+    if isinstance(value, types.FunctionType):
+        return _function_text(value)
+    if isinstance(value, (list, tuple)) and not all(type(v) in _PLAIN for v in value):
+        inner = ", ".join("None" if v is None else _strict(v) for v in value)
+        return f"{type(value).__name__}({inner})"
+    if isinstance(value, dict) and not all(type(v) in _PLAIN for v in value.values()):
+        return "{" + ", ".join(f"{_strict(k)}: {'None' if v is None else _strict(v)}" for k, v in value.items()) + "}"
+    if type(value) in _PLAIN:
+        return repr(value)
     if callable(value) and hasattr(value, "__qualname__"):
         return _representation(value)
     text = _array_text(value)

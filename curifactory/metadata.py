@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -36,6 +37,8 @@ import time
 from typing import Any, Callable
 
 from curifactory import environment
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a provider may take (``"metadata": {"timeout": ...}`` in the config)."""
@@ -109,17 +112,30 @@ def command_provider(command: str, timeout: float = DEFAULT_TIMEOUT) -> Callable
     """A provider that runs a shell ``command`` and records what it prints (``"commands"`` in the config)."""
 
     def run() -> str:
+        # its own process group, so that stopping it stops what the shell started too
+        process = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+            stdout, stderr = process.communicate(timeout=max(timeout * 0.9, timeout - 0.2))
         except subprocess.TimeoutExpired:
+            _stop(process)
             raise TimeoutError(f"'{command}' took more than {timeout:g} s and was stopped") from None
-        if done.returncode:
-            raise RuntimeError(f"'{command}' exited with {done.returncode}: "
-                               f"{(done.stderr or done.stdout).strip()[:300]}")
-        return done.stdout.strip()
+        if process.returncode:
+            raise RuntimeError(f"'{command}' exited with {process.returncode}: {(stderr or stdout).strip()[:300]}")
+        return stdout.strip()
 
     return run
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Kill a command's whole process group and reap it."""
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()
+    process.communicate()
 
 
 def _plain(value: Any) -> Any:
@@ -193,6 +209,10 @@ def providers_for(settings: Any) -> dict[str, Callable[[], Any]]:
     """``cf.metadata_providers`` with the config's ``disable`` and ``commands`` applied."""
     providers = {name: provider for name, provider in metadata_providers.items()
                  if name not in settings.metadata_disable}
+    unknown = [name for name in settings.metadata_disable if name not in metadata_providers]
+    if unknown:
+        logger.warning("metadata.disable in %s names %s, which is no metadata provider (they are: %s).",
+                       settings.config_file, ", ".join(map(repr, unknown)), ", ".join(metadata_providers))
     for name, command in settings.metadata_commands:
         providers[name] = command_provider(command, timeouts.get(name, time_limit(settings)))
     return providers

@@ -230,6 +230,8 @@ def locate_run(wanted: str, store: Store = None) -> tuple[RunSource, str]:
             if entry[0] not in where:
                 known.append(entry)
             where.setdefault(entry[0], []).append(source)
+    if len(sources) > 1:  # in time order across the stores (a reference ends with its start time)
+        known.sort(key=lambda entry: entry[0].rsplit("_", 1)[-1])
     references = [ref for ref, _, _ in known]
     wanted = str(wanted).strip()
     matches = _matches(wanted, known)
@@ -240,9 +242,11 @@ def locate_run(wanted: str, store: Store = None) -> tuple[RunSource, str]:
         return where[matches[0]][0], matches[0]
     folder = ", ".join(runlog.runlog_root(s.folder) for s in sources)
     if matches:
-        raise RunNotFoundError(f"'{wanted}' names {len(matches)} runs: {', '.join(matches[:8])}"
-                               f"{' ...' if len(matches) > 8 else ''}. Give more of the reference, or "
-                               f"EXPERIMENT#N.")
+        stores = len(sources) > 1
+        named = [f"{ref} (in {where[ref][0].label or where[ref][0].folder})" if stores else ref for ref in matches]
+        raise RunNotFoundError(f"'{wanted}' names {len(matches)} runs: {', '.join(named[:8])}"
+                               f"{' ...' if len(matches) > 8 else ''}. Give more of the reference"
+                               f"{', or read one store (--store)' if stores else ', or EXPERIMENT#N'}.")
     near = difflib.get_close_matches(wanted, references, n=5, cutoff=0.4) or references[-5:]
     raise RunNotFoundError(f"No run '{wanted}' in {folder}. "
                            f"{'Nearest: ' + ', '.join(near) + '. ' if near else 'There are no runs yet. '}"
@@ -256,8 +260,8 @@ def _matches(wanted: str, known: list[tuple[str, str, int]]) -> list[str]:
     if "#" in wanted:
         experiment, _, number = wanted.rpartition("#")
         runs = [k for k in known if fnmatch.fnmatchcase(k[1], experiment)]
-        if number in ("latest", "last"):
-            return [max(runs, key=lambda k: k[2])[0]] if runs else []
+        if number in ("latest", "last"):  # the newest: by start time, then number (several stores)
+            return [max(runs, key=lambda k: (k[0].rsplit("_", 1)[-1], k[2]))[0]] if runs else []
         if number.isdigit():
             return [ref for ref, exp, n in runs if n == int(number) and exp == experiment] or \
                    [ref for ref, _, n in runs if n == int(number)]

@@ -70,7 +70,9 @@ def resolve(store: Any = None) -> list[RunSource]:
     items: Iterable[Any] = store if isinstance(store, (list, tuple)) else [store]
     sources: list[RunSource] = []
     for item in items:
-        sources.extend([item] if isinstance(item, RunSource) else _resolve_one(os.fspath(item)))
+        for source in [item] if isinstance(item, RunSource) else _resolve_one(os.fspath(item)):
+            if all(os.path.realpath(source.folder) != os.path.realpath(known.folder) for known in sources):
+                sources.append(source)  # a folder named twice (or matched by two globs) is read once
     if not sources:
         raise UsageError("store=[] names no folder; give a project folder, its data folder, a glob or a URL.")
     return sources
@@ -86,10 +88,19 @@ def _resolve_one(spec: str) -> list[RunSource]:
             raise UsageError(f"The store pattern {spec!r} matches no folder; give project folders or their data "
                              f"folders, e.g. '~/projects/*/data'.")
         return [RunSource(data_folder(m), m) for m in matches]
+    if os.path.isfile(path):
+        raise UsageError(f"There is no run log under {spec!r}: it is a file. Give a project folder or its data "
+                         f"folder (the one holding runlog/).")
     if not os.path.isdir(path) and not _unused_data_folder(path):
         raise UsageError(f"The store folder {spec!r} does not exist; give a project folder, its data folder "
                          f"(the one holding runlog/), a glob or a URL such as s3://bucket/project/data.")
-    return [RunSource(data_folder(path), spec)]
+    folder = data_folder(path)
+    if not os.path.isdir(runlog.runlog_root(folder)) and not _unused_data_folder(folder) and \
+            not _is_project(folder):
+        raise UsageError(f"There is no run log under {spec!r} (no runlog/ folder, nor a project whose data folder "
+                         f"has one); give a project folder or its data folder, e.g. ~/projects/polyfit or "
+                         f"~/projects/polyfit/data.")
+    return [RunSource(folder, spec)]
 
 
 def _unused_data_folder(path: str) -> bool:
@@ -99,11 +110,20 @@ def _unused_data_folder(path: str) -> bool:
     return os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(path)), CONFIG_FILENAME))
 
 
+def _is_project(path: str) -> bool:
+    from curifactory.config import CONFIG_FILENAME
+
+    return os.path.isfile(os.path.join(path, CONFIG_FILENAME))
+
+
 def data_folder(path: str) -> str:
-    """The folder holding the run log for a path naming a project or its data folder."""
+    """The folder holding the run log for a path naming a project, its data folder or the run
+    log folder itself."""
     path = os.path.abspath(path)
     if os.path.isdir(runlog.runlog_root(path)):
         return path
+    if os.path.basename(path) == runlog.RUNLOG_DIR:
+        return os.path.dirname(path)
     from curifactory.config import CONFIG_FILENAME, load_settings
 
     if os.path.isfile(os.path.join(path, CONFIG_FILENAME)):
@@ -141,13 +161,20 @@ def mirror(url: str) -> str:
     """
     fs, root = _filesystem(url)
     root = root.rstrip("/")
+    if root.endswith("/" + runlog.RUNLOG_DIR):
+        root = root[: -len(runlog.RUNLOG_DIR) - 1]
     local = os.path.join(cache_home(), "remote", hashlib.blake2b(url.encode(), digest_size=8).hexdigest())
     problem = (f"Check the URL and the credentials (for S3: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, and "
                f"AWS_ENDPOINT_URL for an endpoint of your own).")
     try:
         listing = fs.find(f"{root}/{runlog.RUNLOG_DIR}", detail=True)
-        if not listing and not fs.exists(root):
-            raise UsageError(f"Could not list the runs under {url}: there is nothing there. {problem}")
+        if not listing and fs.exists(f"{root}/data/{runlog.RUNLOG_DIR}"):
+            root += "/data"  # a project folder: its data folder holds the run log
+            listing = fs.find(f"{root}/{runlog.RUNLOG_DIR}", detail=True)
+        if not listing:
+            there = "there is nothing there" if not fs.exists(root) else f"it has no {runlog.RUNLOG_DIR}/ folder"
+            raise UsageError(f"Could not list the runs under {url}: {there}. Give the data folder of a project "
+                             f"whose runs were copied there (the one holding {runlog.RUNLOG_DIR}/). {problem}")
     except UsageError:
         raise
     except Exception as exc:

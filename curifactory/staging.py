@@ -61,6 +61,12 @@ def retry_policy(name: str, retries: Any, retry_on: Any, retry_delay: Any) -> Re
     if not kinds or not all(isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
         raise StageDefinitionError(f"Stage '{name}': retry_on={retry_on!r}; give an exception class or a tuple "
                                    f"of them, e.g. retry_on=(ConnectionError, TimeoutError).")
+    if any(issubclass(k, (KeyboardInterrupt, SystemExit)) for k in kinds):
+        raise StageDefinitionError(f"Stage '{name}': retry_on={retry_on!r}; Ctrl-C and exits are never retried, "
+                                   f"give the exception types a failing attempt raises.")
+    if not retries and (retry_on is not Exception or retry_delay):
+        raise StageDefinitionError(f"Stage '{name}': retry_on and retry_delay take effect with retries=N (how many "
+                                   f"more attempts), e.g. retries=2.")
     if isinstance(retry_delay, bool) or not isinstance(retry_delay, (int, float)) or not retry_delay >= 0:
         raise StageDefinitionError(f"Stage '{name}': retry_delay={retry_delay!r}; give the seconds to wait "
                                    f"between attempts (0 or more).")

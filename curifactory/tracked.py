@@ -53,6 +53,11 @@ def _experiment_name(fn: Callable[..., Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", qualified.replace("<locals>.", ""))
 
 
+def _shown(params: Any, value: Any) -> str:
+    """How an argument shows in the parameter registry (never the hash: see :meth:`Tracked.params`)."""
+    return hashing.display_text(value)
+
+
 class Tracked:
     """A function wrapped by :func:`track`; calling it makes a run."""
 
@@ -67,7 +72,10 @@ class Tracked:
                                 f"{', '.join(map(repr, reserved))} has a name curifactory keeps for itself "
                                 f"(a parameter set's {', '.join(sorted(_RESERVED))}); rename the argument.")
         self.experiment = _experiment_name(fn)
-        fields = [(name, Any, dataclasses.field(default=None)) for name in self.signature.parameters]
+        fields: list[Any] = [(name, Any, dataclasses.field(default=None)) for name in self.signature.parameters]
+        shown = {name: _shown for name in self.signature.parameters}  # the hash is made by hash_values
+        fields.append(("hash_representations", dict, dataclasses.field(default_factory=lambda: dict(shown),
+                                                                        repr=False)))
         self.params_class = dataclasses.make_dataclass(f"{fn.__name__}_arguments", fields,
                                                        bases=(ExperimentParameters,))
         self.params_class.__module__ = getattr(fn, "__module__", None) or __name__
@@ -111,13 +119,20 @@ class Tracked:
             manager.run_stage(spec, record, None, {})
             value = record.state[RESULT]
         except BaseException as exc:
-            manager.tracker.traceback = traceback.format_exc()
-            interrupted = isinstance(exc, KeyboardInterrupt)
-            manager.finish("error", error=f"{type(exc).__name__}: {exc}" if not interrupted else "KeyboardInterrupt")
+            manager.tracker.traceback = self._traceback(exc)
+            manager.error = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            manager.finish("error")
             raise
         manager.tracker.result = result_document(value)
         manager.finish("complete")
         return value
+
+    def _traceback(self, exc: BaseException) -> str:
+        """The traceback from the tracked function's own frame on (curifactory's frames left out)."""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code is not self.fn.__code__:
+            tb = tb.tb_next
+        return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
     def _spec(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> StageSpec:
         fn = self.fn

@@ -5,6 +5,7 @@ time limit; a failing or hanging provider records its error and never fails the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -34,6 +35,19 @@ print(manager.get_reference_name())
 """
 
 
+def _processes_running(command_line: str) -> list[int]:
+    """The PIDs whose command line is ``command_line`` (read from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if handle.read().replace(b"\0", b" ").strip() == command_line.encode():
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def _document(project: CliProject, ref: str = "latest") -> dict:
     shown = project.curifactory("show", ref, "--format", "json")
     assert shown.returncode == 0, shown.stderr
@@ -61,6 +75,7 @@ def test_the_built_in_providers_and_the_configs_commands_are_recorded(tmp_path):
     assert metadata["k8s"] == "client v1.29"
     assert "exited with 3" in metadata["broken"]["error"] and "nope" in metadata["broken"]["error"]
     assert "1.5 s" in metadata["slow"]["error"]
+    assert not _processes_running("sleep 30")  # the stopped command's own children were stopped too
     document = _document(project)
     assert document["user"] == metadata["user"] and document["platform"] == metadata["platform"]
     text = project.curifactory("show", "latest").stdout
@@ -93,7 +108,7 @@ def test_providers_added_removed_and_replaced_in_python(tmp_path):
     ({"disable": "conda"}, "metadata.disable must be a list"),
     ({"commands": {"k": ""}}, "metadata.commands must map"),
     ({"timeout": 0}, "metadata.timeout is 0"),
-    ({"disabled": ["pip"]}, "with the keys disable, commands and timeout"),
+    ({"disabled": ["pip"]}, "with the keys disable, commands and timeout (not 'disabled')"),
 ])
 def test_a_malformed_metadata_section_is_a_usage_error(tmp_path, section, wanted):
     project = CliProject(tmp_path, {"experiments/chain.py": CHAIN_EXPERIMENT})

@@ -123,6 +123,8 @@ def test_an_exception_not_in_retry_on_fails_at_once(tmp_path):
     ({"retries": 2, "retry_on": "ValueError"}, "retry_on='ValueError'"),
     ({"retries": 2, "retry_on": (ValueError, int)}, "retry_on="),
     ({"retries": 2, "retry_delay": -3}, "retry_delay=-3"),
+    ({"retry_on": ValueError}, "take effect with retries=N"),
+    ({"retries": 1, "retry_on": KeyboardInterrupt}, "never retried"),
 ])
 def test_bad_retry_arguments_are_named_when_the_decorator_is_applied(kwargs, wanted):
     with pytest.raises(StageDefinitionError, match=wanted.replace("(", r"\(").replace(".", r"\.")):

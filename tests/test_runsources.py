@@ -71,7 +71,19 @@ def test_runs_are_read_from_other_project_folders_several_and_a_glob(two_project
 
 
 def test_a_store_that_names_nothing_is_a_clear_error(two_projects, tmp_path):
-    alpha, _ = two_projects
+    alpha, beta = two_projects
+    (tmp_path / "empty").mkdir()
+    for wrong in (tmp_path / "empty", alpha.root / "curifactory_config.json"):
+        with pytest.raises(UsageError, match="no run log under|it is a file"):
+            cf.load_runs(store=wrong)
+    runlog_folder = cf.load_runs(store=alpha.root / "data" / "runlog", level="run")  # the run log itself
+    assert len(runlog_folder) == 2
+    twice = cf.load_runs(store=[alpha.root, alpha.root / "data", str(alpha.root.parent / "*")], level="run")
+    assert len(twice) == 2 and "store" not in twice.columns  # one folder named three ways is read once
+    newest = cf.find_run("chain#latest", store=[alpha.root, beta.root])  # by time, not by run number
+    assert newest == cf.find_run("latest", store=beta.root)
+    with pytest.raises(RunNotFoundError, match=r"names 2 runs: .*\(in .*alpha.*read one store"):
+        cf.find_run("chain#1", store=[alpha.root, beta.root])
     with pytest.raises(UsageError, match="does not exist"):
         cf.load_runs(store=tmp_path / "nowhere")
     with pytest.raises(UsageError, match="matches no folder"):
@@ -136,6 +148,9 @@ def test_runs_are_read_from_an_s3_bucket(two_projects, s3_endpoint, tmp_path, mo
     assert list(remote["reference"]) == list(local["reference"]) and list(remote["tags.n"]) == ["0", "1"]
     first = remote["reference"][0]
     assert cf.load_run(first, store=url)["records"][1]["params"] == {"n": 2}
+    assert list(cf.load_runs(store="s3://lab-runs/alpha", level="run")["reference"]) == list(local["reference"])
+    with pytest.raises(UsageError, match="it has no runlog/ folder"):
+        cf.load_runs(store="s3://lab-runs")
     # a run deleted remotely is gone on the next read; a new one appears
     fs.rm(f"lab-runs/alpha/data/runlog/{first}", recursive=True)
     fs.invalidate_cache()

@@ -86,7 +86,9 @@ def test_every_call_is_a_run_and_a_repeated_call_comes_from_the_cache(tracked):
     assert cached["records"][0]["stages"][0]["status"] == "cached"
     assert first["metadata"]["git"] and first["metadata"]["python"]["executable"] == sys.executable
     assert first["duration"] >= 0 and first["start"] and first["end"]
-    assert failed["error"].startswith("ValueError") and failed["error"].endswith("negative learning rate")
+    assert failed["error"] == "ValueError: negative learning rate"
+    assert failed["traceback"].splitlines()[1].strip().startswith('File "') and "script.py" in \
+        failed["traceback"].splitlines()[1]  # from the function's own frame on
     assert "Traceback" in failed["traceback"] and "negative learning rate" in failed["traceback"]
     assert failed["records"][0]["stages"][0]["status"] == "failed"
 
@@ -140,6 +142,26 @@ def test_arguments_that_cannot_be_hashed_are_named(project):
     with pytest.raises(HashingError, match="argument 'epochs'.*Exceeds the limit"):
         fit(1, epochs=10 ** 5000)
     assert cf.track(cache=False)(fit.__wrapped__)(object()) == 1  # nothing is cached: no hash needed
+
+
+def test_functions_as_arguments_count_by_their_code_and_closure(project):
+    project({})
+
+    @cf.track()
+    def apply(fn):
+        return fn(10)
+
+    def make(k):
+        def add(x):
+            return x + k
+        return add
+
+    assert (apply(make(1)), apply(make(2)), apply(lambda x: x + 1), apply(lambda x: x + 2)) == (11, 12, 11, 12)
+    assert list(cf.load_runs("*apply")["status"]) == ["complete"] * 4
+    assert [d["records"][0]["stages"][0]["status"] for d in
+            (cf.load_run(ref) for ref in cf.load_runs("*apply")["reference"])] == ["executed"] * 4
+    apply(make(1))
+    assert cf.load_run("latest")["records"][0]["stages"][0]["status"] == "cached"
 
 
 def test_mistakes_are_clear(project):
