@@ -43,6 +43,7 @@ CONDA_TOOLS = ("conda", "mamba", "micromamba")
 FALLBACK_MARK = "# pip freeze was not available"
 _PIP_CACHE_NAME = "pip_freeze_cache.json"
 _PACKAGES_CACHE_NAME = "packages_cache.json"
+_CONDA_CACHE_NAME = "conda_export_cache.json"
 # An editable VCS install ("-e git+https://...@<sha>#egg=x") changes with the
 # commits of its own repository, which no site-packages timestamp reflects.
 _VOLATILE_LINE = re.compile(r"^-e\s+\w+\+", re.MULTILINE)
@@ -87,18 +88,30 @@ class _Result:
     problem: str | None = None
 
 
+def _run_in_group(args: list[str], cwd: str | None, timeout: float,
+                  env: dict[str, str] | None) -> subprocess.CompletedProcess[bytes]:
+    """``subprocess.run`` in a process group of its own: at the time limit the command and
+    everything it started are killed (a wrapper script's children too)."""
+    import signal
+
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            process.kill()
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
 def _run(args: list[str], cwd: str | None, timeout: float, env: dict[str, str] | None = None) -> _Result:
     """Run a command and return its outcome; never raises."""
     try:
-        done = subprocess.run(
-            args,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
+        done = _run_in_group(args, cwd, timeout, env)
     except FileNotFoundError:
         if cwd is not None and not os.path.isdir(cwd):
             return _Result(False, problem=f"the folder {cwd} does not exist")
@@ -317,13 +330,16 @@ def find_conda() -> str | None:
     return None
 
 
-def conda_export() -> str | None:
+def conda_export(timeout: float = CONDA_TIMEOUT, cache_dir: str | os.PathLike[str] | None = None,
+                 errors: bool = False) -> str | None:
     """``conda env export --from-history`` of the running interpreter's environment.
 
     Uses conda, mamba or micromamba, whichever is found first on PATH. The
     environment exported is ``sys.prefix`` when it is a conda environment (it holds
     ``conda-meta/``), else the active one. Returns None when no tool is installed
-    or the export fails (logged). Never raises.
+    or the export fails (logged; with ``errors``, raised as ``RuntimeError``). With ``cache_dir``, the output is kept
+    there until the environment's ``conda-meta/history`` changes (every conda install
+    or removal appends to it), so a run pays for the export once per change.
     """
     tool = find_conda()
     if tool is None:
@@ -331,11 +347,32 @@ def conda_export() -> str | None:
     args = [tool, "env", "export", "--from-history"]
     if os.path.isdir(os.path.join(sys.prefix, "conda-meta")):
         args += ["--prefix", sys.prefix]
-    result = _run(args, None, CONDA_TIMEOUT)
+    cache_file = os.path.join(os.fspath(cache_dir), _CONDA_CACHE_NAME) if cache_dir is not None else None
+    stamp = _conda_stamp(tool)
+    cached = _read_pip_cache(cache_file, stamp) if cache_file else None
+    if cached is not None:
+        return cached
+    result = _run(args, None, timeout)
+    if not result.ok and errors:
+        raise RuntimeError(f"{os.path.basename(tool)} env export failed: {result.problem}")
     if not result.ok:
         logger.warning("%s env export failed: %s", os.path.basename(tool), result.problem)
         return None
-    return result.stdout.decode("utf-8", "replace")
+    text = result.stdout.decode("utf-8", "replace")
+    if cache_file:
+        _write_pip_cache(cache_file, stamp, text)
+    return text
+
+
+def _conda_stamp(tool: str) -> str:
+    """What changes when a conda environment changes: the tool, the prefix, its history file."""
+    history = os.path.join(os.environ.get("CONDA_PREFIX") or sys.prefix, "conda-meta", "history")
+    try:
+        status = os.stat(history)
+        changed = f"{status.st_mtime_ns}:{status.st_size}"
+    except OSError:
+        changed = "none"
+    return f"{tool}\0{sys.prefix}\0{os.environ.get('CONDA_PREFIX', '')}\0{changed}"
 
 
 def curifactory_version() -> str | None:

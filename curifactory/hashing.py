@@ -21,7 +21,7 @@ import logging
 import re
 import sys
 import types
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from curifactory.errors import HashingError
 
@@ -102,8 +102,11 @@ def _array_text(value: Any) -> str | None:
     if numpy is not None and isinstance(value, numpy.ndarray):
         if value.dtype.hasobject:  # the bytes of an object array are pointers
             return f"<ndarray object {value.shape} {_representation(value.tolist())}>"
-        data = numpy.ascontiguousarray(value).tobytes()
-        return f"<ndarray {value.dtype.str} {value.shape} {hashlib.blake2b(data, digest_size=16).hexdigest()}>"
+        h = hashlib.blake2b(numpy.ascontiguousarray(value).tobytes(), digest_size=16)
+        if isinstance(value, numpy.ma.MaskedArray):  # the mask counts, and what is under it does not
+            h = hashlib.blake2b(numpy.ascontiguousarray(value.filled(0)).tobytes(), digest_size=16)
+            h.update(numpy.ma.getmaskarray(value).tobytes())
+        return f"<{type(value).__name__} {value.dtype.str} {value.shape} {h.hexdigest()}>"
     pandas = sys.modules.get("pandas")
     if pandas is not None and isinstance(value, (pandas.DataFrame, pandas.Series, pandas.Index)):
         kind = type(value).__name__
@@ -112,7 +115,7 @@ def _array_text(value: Any) -> str | None:
         except TypeError:  # cells that pandas cannot hash (lists, dicts): by their values
             return f"<{kind} {_representation(value.to_dict() if kind != 'Index' else list(value))}>"
         labels = list(value.columns) if kind == "DataFrame" else [value.name]
-        dtypes = [str(t) for t in value.dtypes] if kind == "DataFrame" else [str(value.dtype)]
+        dtypes = [repr(t) for t in value.dtypes] if kind == "DataFrame" else [repr(value.dtype)]  # categories too
         digest = hashlib.blake2b(rows.tobytes(), digest_size=16).hexdigest()
         return f"<{kind} {_representation(labels)} {dtypes} {value.shape} {digest}>"
     return None
@@ -125,26 +128,31 @@ def display_text(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def hash_values(values: dict[str, Any], what: str = "value", where: str = "") -> str:
+def hash_values(values: dict[str, Any], what: str = "value", where: str = "",
+                code_text: Callable[[Any], str] | None = None) -> str:
     """The hash of named values (e.g. a function's arguments) by the rules of a parameter set's
-    fields, strictly: a value that cannot be turned into stable text is an error, not a warning,
-    and a function counts by its code and the values it closes over, not its name alone.
+    fields, strictly: a value that cannot be turned into stable, complete text is an error, not a
+    warning; containers and dataclasses count element by element, a function by its code (what
+    ``code_text(fn)`` says, by default its bytecode and constants) and the values it closes over,
+    a bound method by its instance too, a ``functools.partial`` by its arguments.
 
     Raises:
-        HashingError: a value's text holds a memory address (it would change every run), or
-            making it failed; the message names the value (``what`` says what the names are).
+        HashingError: a value's text holds a memory address (it would change every run) or is
+            shortened (``...``), or making it failed; the message names the value (``what`` says
+            what the names are, ``where`` whose they are).
     """
+    strict = _Strict(code_text or (lambda fn: code_digest(fn.__code__)))
     out = []
     for name, value in values.items():
         if value is None:
             continue
         try:
-            rep = repr(value) if type(value) in _PLAIN else _strict(value)
-        except HashingError:
-            raise HashingError(f"The {what} '{name}'{where} ({type(value).__name__}) cannot be hashed: its text "
-                               f"holds a memory address, so it would differ every run. Pass a value that prints "
-                               f"the same each time (give its class a __repr__), or turn caching off "
-                               f"(@cf.track(cache=False)).") from None
+            rep = repr(value) if type(value) in _PLAIN else strict.text(value)
+        except HashingError as exc:
+            raise HashingError(f"The {what} '{name}'{where} ({type(value).__name__}) cannot be hashed: {exc}, so "
+                               f"two different values could look alike or one value differ every run. Pass a "
+                               f"value that prints in full and the same each time (give its class a __repr__), "
+                               f"or turn caching off (@cf.track(cache=False)).") from None
         except Exception as exc:
             raise HashingError(f"The {what} '{name}'{where} ({type(value).__name__}) cannot be hashed: turning "
                                f"it into text failed ({type(exc).__name__}: {exc}). Pass a value that can be "
@@ -153,42 +161,61 @@ def hash_values(values: dict[str, Any], what: str = "value", where: str = "") ->
     return hashlib.blake2b("".join(out).encode("utf-8"), digest_size=16).hexdigest()
 
 
-def _code_digest(code: Any) -> str:
+def code_digest(code: Any) -> str:
     """A digest of a code object: its bytecode, names and constants (nested code objects too)."""
     h = hashlib.blake2b(digest_size=12)
     h.update(code.co_code)
     h.update(repr(code.co_names).encode())
     for constant in code.co_consts:
-        h.update(_code_digest(constant).encode() if hasattr(constant, "co_code") else repr(constant).encode())
+        h.update(code_digest(constant).encode() if hasattr(constant, "co_code") else repr(constant).encode())
     return h.hexdigest()
 
 
-def _function_text(fn: Any) -> str:
-    """A plain function strictly: its qualified name, its code and the values it closes over and
-    defaults to (two lambdas, or two closures made by one factory, differ)."""
-    cells = tuple(cell.cell_contents for cell in fn.__closure__ or () if cell.cell_contents is not fn)
-    extra = [_strict(v) for v in (*cells, *(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values())]
-    return f"<function {fn.__module__}.{fn.__qualname__} {_code_digest(fn.__code__)} ({', '.join(extra)})>"
+_SHORTENED = re.compile(r"\.\.\.|…")
 
 
-def _strict(value: Any) -> str:
-    if isinstance(value, types.FunctionType):
-        return _function_text(value)
-    if isinstance(value, (list, tuple)) and not all(type(v) in _PLAIN for v in value):
-        inner = ", ".join("None" if v is None else _strict(v) for v in value)
-        return f"{type(value).__name__}({inner})"
-    if isinstance(value, dict) and not all(type(v) in _PLAIN for v in value.values()):
-        return "{" + ", ".join(f"{_strict(k)}: {'None' if v is None else _strict(v)}" for k, v in value.items()) + "}"
-    if type(value) in _PLAIN:
-        return repr(value)
-    if callable(value) and hasattr(value, "__qualname__"):
-        return _representation(value)
-    text = _array_text(value)
-    if text is not None:
+class _Strict:
+    """The complete, stable text of a value for :func:`hash_values`."""
+
+    def __init__(self, code_text: Callable[[Any], str]):
+        self.code_text = code_text
+
+    def text(self, value: Any) -> str:
+        if value is None or type(value) in _PLAIN:
+            return repr(value)
+        if isinstance(value, types.FunctionType):
+            return self.function(value)
+        if isinstance(value, types.MethodType):
+            return f"<method of {self.text(value.__self__)} {self.function(value.__func__)}>"
+        if isinstance(value, functools.partial):
+            return (f"<partial {self.text(value.func)} {self.text(list(value.args))} "
+                    f"{self.text(dict(value.keywords))}>")
+        if isinstance(value, (list, tuple)):
+            return f"{type(value).__name__}({', '.join(self.text(v) for v in value)})"
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{self.text(k)}: {self.text(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, (set, frozenset)):
+            return f"{type(value).__name__}({{{', '.join(sorted(self.text(v) for v in value))}}})"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = ", ".join(f"{f.name}={self.text(getattr(value, f.name))}" for f in dataclasses.fields(value))
+            return f"<{type(value).__module__}.{type(value).__qualname__} {fields}>"
+        if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
+            return _representation(value)  # a class, a builtin: by its qualified name
+        content = _array_text(value)
+        if content is not None:
+            return content
+        text = repr(value)
+        if _ADDRESS.search(text):
+            raise HashingError("its text holds a memory address")
+        if _SHORTENED.search(text) and not isinstance(value, (str, bytes)):
+            raise HashingError(f"its text is shortened ({text[:60]!r})")
         return text
-    if _ADDRESS.search(repr(value)):
-        raise HashingError("address")
-    return _representation(value)
+
+    def function(self, fn: Any) -> str:
+        """A plain function: its name, its code and the values it closes over and defaults to."""
+        cells = tuple(cell.cell_contents for cell in fn.__closure__ or () if cell.cell_contents is not fn)
+        extra = [self.text(v) for v in (*cells, *(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values())]
+        return f"<function {fn.__module__}.{fn.__qualname__} {self.code_text(fn)} ({', '.join(extra)})>"
 
 
 def _encode(obj: Any, prefix: str, out: list[str]) -> None:

@@ -8,7 +8,7 @@ its time limit has passed, records ``{"error": "..."}`` instead: it never fails 
 
 The built-in providers are ``git``, ``python``, ``platform``, ``host``, ``user``,
 ``cpus``, ``pip`` (``name==version`` of every installed distribution), ``conda`` (``conda env export``
-when conda is on PATH) and ``gpu`` (``nvidia-smi`` when present). Remove or replace
+when conda is on PATH, kept until the environment changes) and ``gpu`` (``nvidia-smi`` when present). Remove or replace
 any of them, or add your own, in Python::
 
     cf.metadata_providers["dataset"] = lambda: open("data/VERSION").read().strip()
@@ -47,6 +47,7 @@ NOT_JSON_LIMIT = 2000
 
 _ROOT: contextvars.ContextVar[str] = contextvars.ContextVar("curifactory_metadata_root")
 _CACHE_DIR: contextvars.ContextVar[str | None] = contextvars.ContextVar("curifactory_metadata_cache", default=None)
+_LIMIT: contextvars.ContextVar[float] = contextvars.ContextVar("curifactory_metadata_limit", default=DEFAULT_TIMEOUT)
 
 
 def project_root() -> str:
@@ -82,7 +83,9 @@ def _pip() -> list[str]:
 
 
 def _conda() -> str | None:
-    return environment.conda_export() if environment.find_conda() else None
+    if not environment.find_conda():
+        return None
+    return environment.conda_export(timeout=_LIMIT.get(), cache_dir=_CACHE_DIR.get(), errors=True)
 
 
 def _gpu() -> list[str] | None:
@@ -90,7 +93,7 @@ def _gpu() -> list[str] | None:
     if tool is None:
         return None
     done = subprocess.run([tool, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                          capture_output=True, text=True, timeout=DEFAULT_TIMEOUT, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=_LIMIT.get(), stdin=subprocess.DEVNULL)
     if done.returncode:
         raise RuntimeError(f"nvidia-smi exited with {done.returncode}: {done.stderr.strip()[:200]}")
     return [line.strip() for line in done.stdout.splitlines() if line.strip()]
@@ -165,6 +168,13 @@ class _Slot:
             self.error = f"{type(exc).__name__}: {exc}"
 
 
+def _with_limit(context: contextvars.Context, limit: float) -> contextvars.Context:
+    """A copy of ``context`` in which a provider's subprocesses know its time limit."""
+    mine = context.copy()
+    mine.run(_LIMIT.set, max(limit * 0.9, limit - 0.2))
+    return mine
+
+
 class MetadataCapture:
     """The providers of one run, started at once; :meth:`results` waits for them (each
     at most until ``timeout`` seconds after the start)."""
@@ -177,7 +187,8 @@ class MetadataCapture:
         context = contextvars.copy_context()
         context.run(_ROOT.set, root)
         context.run(_CACHE_DIR.set, cache_dir)
-        self.slots = {name: _Slot(name, provider, context.copy()) for name, provider in providers.items()}
+        self.slots = {name: _Slot(name, provider, _with_limit(context, self.limits[name]))
+                      for name, provider in providers.items()}
         self._results: dict[str, Any] | None = None
 
     def result(self, name: str) -> Any:

@@ -35,6 +35,7 @@ from curifactory import hashing
 from curifactory.caching import PickleCacher, preview
 from curifactory.config import Settings, load_settings
 from curifactory.errors import HashingError, TrackingError
+from curifactory.fingerprint import fingerprint
 from curifactory.params import ExperimentParameters
 from curifactory.staging import StageSpec
 from curifactory.tracking import current
@@ -90,14 +91,21 @@ class Tracked:
         bound.apply_defaults()
         return dict(bound.arguments)
 
-    def params(self, arguments: dict[str, Any]) -> Any:
-        """The call's parameter set: a field per argument, hashed by the arguments' content."""
+    def params(self, arguments: dict[str, Any], root: str) -> Any:
+        """The call's parameter set: a field per argument, hashed by the arguments' content (a
+        function argument by its code fingerprint, as a stage's code counts)."""
+
+        def code_text(fn: Any) -> str:
+            return f"{fingerprint(fn, root).digest}:{hashing.code_digest(fn.__code__)}"
+
         try:
-            digest = hashing.hash_values(arguments, "argument", f" of {self.fn.__qualname__}()")
+            digest = hashing.hash_values(arguments, "argument", f" of {self.fn.__qualname__}()", code_text)
         except HashingError:
             if self.cache:
                 raise
             digest = uuid.uuid4().hex  # nothing is cached under it: the call only needs a record
+        if fingerprint(self.fn, root).not_covered:  # no source to fingerprint (python -c, exec): its bytecode counts
+            digest = hashing.combine_hashes(digest, [hashing.code_digest(self.fn.__code__)])
         values = dict(arguments)
         values.setdefault("name", self.fn.__name__)
         params = self.params_class(**values)
@@ -109,9 +117,11 @@ class Tracked:
         from curifactory.record import Record
 
         arguments = self.arguments(args, kwargs)
-        params = self.params(arguments)
-        manager = ArtifactManager(self.experiment, settings=self.settings or load_settings(),
-                                  status_override="incomplete")
+        settings = self.settings or load_settings()
+        params = self.params(arguments, settings.root)
+        # the module is part of the cache entries' names: two modules' train() never share one
+        manager = ArtifactManager(self.experiment, settings=settings, status_override="incomplete",
+                                  prefix=f"{getattr(self.fn, '__module__', None) or 'function'}.{self.experiment}")
         manager.tracker.info["called_from"] = " ".join(sys.argv)  # the script (no command reruns a call)
         record = Record(manager, params)
         spec = self._spec(args, kwargs)

@@ -128,6 +128,7 @@ class Tracker:
         self.tags: dict[str, str] = {}
         self.info: dict[str, Any] = {}
         self.call: CallLog | None = None
+        self.outer_calls: list[CallLog | None] = []  # calls a nested stage call interrupted
         self.next_step: dict[tuple[str, str], Any] = {}
         self.ended = False
         self.flush_after = float("inf")
@@ -222,14 +223,16 @@ class Tracker:
 
     # -- stage calls ------------------------------------------------------------------------------
     def begin_call(self, record: Any, stage: str) -> None:
-        """A stage function is about to run on ``record``."""
+        """A stage function is about to run on ``record`` (inside another one's, when a stage calls
+        a stage: the outer call goes on when this one ends)."""
+        self.outer_calls.append(self.call)
         self.call = CallLog(record, stage)
         self.call.token = _CURRENT.set(record)
         self.flush_after = time.time() + FLUSH_SECONDS
 
     def end_call(self) -> dict[str, Any] | None:
         """The stage function returned (or raised): flush its points; returns its cache payload."""
-        call, self.call = self.call, None
+        call, self.call = self.call, (self.outer_calls.pop() if self.outer_calls else None)
         if call is None:
             return None
         _CURRENT.reset(call.token)
@@ -424,7 +427,8 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
     end = time.time() if status not in ACTIVE else None
     git = manager.git_info
     capture = manager.metadata_capture
-    metadata = {} if capture is None else capture.ready() if status in ACTIVE else capture.results()
+    waits = status not in ACTIVE and status != "interrupted"  # Ctrl-C does not wait for slow providers
+    metadata = {} if capture is None else capture.results() if waits else capture.ready()
     python = metadata.get("python")
     return {
         "format": FORMAT, "stage_fields": list(STAGE_FIELDS), "output_fields": list(OUTPUT_FIELDS),

@@ -117,3 +117,39 @@ def test_a_malformed_metadata_section_is_a_usage_error(tmp_path, section, wanted
     assert done.returncode == 2
     assert wanted in done.stderr and "curifactory_config.json" in done.stderr and "Traceback" not in done.stderr
     assert not (project.root / "data").exists()
+
+
+FAKE_CONDA = """#!/bin/sh
+echo called >> "$CF_TEST_SIDE"
+sleep "${FAKE_CONDA_SLEEP:-1}"
+echo "name: lab"
+echo "dependencies:"
+echo "  - numpy"
+"""
+
+
+def test_conda_export_is_kept_until_the_environment_changes_and_stopped_at_its_limit(tmp_path):
+    project = CliProject(tmp_path, {"experiments/chain.py": CHAIN_EXPERIMENT})
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "conda").write_text(FAKE_CONDA)
+    (tools / "conda").chmod(0o755)
+    env = dict(project.env(), PATH=f"{tools}:{os.environ['PATH']}")
+    first = subprocess.run([sys.executable, "-m", "curifactory", "chain"], cwd=project.root, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert _document(project)["metadata"]["conda"].startswith("name: lab")
+    started = time.monotonic()
+    again = subprocess.run([sys.executable, "-m", "curifactory", "chain"], cwd=project.root, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and time.monotonic() - started < 10
+    assert project.side.read_text().count("called") == 1  # the second run took the kept export
+    assert _document(project)["metadata"]["conda"].startswith("name: lab")
+    for cached in (project.root / "data").glob("conda_export_cache.json"):
+        cached.unlink()
+    (project.root / "curifactory_config.json").write_text(json.dumps({"metadata": {"timeout": 1}}))
+    slow = subprocess.run([sys.executable, "-m", "curifactory", "chain"], cwd=project.root,
+                          env=dict(env, FAKE_CONDA_SLEEP="30"), capture_output=True, text=True, timeout=120)
+    assert slow.returncode == 0
+    assert "took more than" in _document(project)["metadata"]["conda"]["error"]
+    assert not _processes_running("sleep 30")

@@ -134,7 +134,7 @@ def s3_endpoint(tmp_path_factory):
 def test_runs_are_read_from_an_s3_bucket(two_projects, s3_endpoint, tmp_path, monkeypatch):
     import s3fs
 
-    alpha, _ = two_projects
+    alpha, beta = two_projects
     for key, value in s3_endpoint.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -151,16 +151,22 @@ def test_runs_are_read_from_an_s3_bucket(two_projects, s3_endpoint, tmp_path, mo
     assert list(cf.load_runs(store="s3://lab-runs/alpha", level="run")["reference"]) == list(local["reference"])
     with pytest.raises(UsageError, match="it has no runlog/ folder"):
         cf.load_runs(store="s3://lab-runs")
+    mirror = next((tmp_path / "cache" / "curifactory" / "remote").iterdir())
+    copied = {p: p.stat().st_mtime_ns for p in mirror.rglob("run.json")}
+    cf.load_runs(store=url)
+    assert {p: p.stat().st_mtime_ns for p in mirror.rglob("run.json")} == copied  # unchanged: nothing copied again
     # a run deleted remotely is gone on the next read; a new one appears
     fs.rm(f"lab-runs/alpha/data/runlog/{first}", recursive=True)
+    beta_ref = next((beta.root / "data" / "runlog").iterdir()).name
+    fs.put(str(beta.root / "data" / "runlog" / beta_ref), f"lab-runs/alpha/data/runlog/{beta_ref}", recursive=True)
     fs.invalidate_cache()
-    assert list(cf.load_runs(store=url, level="run")["reference"]) == [remote["reference"][1]]
+    assert list(cf.load_runs(store=url, level="run")["reference"]) == [remote["reference"][1], beta_ref]
     fsspec_env = dict(os.environ)
     fsspec_env["FSSPEC_S3_ENDPOINT_URL"] = fsspec_env.pop("AWS_ENDPOINT_URL")  # fsspec's own config works too
     listed = subprocess.run([sys.executable, "-c", "import sys; from curifactory.cli import curifactory_main; "
                              "sys.exit(curifactory_main())", "runs", "--store", url, "--format", "json"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120, env=fsspec_env)
     assert listed.returncode == 0, listed.stderr
-    assert {row["reference"] for row in json.loads(listed.stdout)} == {remote["reference"][1]}
+    assert {row["reference"] for row in json.loads(listed.stdout)} == {remote["reference"][1], beta_ref}
     with pytest.raises(UsageError, match="Could not list the runs under s3://no-such-bucket"):
         cf.load_runs(store="s3://no-such-bucket/data")

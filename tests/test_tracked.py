@@ -84,7 +84,8 @@ def test_every_call_is_a_run_and_a_repeated_call_comes_from_the_cache(tracked):
     assert first["result"] == {"accuracy": 0.9} and cached["result"] == {"accuracy": 0.9}
     assert first["records"][0]["stages"][0]["status"] == "executed"
     assert cached["records"][0]["stages"][0]["status"] == "cached"
-    assert first["metadata"]["git"] and first["metadata"]["python"]["executable"] == sys.executable
+    assert first["metadata"]["git"]["is_repo"] is False and first["metadata"]["git"]["error"] is None  # not a repo
+    assert first["metadata"]["python"]["executable"] == sys.executable
     assert first["duration"] >= 0 and first["start"] and first["end"]
     assert failed["error"] == "ValueError: negative learning rate"
     assert failed["traceback"].splitlines()[1].strip().startswith('File "') and "script.py" in \
@@ -130,6 +131,22 @@ def test_a_changed_function_body_computes_again(tmp_path):
     assert "code" in latest["records"][0]["stages"][0]["reason"]
 
 
+def test_code_without_a_source_file_and_namesakes_in_two_modules_never_share_a_result(tmp_path):
+    project = CliProject(tmp_path, {
+        "one.py": "import curifactory as cf\n@cf.track()\ndef train(x):\n    return x + 1\n",
+        "two.py": "import curifactory as cf\n@cf.track()\ndef train(x):\n    return x + 2\n"})
+    inline = "import curifactory as cf\n@cf.track()\ndef scale(x):\n    return x * {}\nprint(scale(3))"
+
+    def python(code: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code], cwd=project.root, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert python(inline.format(1)) == "3" and python(inline.format(2)) == "6"  # no source: its bytecode counts
+    assert python("import one, two; print(one.train(1), two.train(1))") == "2 3"
+
+
 def test_arguments_that_cannot_be_hashed_are_named(project):
     project({})
 
@@ -162,6 +179,29 @@ def test_functions_as_arguments_count_by_their_code_and_closure(project):
             (cf.load_run(ref) for ref in cf.load_runs("*apply")["reference"])] == ["executed"] * 4
     apply(make(1))
     assert cf.load_run("latest")["records"][0]["stages"][0]["status"] == "cached"
+
+
+def test_current_is_the_innermost_running_record_and_none_after(project):
+    project({})
+    seen = []
+
+    @cf.stage(None, ["inner_out"])
+    def inner(record):
+        seen.append(cf.current())
+        return 1
+
+    @cf.stage(None, ["outer_out"])
+    def outer(record):
+        seen.append(cf.current())
+        inner(cf.Record(record.manager, None))
+        seen.append(cf.current())
+        return 2
+
+    manager = cf.ArtifactManager("nested", dry=True)
+    record = outer(cf.Record(manager, None))
+    assert seen[0] is record and seen[2] is record and seen[1] is not record
+    with pytest.raises(TrackingError):
+        cf.current()
 
 
 def test_mistakes_are_clear(project):
