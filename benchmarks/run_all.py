@@ -29,6 +29,7 @@ FULL = [
     ("bench_tracking.py", []),
     ("bench_sweeps.py", []),
     ("bench_track.py", []),
+    ("bench_floor.py", ["--sizes", "50,1000"]),
 ]
 QUICK = [
     ("bench_core.py", []),
@@ -38,6 +39,7 @@ QUICK = [
     ("bench_tracking.py", ["--points", "20000", "--runs", "1000", "--repeat", "2"]),
     ("bench_sweeps.py", ["--records", "50", "--points", "200"]),
     ("bench_track.py", ["--calls", "30", "--repeat", "1"]),
+    ("bench_floor.py", ["--sizes", "50", "--repeat", "1", "--warm", "2"]),
 ]
 
 
