@@ -30,6 +30,7 @@ FULL = [
     ("bench_sweeps.py", []),
     ("bench_track.py", []),
     ("bench_floor.py", ["--sizes", "50,1000"]),
+    ("bench_store_size.py", []),
 ]
 QUICK = [
     ("bench_core.py", []),
@@ -40,6 +41,7 @@ QUICK = [
     ("bench_sweeps.py", ["--records", "50", "--points", "200"]),
     ("bench_track.py", ["--calls", "30", "--repeat", "1"]),
     ("bench_floor.py", ["--sizes", "50", "--repeat", "1", "--warm", "2"]),
+    ("bench_store_size.py", ["--runs", "2000", "--repeat", "3"]),
 ]
 
 

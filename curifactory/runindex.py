@@ -253,16 +253,21 @@ class RunIndex:
             connection.close()
         return list(zip(runs, records))
 
-    def summaries(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """(run row, :func:`run_summary`) of every indexed run, after a :meth:`sync` (for the run list page)."""
+    def summaries(self, references: list[str] | None = None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(run row, :func:`run_summary`) of every indexed run (or of these ``references``), after
+        a :meth:`sync` (for the run list page)."""
         if self._nothing_yet():
             return []
         connection = self.connect()
+        pairs: list[Any] = []
         try:
             self.sync(connection)
-            sql = ("SELECT '[' || coalesce(group_concat('[' || row || ',' || coalesce(summary, '{}') || ']', ','), '')"
-                   " || ']' FROM (SELECT row, summary FROM runs ORDER BY start, reference)")
-            pairs = json.loads(connection.execute(sql).fetchone()[0])
+            chunks = [None] if references is None else [references[i:i + 500] for i in range(0, len(references), 500)]
+            for chunk in chunks:
+                where = "" if chunk is None else f"WHERE reference IN ({', '.join('?' * len(chunk))})"
+                sql = ("SELECT '[' || coalesce(group_concat('[' || row || ',' || coalesce(summary, '{}') || ']', ','), "
+                       f"'') || ']' FROM (SELECT row, summary FROM runs {where} ORDER BY start, reference)")
+                pairs += json.loads(connection.execute(sql, chunk or ()).fetchone()[0])
         finally:
             connection.close()
         return [(row, summary) for row, summary in pairs]

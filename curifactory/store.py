@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -59,8 +60,57 @@ def _read_json(path: str, default: Any) -> Any:
         ) from None
 
 
+_LINE_START = b'\n{"reference": '
+_BLOCK_LINE = re.compile(rb'\n\{"reference": ("(?:[^"\\\n]|\\.)*"), "experiment_name": ("(?:[^"\\\n]|\\.)*"), '
+                         rb'"run_number": (-?\d+)')  # a literal start: the engine skips to each line quickly
+"""The start of a run block's line as :func:`json_lines_list` writes it (see :func:`block_lines`)."""
+
+
+def _quoted(text: str) -> bytes:
+    """A string as :func:`json_lines_list` writes it (``json.dumps``' defaults)."""
+    return json.dumps(text).encode("ascii")
+
+
+def line_layout(data: bytes) -> bool:
+    """Whether a store is written one block per line by :func:`json_lines_list` (two counts
+    over the bytes, nothing parsed); a store in another layout (e.g. 0.20's) is read whole."""
+    if len(data) < 16 and data.strip() == b"[]":
+        return True
+    return (data.startswith(b"[\n") and data.endswith(b"\n]\n")
+            and data.count(_LINE_START) == data.count(b"\n") - 2)
+
+
+def block_lines(data: bytes) -> list[tuple[int, str, str, int]] | None:
+    """(offset, reference, experiment, run number) of every run block of a store in the line
+    layout (:func:`line_layout`), read without parsing the blocks; ``None`` otherwise."""
+    if not line_layout(data):
+        return None
+    names: dict[bytes, str] = {}
+
+    def text(quoted: bytes) -> str:
+        known = names.get(quoted)
+        if known is None:
+            known = names[quoted] = json.loads(quoted)
+        return known
+
+    return [(m.start() + 1, json.loads(m.group(1)) if b"\\" in m.group(1) else m.group(1)[1:-1].decode("utf-8"),
+             text(m.group(2)), int(m.group(3))) for m in _BLOCK_LINE.finditer(data)]
+
+
+def _highest_number(data: bytes, experiment_name: str) -> int:
+    """The highest run number of ``experiment_name`` in a store in the line layout."""
+    pattern = re.compile(_LINE_START.replace(b"{", b"\\{") + rb'"(?:[^"\\\n]|\\.)*", "experiment_name": '
+                         + re.escape(_quoted(experiment_name)) + rb', "run_number": (-?\d+)')
+    return max((int(m.group(1)) for m in pattern.finditer(data)), default=0)
+
+
 class ManagerStore:
-    """The list of run blocks in ``<manager_cache_path>/store.json``."""
+    """The list of run blocks in ``<manager_cache_path>/store.json``.
+
+    Registering a run and replacing its block touch only its own line of a store written
+    one block per line: a store of thousands of runs is neither parsed nor re-encoded
+    (the file is still rewritten whole, to a temporary file then renamed, as every write).
+    """
 
     def __init__(self, manager_cache_path: str):
         self.path = os.path.join(manager_cache_path, STORE_FILENAME)
@@ -86,8 +136,26 @@ class ManagerStore:
         numbers = [r.get("run_number", 0) for r in runs if r.get("experiment_name") == experiment_name]
         return max(numbers, default=0) + 1
 
+    def _read_bytes(self) -> bytes:
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return b"[]\n"
+
+    def _write_bytes(self, data: bytes) -> None:
+        fileio.atomic_write_bytes(self.path, data, durable=True)
+
     def register_run(self, block_for_number: Callable[[int], dict[str, Any]], experiment_name: str) -> dict[str, Any]:
         """Reserve the next run number and append the block built for it, atomically."""
+        with locked(self.path):
+            data = self._read_bytes()
+            if line_layout(data):
+                block = block_for_number(_highest_number(data, experiment_name) + 1)
+                line = json.dumps(block, default=str).encode("utf-8")
+                empty = len(data) < 16
+                self._write_bytes(b"[\n" + line + b"\n]\n" if empty else data[:-3] + b",\n" + line + b"\n]\n")
+                return block
 
         def change(runs: list[dict[str, Any]]) -> dict[str, Any]:
             block = block_for_number(self.next_run_number(experiment_name, runs))
@@ -98,6 +166,18 @@ class ManagerStore:
 
     def replace_run(self, block: dict[str, Any]) -> None:
         """Replace the block with the same reference (append it if it is gone)."""
+        with locked(self.path):
+            data = self._read_bytes()
+            line = json.dumps(block, default=str).encode("utf-8")
+            # its own line is found by its start alone (other lines may be in any layout)
+            framed = data.startswith(b"[\n") and data.endswith(b"\n]\n")
+            start = data.rfind(_LINE_START + _quoted(str(block["reference"])) + b", ") if framed else -1
+            if start >= 0:
+                start += 1
+                end = data.index(b"\n", start)
+                end -= data[end - 1:end] == b","  # a block that is not the last keeps its comma
+                self._write_bytes(data[:start] + line + data[end:])
+                return
 
         def change(runs: list[dict[str, Any]]) -> None:
             for index, existing in enumerate(runs):

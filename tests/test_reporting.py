@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -393,3 +394,24 @@ def test_large_runs_get_a_per_stage_summary_graph(tmp_path):
     if summary.svg is not None:
         assert summary.svg.count("<g id=\"node") == len({r.stage for rec in manager.records for r in rec.history}) + \
             len({a.name for rec in manager.records for r in rec.history for a in r.outputs})
+
+
+def test_the_run_index_lists_the_newest_runs_of_a_long_store_and_counts_the_rest(tmp_path):
+    from curifactory.reporting import index as run_index
+
+    extra = 7
+    blocks = [{"reference": f"long_{i}_2026-01-01-T{i:06d}", "experiment_name": "long", "run_number": i,
+               "timestamp": f"2026-01-01-T{i:06d}", "status": "complete"}
+              for i in range(1, run_index.RUNS_PER_EXPERIMENT + extra + 1)]
+    blocks.insert(3, {"reference": "other_1_2026-01-01-T000000", "experiment_name": "other", "run_number": 1,
+                      "status": "error"})
+    for layout in ("lines", "indented"):  # as we write the store, and as 0.20 did
+        store = tmp_path / layout / "store.json"
+        store.parent.mkdir()
+        store.write_text("[\n" + ",\n".join(json.dumps(b) for b in blocks) + "\n]\n" if layout == "lines"
+                         else json.dumps(blocks, indent=4))
+        page = Path(run_index.update_index(str(tmp_path / layout / "reports"), str(store))).read_text()
+        assert f"{run_index.RUNS_PER_EXPERIMENT + extra + 1} runs, newest first" in page
+        assert f"{extra} older runs of long are not listed here" in page
+        assert f"long_{run_index.RUNS_PER_EXPERIMENT + extra}_" in page and f"long_{extra + 1}_2026" in page
+        assert f"long_{extra}_2026" not in page and "other_1_2026-01-01-T000000" in page

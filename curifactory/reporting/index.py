@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.html"
 CSS_NAME = "style.css"
+RUNS_PER_EXPERIMENT = 200
+"""The index lists at most this many runs of each experiment, the newest; the page says how
+many older ones it leaves out (``curifactory runs EXPERIMENT`` lists them all), so a store of
+thousands of runs neither slows every run's report nor makes the page unusable."""
 
 
 @dataclass
@@ -62,6 +66,8 @@ class ExperimentRuns:
 
     name: str
     runs: list[RunEntry] = field(default_factory=list)
+    older: int = 0
+    """Older runs of the experiment that the page leaves out (see :data:`RUNS_PER_EXPERIMENT`)."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -75,26 +81,61 @@ class ExperimentRuns:
                       | {key for run in self.runs for row in run.rows for key in row.tags})
 
 
-def load_runs(store_path: str | None) -> list[dict[str, Any]]:
-    """The run blocks of ``store.json`` (a file, or the folder holding it); [] if missing."""
+def load_runs(store_path: str | None, per_experiment: int | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The run blocks of ``store.json`` (a file, or the folder holding it; [] if missing), and
+    how many older runs of each experiment were left out to keep ``per_experiment`` (the
+    newest ones; a store written one block per line is read without parsing the others)."""
     if not store_path:
-        return []
+        return [], {}
     if os.path.isdir(store_path):
         from curifactory.store import STORE_FILENAME
 
         store_path = os.path.join(store_path, STORE_FILENAME)
     try:
-        with open(store_path, encoding="utf-8") as handle:
-            runs = json.load(handle)
+        with open(store_path, "rb") as handle:
+            data = handle.read()
+        if per_experiment is not None:
+            newest = _newest_blocks(data, per_experiment)
+            if newest is not None:
+                return newest
+        runs = json.loads(data)
     except FileNotFoundError:
-        return []
+        return [], {}
     except (OSError, ValueError) as exc:
         logger.warning("Could not read the experiment store %s (%s); the run index lists no runs.", store_path, exc)
-        return []
+        return [], {}
     if not isinstance(runs, list):
         logger.warning("%s does not hold a list of runs; the run index lists no runs.", store_path)
-        return []
-    return [run for run in runs if isinstance(run, dict) and run.get("reference")]
+        return [], {}
+    runs = [run for run in runs if isinstance(run, dict) and run.get("reference")]
+    if per_experiment is None:
+        return runs, {}
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        kept.setdefault(str(run.get("experiment_name")), []).append(run)
+    older = {name: len(blocks) - per_experiment for name, blocks in kept.items() if len(blocks) > per_experiment}
+    return [run for blocks in kept.values() for run in blocks[-per_experiment:]], older
+
+
+def _newest_blocks(data: bytes, per_experiment: int) -> tuple[list[dict[str, Any]], dict[str, int]] | None:
+    """The newest ``per_experiment`` blocks of each experiment, parsing only their lines (``None``
+    when the store is not written one block per line)."""
+    from curifactory.store import block_lines
+
+    lines = block_lines(data)
+    if lines is None:
+        return None
+    by_experiment: dict[str, list[int]] = {}
+    for offset, _, experiment, _ in lines:
+        by_experiment.setdefault(experiment, []).append(offset)
+    chosen = sorted(offset for offsets in by_experiment.values() for offset in offsets[-per_experiment:])
+    runs = []
+    for offset in chosen:
+        end = data.index(b"\n", offset)
+        runs.append(json.loads(data[offset:end].rstrip(b",")))
+    older = {name: len(offsets) - per_experiment for name, offsets in by_experiment.items()
+             if len(offsets) > per_experiment}
+    return runs, older
 
 
 def run_entry(run: dict[str, Any], reports_path: str) -> RunEntry:
@@ -117,8 +158,10 @@ def run_entry(run: dict[str, Any], reports_path: str) -> RunEntry:
     )
 
 
-def tracked_runs(store_dir: str | None) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-    """{reference: (run row, summary of its records)} from the run index ({} when there is none)."""
+def tracked_runs(store_dir: str | None,
+                 references: list[str] | None = None) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """{reference: (run row, summary of its records)} from the run index ({} when there is none),
+    of ``references`` only when given."""
     if not store_dir or not os.path.isdir(os.path.join(store_dir, "runlog")):
         return {}
     import sqlite3
@@ -126,7 +169,7 @@ def tracked_runs(store_dir: str | None) -> dict[str, tuple[dict[str, Any], dict[
     from curifactory.runindex import RunIndex
 
     try:
-        return {str(run["reference"]): (run, summary) for run, summary in RunIndex(store_dir).summaries()}
+        return {str(run["reference"]): (run, summary) for run, summary in RunIndex(store_dir).summaries(references)}
     except (sqlite3.Error, OSError, ValueError) as exc:
         logger.warning("The run index of %s could not be read (%s); the run list shows no metrics.", store_dir, exc)
         return {}
@@ -181,11 +224,11 @@ def update_index(reports_path: str, store_path: str | None, extra_runs: list[dic
     """
     reports_path = os.path.abspath(reports_path)
     os.makedirs(reports_path, exist_ok=True)
-    runs = load_runs(store_path)
+    runs, older = load_runs(store_path, RUNS_PER_EXPERIMENT)
     known = {run["reference"] for run in runs}
     runs += [r for r in extra_runs or [] if isinstance(r, dict) and r.get("reference") and r["reference"] not in known]
     store_dir = os.path.dirname(store_path) if store_path and not os.path.isdir(store_path) else store_path
-    tracked = tracked_runs(store_dir)
+    tracked = tracked_runs(store_dir, [str(run["reference"]) for run in runs])
     entries = []
     for run in runs:
         entry = run_entry(run, reports_path)
@@ -196,11 +239,13 @@ def update_index(reports_path: str, store_path: str | None, extra_runs: list[dic
         entry.rows = record_rows(summary) or [RecordRow("")]
         entries.append(entry)
     experiments = group_runs(entries)
+    for experiment in experiments:
+        experiment.older = older.get(experiment.name, 0)
     has_css = os.path.isfile(os.path.join(reports_path, CSS_NAME))
     latest = os.path.isfile(os.path.join(reports_path, "_latest", INDEX_NAME))
     html = environment().get_template("index.html").render(
         experiments=experiments,
-        run_count=sum(len(e.runs) for e in experiments),
+        run_count=sum(len(e.runs) + e.older for e in experiments),
         css=CSS_NAME if has_css else None,
         inline_css=None if has_css else safe(default_css()),
         latest=latest,
