@@ -321,6 +321,28 @@ def test_dot_failure_is_reported_not_raised(tmp_path):
     assert result.svg is None and result.error
 
 
+def test_a_graph_drawn_before_is_not_drawn_again(tmp_path):
+    import shutil
+
+    real = shutil.which("dot")
+    if real is None:
+        pytest.skip("graphviz's dot is not installed")
+    counting = tmp_path / "dot"
+    counting.write_text(f'#!/bin/sh\necho drawn >> "{tmp_path}/calls"\nexec "{real}" "$@"\n')
+    counting.chmod(0o755)
+    cache = tmp_path / "graphs"
+    first = graph.render_svg("digraph { a -> b }", dot_binary=str(counting), cache_dir=str(cache))
+    again = graph.render_svg("digraph { a -> b }", dot_binary=str(counting), cache_dir=str(cache))
+    other = graph.render_svg("digraph { a -> c }", dot_binary=str(counting), cache_dir=str(cache))
+    assert first.svg == again.svg and first.svg.lstrip().startswith("<svg") and other.svg != first.svg
+    assert (tmp_path / "calls").read_text().split() == ["drawn", "drawn"]  # the repeat came from the cache
+    for n in range(graph.SVG_CACHE_KEEP + 3):
+        graph.render_svg(f"digraph {{ n{n} }}", dot_binary=str(counting), cache_dir=str(cache))
+    assert len(list(cache.glob("*.svg"))) == graph.SVG_CACHE_KEEP  # only the newest are kept
+    failed = graph.render_svg("digraph { this is not dot", dot_binary=str(counting), cache_dir=str(cache))
+    assert failed.svg is None and len(list(cache.glob("*.svg"))) == graph.SVG_CACHE_KEEP  # a failure is not kept
+
+
 # -- the run index -----------------------------------------------------------------------------
 
 

@@ -13,13 +13,16 @@ with install instructions instead. The legend is part of the report page.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from curifactory import fileio
 from curifactory.reporting.colors import record_color
 from curifactory.reporting.context import record_label
 
@@ -165,16 +168,61 @@ def build_dot(records: Iterable[Any]) -> str:
 _PROLOG = re.compile(r"^\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?(<!--.*?-->\s*)*", re.S)
 
 
-def render_svg(dot_source: str, dot_binary: str | None = None) -> GraphResult:
+SVG_CACHE_KEEP = 32
+"""How many drawn graphs :func:`render_svg` keeps in its ``cache_dir`` (the newest)."""
+
+
+def _cached_svg_path(cache_dir: str, binary: str, dot_source: str) -> str:
+    try:
+        stamp = os.stat(binary).st_mtime_ns
+    except OSError:
+        stamp = 0
+    key = hashlib.blake2b(f"{binary}\0{stamp}\0{dot_source}".encode("utf-8"), digest_size=16).hexdigest()
+    return os.path.join(cache_dir, f"{key}.svg")
+
+
+def _keep_newest(cache_dir: str) -> None:
+    try:
+        drawn = sorted((entry.stat().st_mtime_ns, entry.path) for entry in os.scandir(cache_dir)
+                       if entry.name.endswith(".svg"))
+        for _, path in drawn[:-SVG_CACHE_KEEP]:
+            os.remove(path)
+    except OSError:
+        pass
+
+
+def render_svg(dot_source: str, dot_binary: str | None = None, cache_dir: str | None = None) -> GraphResult:
     """Lay out ``dot_source`` with one ``dot -Tsvg`` call; never raises.
 
     Args:
         dot_source: the DOT source.
         dot_binary: the ``dot`` executable (default: found on PATH).
+        cache_dir: keep drawn graphs here, by a digest of the source and the ``dot``
+            binary: a source drawn before (a warm rerun's graph) is not drawn again.
     """
     binary = dot_binary or shutil.which("dot")
     if binary is None:
         return GraphResult(dot_source, None, INSTALL_HINT)
+    cached = _cached_svg_path(cache_dir, binary, dot_source) if cache_dir else None
+    if cached is not None:
+        try:
+            with open(cached, encoding="utf-8") as handle:
+                return GraphResult(dot_source, handle.read(), None)
+        except OSError:
+            pass
+    result = _draw(binary, dot_source)
+    if cached is not None and result.svg is not None:
+        try:
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            fileio.atomic_write_text(cached, result.svg)
+            _keep_newest(os.path.dirname(cached))
+        except OSError as exc:
+            logger.debug("could not keep the drawn stage graph in %s: %s", cached, exc)
+    return result
+
+
+def _draw(binary: str, dot_source: str) -> GraphResult:
+    """One ``dot -Tsvg`` call."""
     try:
         completed = subprocess.run(
             [binary, "-Tsvg"], input=dot_source.encode("utf-8"), capture_output=True, timeout=DOT_TIMEOUT, check=False
@@ -237,13 +285,14 @@ def build_summary_dot(records: Iterable[Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage_graph(records: Iterable[Any], max_clusters: int = MAX_RECORD_CLUSTERS) -> GraphResult:
+def stage_graph(records: Iterable[Any], max_clusters: int = MAX_RECORD_CLUSTERS,
+                cache_dir: str | None = None) -> GraphResult:
     """Build and draw the stage graph of ``records`` (see :func:`build_dot`).
 
     Runs with more than ``max_clusters`` visible records get the per-stage summary
-    of :func:`build_summary_dot` instead.
+    of :func:`build_summary_dot` instead. ``cache_dir``: see :func:`render_svg`.
     """
     records = list(records)
     visible = sum(1 for r in records if not getattr(r, "hide", False))
     source = build_dot(records) if visible <= max_clusters else build_summary_dot(records)
-    return render_svg(source)
+    return render_svg(source, cache_dir=cache_dir)

@@ -130,13 +130,18 @@ def _charts(manager: Any, views: list[context.RecordView], reportables: list[con
     return drawn, charts.loader_html(f"../{charts.ASSETS_DIR}/{charts.BUNDLE_NAME}" if available else None)
 
 
+GRAPH_CACHE = "graphs"
+"""The folder of ``manager_cache_path`` keeping drawn stage graphs (a warm rerun draws none)."""
+
+
 def report_html(manager: Any, folder: str) -> str:
     """Render the reportables into ``folder`` and return the page's HTML."""
     records = list(getattr(manager, "records", None) or [])
     record_views = context.record_views(records)
     reportables = reportable_views(manager, os.path.join(folder, REPORTABLES_DIR), record_views)
     groups, ungrouped = context.group_reportables(reportables)
-    graph = stage_graph(records)
+    store = getattr(manager, "manager_cache_path", None)
+    graph = stage_graph(records, cache_dir=os.path.join(store, GRAPH_CACHE) if store else None)
     log = copy_log(getattr(manager, "log_path", None), folder)
     visible = [r for r in record_views if not r.hidden]
     copy_attachments(manager, visible, folder)
