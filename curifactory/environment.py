@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -88,7 +88,7 @@ class _Result:
     problem: str | None = None
 
 
-def _run_in_group(args: list[str], cwd: str | None, timeout: float,
+def run_in_group(args: list[str], cwd: str | None, timeout: float,
                   env: dict[str, str] | None) -> subprocess.CompletedProcess[bytes]:
     """``subprocess.run`` in a process group of its own: at the time limit the command and
     everything it started are killed (a wrapper script's children too)."""
@@ -111,7 +111,7 @@ def _run_in_group(args: list[str], cwd: str | None, timeout: float,
 def _run(args: list[str], cwd: str | None, timeout: float, env: dict[str, str] | None = None) -> _Result:
     """Run a command and return its outcome; never raises."""
     try:
-        done = _run_in_group(args, cwd, timeout, env)
+        done = run_in_group(args, cwd, timeout, env)
     except FileNotFoundError:
         if cwd is not None and not os.path.isdir(cwd):
             return _Result(False, problem=f"the folder {cwd} does not exist")
@@ -287,23 +287,33 @@ def pip_freeze(cache_dir: str | os.PathLike[str] | None = None) -> str:
             change without any install. ``pip freeze`` costs about 0.5 s, a cache
             hit about 1 ms.
     """
-    cache_file = os.path.join(os.fspath(cache_dir), _PIP_CACHE_NAME) if cache_dir is not None else None
-    fingerprint = _site_fingerprint() if cache_file else ""
-    if cache_file:
-        cached = _read_pip_cache(cache_file, fingerprint)
-        if cached is not None:
-            return cached
+    return str(_cached_text(cache_dir, _PIP_CACHE_NAME, _site_fingerprint, _pip_freeze_text,
+                            keep=lambda text: not text.startswith(FALLBACK_MARK) and not _VOLATILE_LINE.search(text)))
+
+
+def _pip_freeze_text() -> str:
     result = _run_pip_freeze()
     if result.ok:
         text = result.stdout.decode("utf-8", "replace")
-        if text and not text.endswith("\n"):
-            text += "\n"
-        if cache_file and not _VOLATILE_LINE.search(text):
-            _write_pip_cache(cache_file, fingerprint, text)
-        return text
+        return text if not text or text.endswith("\n") else text + "\n"
     logger.debug("pip freeze failed: %s", result.problem)
     reason = (result.problem or "unknown failure").splitlines()[0]
     return f"{FALLBACK_MARK} ({reason}); listed from importlib.metadata\n" + _metadata_freeze()
+
+
+def _cached_text(cache_dir: str | os.PathLike[str] | None, name: str, stamp: Callable[[], str],
+                 compute: Callable[[], str | None], keep: Callable[[str], bool] = lambda text: True) -> str | None:
+    """``compute()``'s text, kept in ``cache_dir/name`` under ``stamp()`` (what changes when the
+    text would: a changed stamp computes again); a ``None``, or a text ``keep`` refuses, is not kept."""
+    cache_file = os.path.join(os.fspath(cache_dir), name) if cache_dir is not None else None
+    fingerprint = stamp() if cache_file else ""
+    cached = _read_pip_cache(cache_file, fingerprint) if cache_file else None
+    if cached is not None:
+        return cached
+    text = compute()
+    if cache_file and text is not None and keep(text):
+        _write_pip_cache(cache_file, fingerprint, text)
+    return text
 
 
 def installed_packages(cache_dir: str | os.PathLike[str] | None = None) -> list[str]:
@@ -311,14 +321,7 @@ def installed_packages(cache_dir: str | os.PathLike[str] | None = None) -> list[
     (no subprocess: what a run's ``pip`` metadata provider records; ``--store-full`` keeps the
     real ``pip freeze``). Kept in ``cache_dir`` like :func:`pip_freeze`'s output: about 0.1 s,
     a cache hit about 1 ms. Never raises."""
-    cache_file = os.path.join(os.fspath(cache_dir), _PACKAGES_CACHE_NAME) if cache_dir is not None else None
-    fingerprint = _site_fingerprint() if cache_file else ""
-    cached = _read_pip_cache(cache_file, fingerprint) if cache_file else None
-    if cached is None:
-        cached = _metadata_freeze()
-        if cache_file:
-            _write_pip_cache(cache_file, fingerprint, cached)
-    return cached.splitlines()
+    return str(_cached_text(cache_dir, _PACKAGES_CACHE_NAME, _site_fingerprint, _metadata_freeze)).splitlines()
 
 
 def find_conda() -> str | None:
@@ -347,21 +350,17 @@ def conda_export(timeout: float = CONDA_TIMEOUT, cache_dir: str | os.PathLike[st
     args = [tool, "env", "export", "--from-history"]
     if os.path.isdir(os.path.join(sys.prefix, "conda-meta")):
         args += ["--prefix", sys.prefix]
-    cache_file = os.path.join(os.fspath(cache_dir), _CONDA_CACHE_NAME) if cache_dir is not None else None
-    stamp = _conda_stamp(tool)
-    cached = _read_pip_cache(cache_file, stamp) if cache_file else None
-    if cached is not None:
-        return cached
-    result = _run(args, None, timeout)
-    if not result.ok and errors:
-        raise RuntimeError(f"{os.path.basename(tool)} env export failed: {result.problem}")
-    if not result.ok:
-        logger.warning("%s env export failed: %s", os.path.basename(tool), result.problem)
-        return None
-    text = result.stdout.decode("utf-8", "replace")
-    if cache_file:
-        _write_pip_cache(cache_file, stamp, text)
-    return text
+
+    def export() -> str | None:
+        result = _run(args, None, timeout)
+        if not result.ok and errors:
+            raise RuntimeError(f"{os.path.basename(tool)} env export failed: {result.problem}")
+        if not result.ok:
+            logger.warning("%s env export failed: %s", os.path.basename(tool), result.problem)
+            return None
+        return result.stdout.decode("utf-8", "replace")
+
+    return _cached_text(cache_dir, _CONDA_CACHE_NAME, lambda: _conda_stamp(tool), export)
 
 
 def _conda_stamp(tool: str) -> str:

@@ -102,9 +102,9 @@ def _array_text(value: Any) -> str | None:
     if numpy is not None and isinstance(value, numpy.ndarray):
         if value.dtype.hasobject:  # the bytes of an object array are pointers
             return f"<ndarray object {value.shape} {_representation(value.tolist())}>"
-        h = hashlib.blake2b(numpy.ascontiguousarray(value).tobytes(), digest_size=16)
-        if isinstance(value, numpy.ma.MaskedArray):  # the mask counts, and what is under it does not
-            h = hashlib.blake2b(numpy.ascontiguousarray(value.filled(0)).tobytes(), digest_size=16)
+        masked = isinstance(value, numpy.ma.MaskedArray)  # the mask counts, and what is under it does not
+        h = hashlib.blake2b(numpy.ascontiguousarray(value.filled(0) if masked else value).tobytes(), digest_size=16)
+        if masked:
             h.update(numpy.ma.getmaskarray(value).tobytes())
         return f"<{type(value).__name__} {value.dtype.str} {value.shape} {h.hexdigest()}>"
     pandas = sys.modules.get("pandas")
@@ -124,8 +124,7 @@ def _array_text(value: Any) -> str | None:
 def display_text(value: Any) -> str:
     """A value as a registry entry shows it (its ``repr``, an address left as it is), without
     the warning a hashed field gets."""
-    text = _array_text(value) or repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."
+    return _cut(_array_text(value) or repr(value))
 
 
 def hash_values(values: dict[str, Any], what: str = "value", where: str = "",
@@ -147,7 +146,7 @@ def hash_values(values: dict[str, Any], what: str = "value", where: str = "",
         if value is None:
             continue
         try:
-            rep = repr(value) if type(value) in _PLAIN else strict.text(value)
+            rep = strict.text(value)
         except HashingError as exc:
             raise HashingError(f"The {what} '{name}'{where} ({type(value).__name__}) cannot be hashed: {exc}, so "
                                f"two different values could look alike or one value differ every run. Pass a "
@@ -335,5 +334,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict) and all(isinstance(k, str) and (v is None or type(v) in _PLAIN)
                                        for k, v in value.items()):
         return dict(value)
-    text = repr(value)
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
+    """A value's text as the registry and ``run.json`` show it: at most 200 characters."""
     return text if len(text) <= 200 else text[:197] + "..."

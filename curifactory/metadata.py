@@ -92,11 +92,11 @@ def _gpu() -> list[str] | None:
     tool = shutil.which("nvidia-smi")
     if tool is None:
         return None
-    done = subprocess.run([tool, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                          capture_output=True, text=True, timeout=_LIMIT.get(), stdin=subprocess.DEVNULL)
+    done = environment.run_in_group([tool, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                                    None, _LIMIT.get(), None)
     if done.returncode:
-        raise RuntimeError(f"nvidia-smi exited with {done.returncode}: {done.stderr.strip()[:200]}")
-    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+        raise RuntimeError(f"nvidia-smi exited with {done.returncode}: {done.stderr.decode('utf-8', 'replace')[:200]}")
+    return [line.strip() for line in done.stdout.decode("utf-8", "replace").splitlines() if line.strip()]
 
 
 BUILTIN_PROVIDERS: dict[str, Callable[[], Any]] = {
@@ -115,30 +115,16 @@ def command_provider(command: str, timeout: float = DEFAULT_TIMEOUT) -> Callable
     """A provider that runs a shell ``command`` and records what it prints (``"commands"`` in the config)."""
 
     def run() -> str:
-        # its own process group, so that stopping it stops what the shell started too
-        process = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            stdout, stderr = process.communicate(timeout=max(timeout * 0.9, timeout - 0.2))
+        try:  # in a process group of its own: stopping it stops what the shell started too
+            done = environment.run_in_group(["/bin/sh", "-c", command], None, max(timeout * 0.9, timeout - 0.2), None)
         except subprocess.TimeoutExpired:
-            _stop(process)
             raise TimeoutError(f"'{command}' took more than {timeout:g} s and was stopped") from None
-        if process.returncode:
-            raise RuntimeError(f"'{command}' exited with {process.returncode}: {(stderr or stdout).strip()[:300]}")
+        stdout, stderr = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+        if done.returncode:
+            raise RuntimeError(f"'{command}' exited with {done.returncode}: {(stderr or stdout).strip()[:300]}")
         return stdout.strip()
 
     return run
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    """Kill a command's whole process group and reap it."""
-    import signal
-
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except OSError:
-        process.kill()
-    process.communicate()
 
 
 def _plain(value: Any) -> Any:

@@ -222,7 +222,7 @@ def find_run(wanted: str, store: Store = None) -> str:
 
 def locate_run(wanted: str, store: Store = None) -> tuple[RunSource, str]:
     """(the source holding it, the full reference) of the run ``wanted`` names (see :func:`find_run`)."""
-    sources = store_sources(store) if not isinstance(store, RunSource) else [store]
+    sources = store_sources(store)
     known: list[tuple[str, str, int]] = []
     where: dict[str, list[RunSource]] = {}
     for source in sources:

@@ -67,7 +67,7 @@ def resolve(store: Any = None) -> list[RunSource]:
         from curifactory.config import load_settings
 
         return [RunSource(load_settings().manager_cache_path, "", own=True)]
-    items: Iterable[Any] = store if isinstance(store, (list, tuple)) else [store]
+    items: Iterable[Any] = store if isinstance(store, (list, tuple)) else [store]  # one name, or a RunSource
     sources: list[RunSource] = []
     for item in items:
         for source in [item] if isinstance(item, RunSource) else _resolve_one(os.fspath(item)):

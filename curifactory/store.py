@@ -71,13 +71,25 @@ def _quoted(text: str) -> bytes:
     return json.dumps(text).encode("ascii")
 
 
+def _empty(data: bytes) -> bool:
+    return len(data) < 16 and data.strip() == b"[]"
+
+
+def _framed(data: bytes) -> bool:
+    """Whether a store opens and closes as :func:`json_lines_list` writes it."""
+    return data.startswith(b"[\n") and data.endswith(b"\n]\n")
+
+
 def line_layout(data: bytes) -> bool:
     """Whether a store is written one block per line by :func:`json_lines_list` (two counts
     over the bytes, nothing parsed); a store in another layout (e.g. 0.20's) is read whole."""
-    if len(data) < 16 and data.strip() == b"[]":
-        return True
-    return (data.startswith(b"[\n") and data.endswith(b"\n]\n")
-            and data.count(_LINE_START) == data.count(b"\n") - 2)
+    return _empty(data) or (_framed(data) and data.count(_LINE_START) == data.count(b"\n") - 2)
+
+
+def line_end(data: bytes, start: int) -> int:
+    """Where the block whose line starts at ``start`` ends (before its comma and newline)."""
+    end = data.index(b"\n", start)
+    return end - (data[end - 1:end] == b",")
 
 
 def block_lines(data: bytes) -> list[tuple[int, str, str, int]] | None:
@@ -99,9 +111,8 @@ def block_lines(data: bytes) -> list[tuple[int, str, str, int]] | None:
 
 def _highest_number(data: bytes, experiment_name: str) -> int:
     """The highest run number of ``experiment_name`` in a store in the line layout."""
-    pattern = re.compile(_LINE_START.replace(b"{", b"\\{") + rb'"(?:[^"\\\n]|\\.)*", "experiment_name": '
-                         + re.escape(_quoted(experiment_name)) + rb', "run_number": (-?\d+)')
-    return max((int(m.group(1)) for m in pattern.finditer(data)), default=0)
+    quoted = _quoted(experiment_name)
+    return max((int(m.group(3)) for m in _BLOCK_LINE.finditer(data) if m.group(2) == quoted), default=0)
 
 
 class ManagerStore:
@@ -153,8 +164,7 @@ class ManagerStore:
             if line_layout(data):
                 block = block_for_number(_highest_number(data, experiment_name) + 1)
                 line = json.dumps(block, default=str).encode("utf-8")
-                empty = len(data) < 16
-                self._write_bytes(b"[\n" + line + b"\n]\n" if empty else data[:-3] + b",\n" + line + b"\n]\n")
+                self._write_bytes(b"[\n" + line + b"\n]\n" if _empty(data) else data[:-3] + b",\n" + line + b"\n]\n")
                 return block
 
         def change(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -170,13 +180,9 @@ class ManagerStore:
             data = self._read_bytes()
             line = json.dumps(block, default=str).encode("utf-8")
             # its own line is found by its start alone (other lines may be in any layout)
-            framed = data.startswith(b"[\n") and data.endswith(b"\n]\n")
-            start = data.rfind(_LINE_START + _quoted(str(block["reference"])) + b", ") if framed else -1
-            if start >= 0:
-                start += 1
-                end = data.index(b"\n", start)
-                end -= data[end - 1:end] == b","  # a block that is not the last keeps its comma
-                self._write_bytes(data[:start] + line + data[end:])
+            start = data.rfind(_LINE_START + _quoted(str(block["reference"])) + b", ") if _framed(data) else -1
+            if start >= 0:  # a block that is not the last keeps its comma
+                self._write_bytes(data[:start + 1] + line + data[line_end(data, start + 1):])
                 return
 
         def change(runs: list[dict[str, Any]]) -> None:

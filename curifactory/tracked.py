@@ -165,12 +165,10 @@ class Tracked:
 def result_document(value: Any) -> Any:
     """A return value as ``run.json`` keeps it: the value when it is small JSON, else a preview."""
     try:
-        text = json.dumps(value, allow_nan=True)
+        small = len(json.dumps(value, allow_nan=True)) <= RESULT_JSON_LIMIT
     except (TypeError, ValueError):
-        return {"preview": preview(value), "type": type(value).__name__}
-    if len(text) > RESULT_JSON_LIMIT:
-        return {"preview": preview(value), "type": type(value).__name__}
-    return value
+        small = False
+    return value if small else {"preview": preview(value), "type": type(value).__name__}
 
 
 def track(fn: Callable[..., Any] | None = None, *, cache: bool = True,

@@ -429,7 +429,6 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
     capture = manager.metadata_capture
     waits = status not in ACTIVE and status != "interrupted"  # Ctrl-C does not wait for slow providers
     metadata = {} if capture is None else capture.results() if waits else capture.ready()
-    python = metadata.get("python")
     return {
         "format": FORMAT, "stage_fields": list(STAGE_FIELDS), "output_fields": list(OUTPUT_FIELDS),
         "reference": manager.get_reference_name(), "experiment": manager.experiment_name,
@@ -438,8 +437,7 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
         "commit": manager.git_commit_hash, "dirty": manager.git_workdir_dirty,
         "branch": getattr(git, "branch", None), "host": manager.hostname, "pid": os.getpid(),
         "user": _provided(metadata, "user", capture, user_name), "notes": manager.notes, "cli": manager.run_line,
-        "python": python.get("version") if isinstance(python, dict) and "version" in python else
-        _provided(metadata, "python", capture, lambda: sys.version.split()[0]),
+        "python": _provided(metadata, "python", capture, lambda: sys.version.split()[0], part="version"),
         "platform": _provided(metadata, "platform", capture, lambda: manager.os),
         "error": manager.error, "error_stage": manager.error_stage, "traceback": tracker.traceback,
         "result": tracker.result, "metadata": metadata,
@@ -450,13 +448,18 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
     }
 
 
-def _provided(metadata: dict[str, Any], name: str, capture: Any, fallback: Any) -> Any:
-    """A top-level fact of ``run.json`` taken from its metadata provider: ``None`` when the
-    provider was removed (or failed), the fallback while it runs or without providers."""
+def _provided(metadata: dict[str, Any], name: str, capture: Any, fallback: Any, part: str | None = None) -> Any:
+    """A top-level fact of ``run.json`` taken from its metadata provider (its ``part`` when the
+    provider gives a dict of facts): ``None`` when the provider was removed (or failed), the
+    fallback while it runs or without providers."""
     if capture is None or (name in capture.slots and name not in metadata):
         return fallback()
     value = metadata.get(name)
-    return None if isinstance(value, dict) and "error" in value else value
+    if isinstance(value, dict) and "error" in value:
+        return None
+    if part is not None and isinstance(value, dict) and part in value:
+        return value[part]
+    return value
 
 
 def record_document(manager: Any, tracker: Tracker, index: int, record: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 import curifactory
 from curifactory.config import DEFAULTS
 
-CURIFACTORY = "import sys; from curifactory.cli import curifactory_main; sys.exit(curifactory_main())"
+from conftest import CURIFACTORY
 
 
 def experiment(cwd: Path, *args: str) -> subprocess.CompletedProcess:

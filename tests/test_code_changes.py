@@ -167,39 +167,28 @@ def test_a_recomputed_input_reruns_downstream_only_when_its_content_changed(proj
     assert run(proj)[0] == []
 
 
-CURIFACTORY = ("import sys; from curifactory.cli import curifactory_main; sys.exit(curifactory_main())")
-
-
-def why(project: CliProject, *args: str):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-c", CURIFACTORY, "why", *args], cwd=project.root, env=project.env(),
-                          capture_output=True, text=True, timeout=60)
-
-
 def test_why_explains_a_past_runs_decisions(proj):
     run(proj)
     edit(proj, "helpers.py", "return x + 1", "return x + 2")
     result = proj.run("x")  # with its report
     assert result.returncode == 0, result.stderr
     reference = proj.store()[-1]["reference"]
-    load = why(proj, "latest", "load")
+    load = proj.curifactory("why", "latest", "load")
     assert load.returncode == 0, load.stderr
     assert f"run {reference}, stage load:" in load.stdout
     assert "executed  code of helper 'clean' (experiments/helpers.py:4) changed" in load.stdout
-    shift = why(proj, reference.rsplit("_", 1)[0], "shift", "a")
+    shift = proj.curifactory("why", reference.rsplit("_", 1)[0], "shift", "a")
     assert "executed  an upstream stage reruns ('load')" in shift.stdout
     experiment, number = reference.split("_")[:2]
-    assert f"run {reference}, stage load:" in why(proj, f"{experiment}#{number}", "load").stdout
-    assert f"run {reference}, stage load:" in why(proj, f"{experiment}#latest", "load").stdout
+    assert f"run {reference}, stage load:" in proj.curifactory("why", f"{experiment}#{number}", "load").stdout
+    assert f"run {reference}, stage load:" in proj.curifactory("why", f"{experiment}#latest", "load").stdout
     report = proj.report(reference).read_text()
     assert "code of helper &#39;clean&#39; (experiments/helpers.py:4) changed" in report
     run(proj)
-    assert "cached    cached" in why(proj, "latest", "load").stdout
-    unknown = why(proj, "nosuch", "load")
+    assert "cached    cached" in proj.curifactory("why", "latest", "load").stdout
+    unknown = proj.curifactory("why", "nosuch", "load")
     assert unknown.returncode == 2 and "No run 'nosuch'" in unknown.stderr and "latest runs are" in unknown.stderr
-    stage = why(proj, "latest", "nostage")
+    stage = proj.curifactory("why", "latest", "nostage")
     assert stage.returncode == 2 and "its stages are: load, shift, pinned" in stage.stderr
     assert "Traceback" not in unknown.stderr + stage.stderr
 
@@ -213,7 +202,7 @@ def test_explain_says_which_parameter_changed(proj):
     mapped = proj.run("x", "--map")
     assert "load    run     parameter 'n' changed 1 -> 2" in mapped.stdout
     assert run(proj)[0] == ["load", "pinned", "shift"]
-    assert "executed  parameter 'n' changed 1 -> 2" in why(proj, "latest", "load").stdout
+    assert "executed  parameter 'n' changed 1 -> 2" in proj.curifactory("why", "latest", "load").stdout
     assert "shift   run     upstream stage 'load' reruns" not in explained.stdout  # its own entry is missing too
     assert "shift   run     parameter 'n' changed 1 -> 2" in explained.stdout
     again = proj.run("x", "--explain", "--overwrite-stage", "shift", "-n", "a")
@@ -253,6 +242,6 @@ def test_with_parallel_workers_a_code_change_reruns_the_aggregate_and_keeps_its_
     later = time.time_ns() + 2 * 10**9
     os.utime(path, ns=(later, later))
     assert project.run("chain", "--parallel", "2", "--no-report").returncode == 0
-    double = why(project, "latest", "double").stdout
+    double = project.curifactory("why", "latest", "double").stdout
     assert "executed  code of stage 'double' (experiments/chain.py:" in double and "(in a --parallel worker)" in double
-    assert "executed  an upstream stage reruns ('double')" in why(project, "latest", "total").stdout
+    assert "executed  an upstream stage reruns ('double')" in project.curifactory("why", "latest", "total").stdout

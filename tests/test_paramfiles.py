@@ -123,17 +123,6 @@ def test_cf_grid_builds_named_checked_sets():
         cf.grid(_Params, width=[1])
 
 
-CURIFACTORY = "import sys; from curifactory.cli import curifactory_main; sys.exit(curifactory_main())"
-
-
-def curifactory(proj, *args):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-c", CURIFACTORY, *args], cwd=proj.root, env=proj.env(),
-                          capture_output=True, text=True, timeout=180)
-
-
 def test_set_overrides_fields_typed_and_wins_over_the_files(proj):
     result = proj.run("sweep", "-p", "grid", "--set", "epochs=7", "--set", "model.depth=9")
     assert result.returncode == 0, result.stderr
@@ -153,7 +142,7 @@ def test_params_from_and_rerun_repeat_a_runs_exact_sets(proj):
     again = proj.run("sweep", "--params-from", f"{first}:lr=0.1,model.depth=2")  # names stay as loaded
     assert again.returncode == 0, again.stderr
     assert proj.executed() == []  # the same set: cached
-    rerun = curifactory(proj, "rerun", first)
+    rerun = proj.curifactory("rerun", first)
     assert rerun.returncode == 0, rerun.stderr
     assert f"rerun: experiment sweep --tag who=me --params-from {first} --original-run {first}" in rerun.stderr
     frame = cf.load_runs(store=proj.root / "data")

@@ -20,7 +20,7 @@ import curifactory as cf
 from curifactory.errors import RunNotFoundError, UsageError
 from curifactory.runindex import INDEX_NAME
 
-from conftest import CHAIN_EXPERIMENT, CliProject
+from conftest import CHAIN_EXPERIMENT, CURIFACTORY, CliProject
 
 
 def _project(tmp_path: Path, name: str, runs: int) -> CliProject:
@@ -163,8 +163,7 @@ def test_runs_are_read_from_an_s3_bucket(two_projects, s3_endpoint, tmp_path, mo
     assert list(cf.load_runs(store=url, level="run")["reference"]) == [remote["reference"][1], beta_ref]
     fsspec_env = dict(os.environ)
     fsspec_env["FSSPEC_S3_ENDPOINT_URL"] = fsspec_env.pop("AWS_ENDPOINT_URL")  # fsspec's own config works too
-    listed = subprocess.run([sys.executable, "-c", "import sys; from curifactory.cli import curifactory_main; "
-                             "sys.exit(curifactory_main())", "runs", "--store", url, "--format", "json"],
+    listed = subprocess.run([sys.executable, "-c", CURIFACTORY, "runs", "--store", url, "--format", "json"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120, env=fsspec_env)
     assert listed.returncode == 0, listed.stderr
     assert {row["reference"] for row in json.loads(listed.stdout)} == {remote["reference"][1], beta_ref}

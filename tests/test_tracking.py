@@ -17,6 +17,8 @@ import curifactory as cf
 from curifactory.errors import RunNotFoundError, TrackingError
 from curifactory.runindex import INDEX_NAME
 
+from conftest import CURIFACTORY
+
 TRACKED = """
 import os, time
 import curifactory as cf
@@ -65,8 +67,6 @@ from experiments.tracked import Params
 def get_params():
     return [Params(name="small", lr=0.5, depth=2), Params(name="large", lr=0.2, depth=4)]
 """
-
-CURIFACTORY = "import sys; from curifactory.cli import curifactory_main; sys.exit(curifactory_main())"
 
 
 class TrackedProject:

@@ -110,32 +110,30 @@ def load_runs(store_path: str | None, per_experiment: int | None = None) -> tupl
     runs = [run for run in runs if isinstance(run, dict) and run.get("reference")]
     if per_experiment is None:
         return runs, {}
-    kept: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
-        kept.setdefault(str(run.get("experiment_name")), []).append(run)
-    older = {name: len(blocks) - per_experiment for name, blocks in kept.items() if len(blocks) > per_experiment}
-    return [run for blocks in kept.values() for run in blocks[-per_experiment:]], older
+    kept, older = _newest_per_experiment([str(run.get("experiment_name")) for run in runs], per_experiment)
+    return [runs[position] for position in kept], older
+
+
+def _newest_per_experiment(experiments: list[str], per_experiment: int) -> tuple[list[int], dict[str, int]]:
+    """The positions (in order) of the newest ``per_experiment`` blocks of each experiment, given
+    each block's experiment oldest first, and how many older blocks each experiment leaves out."""
+    positions: dict[str, list[int]] = {}
+    for position, experiment in enumerate(experiments):
+        positions.setdefault(experiment, []).append(position)
+    kept = sorted(p for found in positions.values() for p in found[-per_experiment:])
+    return kept, {name: len(found) - per_experiment for name, found in positions.items() if len(found) > per_experiment}
 
 
 def _newest_blocks(data: bytes, per_experiment: int) -> tuple[list[dict[str, Any]], dict[str, int]] | None:
     """The newest ``per_experiment`` blocks of each experiment, parsing only their lines (``None``
     when the store is not written one block per line)."""
-    from curifactory.store import block_lines
+    from curifactory.store import block_lines, line_end
 
     lines = block_lines(data)
     if lines is None:
         return None
-    by_experiment: dict[str, list[int]] = {}
-    for offset, _, experiment, _ in lines:
-        by_experiment.setdefault(experiment, []).append(offset)
-    chosen = sorted(offset for offsets in by_experiment.values() for offset in offsets[-per_experiment:])
-    runs = []
-    for offset in chosen:
-        end = data.index(b"\n", offset)
-        runs.append(json.loads(data[offset:end].rstrip(b",")))
-    older = {name: len(offsets) - per_experiment for name, offsets in by_experiment.items()
-             if len(offsets) > per_experiment}
-    return runs, older
+    kept, older = _newest_per_experiment([experiment for _, _, experiment, _ in lines], per_experiment)
+    return [json.loads(data[lines[p][0]:line_end(data, lines[p][0])]) for p in kept], older
 
 
 def run_entry(run: dict[str, Any], reports_path: str) -> RunEntry:
