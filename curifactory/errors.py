@@ -93,6 +93,11 @@ class CacheError(CurifactoryError):
     """Raised when a cacher cannot save or load an artifact; names the cacher and file."""
 
 
+class CheckpointError(CurifactoryError):
+    """A stage's checkpoint cannot be saved (e.g. its state cannot be pickled) or is asked for
+    outside a stage."""
+
+
 class StageExecutionError(CurifactoryError):
     """Raised by :func:`curifactory.experiment.run_experiment` when a stage raised.
 

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from curifactory import caching, callfacts, dag
+from curifactory.checkpoints import Checkpoint
 from curifactory.dag import Node, NodeKey, Plan
 from curifactory.decision import CallFacts, Decision, Reason, decide
 from curifactory.errors import CacheError, MissingInputError
@@ -268,6 +269,7 @@ class StageCall:
         values = spec.split_result(result)
         infos = tuple(self._store(name, value, cacher, lazy, reason)
                       for name, value, cacher, lazy in zip(spec.output_names, values, self.cachers, self.lazy_flags))
+        _checkpoint_of(self).clear()  # the outputs are committed: nothing to resume
         if spec.outputs:
             stored = [record.state.raw(name) for name in spec.output_names]
             record.output = stored[0] if len(stored) == 1 else tuple(stored)
@@ -284,12 +286,14 @@ class StageCall:
         manager.current_stage_name = spec.name
         manager.stage_active = True
         manager.tracker.begin_call(record, spec.name)
+        record._checkpoint = _checkpoint_of(self)
         try:
             if spec.aggregate:
                 result = spec.function(record, self.records, **kwargs)
             else:
                 result = spec.function(record, **kwargs)
         finally:
+            record._checkpoint = None
             manager.stage_active = False
             manager.current_stage_name = None
             tracked = manager.tracker.end_call()
@@ -374,6 +378,13 @@ def _with_retries(call: StageCall, kwargs: dict[str, Any], before: int) -> tuple
         call.attempts.append(Attempt(number, started, time.time(), "executed"))
         return outcome
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _checkpoint_of(call: StageCall) -> Checkpoint:
+    """The call's checkpoint (``record.checkpoint()``), keyed like its artifacts and by its code."""
+    code = call.code.digest if call.code is not None else ""
+    return Checkpoint(call.location.cache_path or call.manager.cache_path, call.location.filename("")[:-1],
+                      code, writable=call.manager.may_write_cache)
 
 
 def _read(state: Any, name: str) -> Any:

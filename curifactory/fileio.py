@@ -139,6 +139,31 @@ def hash_files(paths: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+SAMPLE_EDGE = 64 * 1024
+SAMPLE_BLOCK = 4096
+SAMPLE_BLOCKS = 16
+
+
+def sample_hash(paths: Iterable[str]) -> str:
+    """A cheap digest of large files: each file's size, its first and last 64 KiB and 16
+    blocks of 4 KiB spread evenly between them (folders: every file in them). It finds a
+    truncated, extended or rewritten file and most local damage; :func:`hash_files` finds
+    any change."""
+    h = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if os.path.isdir(path) else [Path(path)]
+        for file in files:
+            size = file.stat().st_size
+            h.update(f"{file.name}:{size};".encode())
+            with open(file, "rb") as handle:
+                offsets = [0, max(0, size - SAMPLE_EDGE)]
+                offsets += [size * i // (SAMPLE_BLOCKS + 1) for i in range(1, SAMPLE_BLOCKS + 1)]
+                for number, offset in enumerate(offsets):
+                    handle.seek(offset)
+                    h.update(handle.read(SAMPLE_EDGE if number < 2 else SAMPLE_BLOCK))
+    return h.hexdigest()
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -149,32 +174,39 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str | os.PathLike[str]) -> list[str]:
+def is_stale_temp(path: str, now: float | None = None) -> bool:
+    """Whether ``path`` is a temporary file or folder of a process that no longer runs (one
+    written on another host, e.g. to a shared cache, once it is a day old)."""
+    name = os.path.basename(path)
+    if not name.startswith(TEMP_MARK):
+        return False
+    parts = name[len(TEMP_MARK):].split("-", 2)
+    try:
+        pid, host = int(parts[0]), parts[1]
+        age = (time.time() if now is None else now) - os.lstat(path).st_mtime
+    except (ValueError, IndexError, OSError):
+        return False
+    if host == _HOST:
+        return pid != os.getpid() and not pid_alive(pid)
+    return age > STALE_FOREIGN_SECONDS
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], recursive: bool = True) -> list[str]:
     """Delete temporary files left under ``folder`` by processes that no longer run.
 
     A killed save leaves its ``.cftmp-...`` file behind; it is never loaded (it has
-    no metadata and not the final name), and this sweeps it away. A file written on
-    another host (a shared cache) is only removed once it is a day old.
+    no metadata and not the final name), and this sweeps it away (see :func:`is_stale_temp`).
+    Without ``recursive``, only the entries right in ``folder`` (e.g. the reports folder, where
+    a killed run leaves its half-written report folder).
     """
     removed: list[str] = []
     now = time.time()
     for directory, subdirs, files in os.walk(folder):
-        subdirs[:] = [d for d in subdirs if d != ".locks"]
-        for name in [*files, *subdirs]:
-            if not name.startswith(TEMP_MARK):
-                continue
+        names = [*files, *subdirs]
+        subdirs[:] = [d for d in subdirs if d != ".locks" and recursive]
+        for name in names:
             path = os.path.join(directory, name)
-            parts = name[len(TEMP_MARK):].split("-", 2)
-            try:
-                pid, host = int(parts[0]), parts[1]
-                age = now - os.lstat(path).st_mtime
-            except (ValueError, IndexError, OSError):
-                continue
-            if host == _HOST:
-                stale = pid != os.getpid() and not pid_alive(pid)
-            else:
-                stale = age > STALE_FOREIGN_SECONDS
-            if stale:
+            if is_stale_temp(path, now):
                 discard(path)
                 removed.append(path)
     return removed

@@ -45,21 +45,35 @@ def _representation(value: Any) -> str:
     """The text a value is hashed by: its ``repr``, made stable where ``repr`` is not."""
     if isinstance(value, type):
         return f"<class {value.__module__}.{value.__qualname__}>"
+    if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
+        return _callable_text(value)
     if callable(value) and hasattr(value, "__qualname__"):
         module = getattr(value, "__module__", None) or ""
         return f"<callable {module}.{value.__qualname__}>"
     content = _array_text(value)
     if content is not None:
         return content
-    text = repr(value)
-    if _ADDRESS.search(text):
-        logger.warning(
-            "The value %s is hashed by its repr, which holds a memory address, so the "
-            "parameter set's hash changes every run. Give the field a "
-            "hash_representations entry (cf.set_hash_functions).",
-            text[:80],
-        )
-    return text
+    return repr(value)
+
+
+def _callable_text(value: Any) -> str:
+    """A function by its qualified name, its code (bytecode and constants) and the values it
+    closes over and defaults to; a bound method by its instance too; a partial by its arguments."""
+    if isinstance(value, types.MethodType):
+        return f"<method of {_representation(value.__self__)} {_callable_text(value.__func__)}>"
+    if isinstance(value, functools.partial):
+        return (f"<partial {_representation(value.func)} {_representation(list(value.args))} "
+                f"{_representation(dict(value.keywords))}>")
+    cells = []
+    for cell in value.__closure__ or ():
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if contents is not value:
+            cells.append(contents)
+    extra = [_representation(v) for v in (*cells, *(value.__defaults__ or ()), *(value.__kwdefaults__ or {}).values())]
+    return f"<function {value.__module__}.{value.__qualname__} {code_digest(value.__code__)} ({', '.join(extra)})>"
 
 
 @_representation.register(str)
@@ -221,6 +235,7 @@ def _encode(obj: Any, prefix: str, out: list[str]) -> None:
     overrides = getattr(obj, "hash_representations", None) or {}
     for name in _hashed_field_names(type(obj)):
         value = getattr(obj, name)
+        path = prefix + name
         if name in overrides:
             fn = overrides[name]
             if fn is None:
@@ -228,18 +243,47 @@ def _encode(obj: Any, prefix: str, out: list[str]) -> None:
             value = fn(obj, value)
             if value is None:
                 continue
-            rep = value if isinstance(value, str) else _representation(value)
+            rep = value if isinstance(value, str) else _field_text(obj, path, value)
         elif value is None:
             continue
         elif type(value) in _PLAIN:
-            rep = repr(value)
+            rep = repr(value) if type(value) is not int else _field_text(obj, path, value)
         elif hasattr(type(value), "__dataclass_fields__"):
-            _encode(value, f"{prefix}{name}.", out)
+            _encode(value, f"{path}.", out)
             continue
         else:
-            rep = _representation(value)
-        path = prefix + name
+            rep = _field_text(obj, path, value)
+            _warn_if_unstable(obj, path, value, rep)
         out.append(f"{len(path)}:{path}{len(rep)}:{rep}")
+
+
+def _set_name(obj: Any) -> str:
+    name = getattr(obj, "name", None)
+    return f" of the parameter set '{name}'" if isinstance(name, str) else ""
+
+
+def _field_text(obj: Any, path: str, value: Any) -> str:
+    try:
+        return repr(value) if type(value) is int else _representation(value)
+    except Exception as exc:  # e.g. an int past Python's digit limit, a broken __repr__
+        raise HashingError(
+            f"The field '{path}'{_set_name(obj)} ({type(value).__name__}) cannot be hashed: turning it into "
+            f"text failed ({type(exc).__name__}: {exc}). Give the field a hash_representations entry "
+            f"(cf.set_hash_functions), or a value that can be printed."
+        ) from None
+
+
+def _warn_if_unstable(obj: Any, path: str, value: Any, rep: str) -> None:
+    if _ADDRESS.search(rep):
+        logger.warning(
+            "The field '%s'%s is hashed by its repr %s, which holds a memory address, so the parameter "
+            "set's hash changes every run. Give the field a hash_representations entry (cf.set_hash_functions) "
+            "or its class a __repr__.", path, _set_name(obj), rep[:80])
+    elif type(value) not in (list, tuple, dict, set, frozenset) and _SHORTENED.search(rep):
+        logger.warning(
+            "The field '%s'%s is hashed by its repr %s, which is shortened, so values that differ only in "
+            "the part left out hash alike. Give the field a hash_representations entry (cf.set_hash_functions).",
+            path, _set_name(obj), rep[:80])
 
 
 def param_set_encoding(param_set: Any) -> str:

@@ -243,6 +243,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         explain.write_decisions(self)
         if self.may_write_cache and self.writes_store:
             fileio.remove_stale_temps(self.cache_path)
+            fileio.remove_stale_temps(self.reports_path, recursive=False)  # a killed run's report
         emit(self.listeners, RunFinished(self.get_reference_name(), status,
                                          time.perf_counter() - self._started, self.error))
 

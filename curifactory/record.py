@@ -81,6 +81,7 @@ class Record:
         self.content: dict[str, tuple[str, str]] = {}  # state key -> (content hash, stage), when cached
         self.tags: dict[str, str] = {}
         self.info: dict[str, Any] = {}
+        self._checkpoint: Any = None  # the running stage call's (see checkpoint())
         if manager is not None and not hide:
             manager.add_record(self)
 
@@ -159,6 +160,32 @@ class Record:
         if not self.manager.dry:
             os.makedirs(path, exist_ok=True)
         return path
+
+    # -- checkpoints ------------------------------------------------------------------
+    def checkpoint(self, state: Any, every: float = 0.0) -> bool:
+        """Save the running stage's progress so a killed run resumes it (see
+        :meth:`last_checkpoint`): saved when ``every`` seconds have passed since the stage
+        started or last saved (``0``: every call). Returns whether it saved. The checkpoint is
+        kept under the stage call's cache key and code, and removed once its outputs are cached.
+
+        Raises:
+            CheckpointError: called outside a stage, or ``state`` cannot be pickled.
+        """
+        return bool(self._running_checkpoint("checkpoint").save(state, every))
+
+    def last_checkpoint(self, default: Any = None) -> Any:
+        """The state the running stage last saved with :meth:`checkpoint` (in this run or a
+        killed one, same parameters and code), else ``default``."""
+        return self._running_checkpoint("last_checkpoint").load(default)
+
+    def _running_checkpoint(self, call: str) -> Any:
+        checkpoint = getattr(self, "_checkpoint", None)
+        if checkpoint is None:
+            from curifactory.errors import CheckpointError
+
+            raise CheckpointError(f"record.{call}() works only inside a stage of this record (it saves that "
+                                  f"stage call's progress), not in {self.name!r} outside one.")
+        return checkpoint
 
     # -- tracking ---------------------------------------------------------------------
     def _tracker(self) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -21,6 +21,7 @@ from curifactory.config import CODE_CHANGES, Settings, load_settings
 from curifactory.errors import UsageError
 from curifactory.events import RunStarted, emit
 from curifactory.executors import RunContext, make_executor
+from curifactory.maintenance import no_gc
 from curifactory.loading import ParamSelection, collect_param_sets, load_experiment, project_on_path, sweep_id
 from curifactory.parallel import distributed_rank
 
@@ -137,7 +138,8 @@ def run(request: RunRequest, hooks: RunHooks, mngr: Any = None, settings: Settin
             mngr.tracker.original_run = request.original_run
         mngr.tracker.sweep = None if request.selection.params_from else \
             sweep_id(param_files or [], settings, request.selection.overrides)
-        start_run(mngr)
+        with no_gc(mngr.cache_path) if mngr.may_write_cache else nullcontext():
+            start_run(mngr)
         changes = _run_options(mngr, given, request, hooks, locks=request.parallel_safe and not follower)
         with _temporarily(mngr, **changes):  # a manager passed in gets this run's options only for this run
             if hooks.on_manager is not None:  # e.g. the CLI opens the run's log before anything runs

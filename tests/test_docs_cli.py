@@ -23,6 +23,12 @@ SECTIONS = {
     "curifactory diff": "## `curifactory diff",
     "curifactory rerun": "## `curifactory rerun",
     "curifactory export": "## `curifactory export",
+    "curifactory cache": "## `curifactory cache status",
+    "curifactory cache status": "## `curifactory cache status",
+    "curifactory cache verify": "## `curifactory cache verify",
+    "curifactory cache gc": "## `curifactory cache gc",
+    "curifactory pin": "## `curifactory pin",
+    "curifactory unpin": "## `curifactory unpin",
 }
 HELP = {"-h", "--help"}
 FLAG_IN_CODE = re.compile(r"`(-{1,2}[A-Za-z][\w-]*)")

@@ -26,8 +26,12 @@ ALTERNATE_METADATA_SUFFIX = "_cf_metadata.json"
 """Used when ``<stem>_metadata.json`` is another output's artifact (an output named
 ``<name>_metadata``): the two must not overwrite each other."""
 TRUST_STAT_BYTES = 16 * 1024 * 1024
-"""Entries at least this large are not re-hashed on every lookup while their files
-keep the size and modification time recorded at save time; smaller ones always are."""
+"""Entries at least this large are not re-hashed whole on every lookup while their files
+keep the size and modification time recorded at save time: a lookup checks a sample of
+their bytes (:func:`curifactory.fileio.sample_hash`), and the whole content is hashed
+before a stage is handed the value; smaller entries are re-hashed whole on every lookup."""
+_SHAPES: dict[str, tuple[type, ...]] = {"content_hash": (str,), "files_stat": (list,), "code": (dict,),
+                                         "inputs": (dict,), "extra": (dict,), "sample_hash": (str,)}
 
 
 def preview(obj: Any, limit: int = 120) -> str:
@@ -125,6 +129,7 @@ class Cacheable:
         self.metadata_suffix = METADATA_SUFFIX
         self._session: dict[str, str] | None = None
         self._path_memo: tuple[Any, ...] | None = None
+        self._unverified: bool | None = None  # None: not looked up by this instance
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -270,6 +275,8 @@ class Cacheable:
             "preview": preview(obj),
             "extra": self.extra_metadata,
         }
+        if sum(size for size, _ in metadata["files_stat"]) >= TRUST_STAT_BYTES:
+            metadata["sample_hash"] = fileio.sample_hash(files)
         if where is not None and where.code is not None:
             metadata["code"] = where.code
         if where is not None and where.inputs:
@@ -298,33 +305,16 @@ class Cacheable:
         return reason
 
     def _validate(self) -> str | None:
-        meta_path = self.metadata_path()
-        if not os.path.exists(meta_path):
-            return "missing"
-        metadata = self.load_metadata()
-        if not isinstance(metadata, dict):
-            return f"its metadata file {meta_path} is unreadable"
-        if "content_hash" not in metadata:
-            return self._validate_legacy(metadata, meta_path)
-        folder = os.path.dirname(meta_path)
-        files = [os.path.join(folder, f) for f in metadata.get("files", [])]
-        if not files:
-            return f"its metadata file {meta_path} lists no files"
-        stats = []
-        for path in files:
-            if not os.path.exists(path):
-                return f"the file {path} named by its metadata is missing"
-            stats.append(_stat(path))
-        recorded = metadata.get("files_stat")
-        if recorded == stats and sum(size for size, _ in stats) >= TRUST_STAT_BYTES:
-            return None  # a large entry untouched since it was saved: skip re-reading it
-        try:
-            actual = fileio.hash_files(files)
-        except OSError as exc:
-            return f"the file could not be read ({exc})"
-        if actual != metadata["content_hash"]:
-            return f"the content of {files[0]} does not match the hash in its metadata (corrupt or edited)"
-        return None
+        return _check_entry(self)
+
+    def verify_before_load(self) -> None:
+        """Hash the whole entry if its lookup only checked a sample (a large entry), so a
+        stage is never handed a value whose bytes differ from those saved.
+
+        Raises:
+            CacheError: the content no longer matches its metadata.
+        """
+        _verify_whole(self)
 
     def _validate_legacy(self, metadata: dict[str, Any], meta_path: str) -> str | None:
         """An entry written by curifactory 0.20 (no content hash): valid while its file exists."""
@@ -365,6 +355,86 @@ class Cacheable:
         return f"{type(self).__name__}(name={self.name!r}, stage={self.stage!r})"
 
 
+def _check_entry(cacher: Cacheable) -> str | None:
+    """Why ``cacher``'s entry is not usable (see :meth:`Cacheable.validate`)."""
+    cacher._unverified = False
+    meta_path = cacher.metadata_path()
+    if not os.path.exists(meta_path):
+        return "missing"
+    metadata = cacher.load_metadata()
+    if not isinstance(metadata, dict):
+        return f"its metadata file {meta_path} is unreadable or not a JSON object"
+    if "content_hash" not in metadata:
+        return cacher._validate_legacy(metadata, meta_path)
+    problem = metadata_problem(metadata)
+    if problem is not None:
+        return f"its metadata file {meta_path} is malformed ({problem})"
+    folder = os.path.dirname(meta_path)
+    files = [os.path.join(folder, f) for f in metadata["files"]]
+    stats = []
+    for path in files:
+        if not os.path.exists(path):
+            return f"the file {path} named by its metadata is missing"
+        stats.append(_stat(path))
+    recorded = metadata.get("files_stat")
+    if recorded == stats and sum(size for size, _ in stats) >= TRUST_STAT_BYTES and "sample_hash" in metadata:
+        # a large entry untouched since it was saved: a sample of its bytes now, all of them
+        # before a stage is handed the value (verify_before_load)
+        if fileio.sample_hash(files) != metadata["sample_hash"]:
+            return f"the content of {files[0]} does not match the sample hash in its metadata (corrupt or edited)"
+        cacher._unverified = True
+        return None
+    return _full_check(files, metadata)
+
+
+def _full_check(files: list[str], metadata: dict[str, Any]) -> str | None:
+    try:
+        actual = fileio.hash_files(files)
+    except OSError as exc:
+        return f"the file could not be read ({exc})"
+    if actual != metadata["content_hash"]:
+        return f"the content of {files[0]} does not match the hash in its metadata (corrupt or edited)"
+    return None
+
+
+def _verify_whole(cacher: Cacheable) -> None:
+    unverified = getattr(cacher, "_unverified", None)
+    if unverified is None:  # looked up by another instance (the plan's): large entries again
+        metadata = cacher.metadata if isinstance(cacher.metadata, dict) else cacher.load_metadata()
+        unverified = (isinstance(metadata, dict) and metadata_problem(metadata) is None
+                      and sum(s for s, _ in _stats_of(metadata)) >= TRUST_STAT_BYTES)
+    if not unverified or not isinstance(cacher.metadata, dict):
+        return
+    folder = os.path.dirname(cacher.metadata_path())
+    problem = _full_check([os.path.join(folder, f) for f in cacher.metadata["files"]], cacher.metadata)
+    if problem is not None:
+        raise CacheError(
+            f"The cache entry '{cacher.name}' of stage '{cacher.stage}' cannot be loaded: {problem}. Run "
+            f"'curifactory cache verify --fix' to quarantine it, then run the experiment again to recompute it."
+        )
+    cacher._unverified = False
+
+
+def _stats_of(metadata: dict[str, Any]) -> list[tuple[int, int]]:
+    recorded = metadata.get("files_stat") or []
+    return [(int(pair[0]), 0) for pair in recorded if isinstance(pair, list) and pair and isinstance(pair[0], int)]
+
+
+def metadata_problem(metadata: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of an entry's metadata (``None`` when nothing is): valid JSON
+    of the wrong shape is a miss, never a crash."""
+    files = metadata.get("files")
+    if not isinstance(files, list) or not files:
+        return "'files' is not a non-empty list"
+    for name in files:
+        if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+            return f"'files' holds {name!r}, not a file name beside the metadata"
+    for key, types in _SHAPES.items():
+        if key in metadata and metadata[key] is not None and not isinstance(metadata[key], types):
+            return f"'{key}' is a {type(metadata[key]).__name__}"
+    return None
+
+
 def instantiate(cacher: Any) -> Cacheable:
     """A fresh cacher for one stage call from a class or an instance (copied)."""
     if isinstance(cacher, type):
@@ -374,4 +444,5 @@ def instantiate(cacher: Any) -> Cacheable:
     fresh.cache_paths = []
     fresh._session = None
     fresh._path_memo = None
+    fresh._unverified = None
     return fresh

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
+import warnings
 from typing import Any
 
 from curifactory.caching.base import Cacheable
-from curifactory.errors import CacheError
+from curifactory.errors import CacheError, CacheWarning
+
+logger = logging.getLogger(__name__)
 
 class PickleCacher(Cacheable):
     """Saves any picklable object (``.pkl``)."""
@@ -35,13 +39,56 @@ class JsonCacher(Cacheable):
 
     def save(self, obj: Any) -> str:
         path = self.get_path()
+        text = json.dumps(obj, indent=4, default=str)
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, indent=4, default=str)
+            handle.write(text)
+        change = round_trip_change(obj, json.loads(text))
+        if change is not None:
+            message = (f"JsonCacher: the output '{self.name}' of stage '{self.stage}' does not survive the JSON "
+                       f"round trip ({change}), so a run that loads it from the cache sees a different value "
+                       f"than this run did. Return JSON types (lists, str keys, no sets) or use PickleCacher.")
+            logger.warning(message)
+            warnings.warn(message, CacheWarning, stacklevel=2)
         return path
 
     def load(self) -> Any:
         with open(self.get_path(), encoding="utf-8") as handle:
             return json.load(handle)
+
+
+def _where(path: str) -> str:
+    return f" at {path}" if path else ""
+
+
+def round_trip_change(before: Any, after: Any, path: str = "") -> str | None:
+    """How a value differs from what JSON gives back (``None`` when it survives whole; NaN
+    counts as surviving)."""
+    if isinstance(before, float) and isinstance(after, float):
+        same = before == after or (before != before and after != after)
+        return None if same else f"{before!r} becomes {after!r}{_where(path)}"
+    if type(before) is not type(after) and not (isinstance(before, bool) is isinstance(after, bool)
+                                                 and isinstance(before, (int, float)) and type(after) in (int, float)
+                                                 and before == after):
+        return f"a {type(before).__name__} is loaded back as a {type(after).__name__}{_where(path)}"
+    if isinstance(before, dict):
+        if list(before) != list(after):
+            keys = [k for k in before if not isinstance(k, str)]
+            what = f"the key {keys[0]!r} becomes a string" if keys else "the keys change"
+            return f"{what}{_where(path)}"
+        for key, value in before.items():
+            change = round_trip_change(value, after[key], f"{path}[{key!r}]")
+            if change:
+                return change
+        return None
+    if isinstance(before, list):
+        if len(before) != len(after):
+            return f"the length changes{_where(path)}"
+        for index, (a, b) in enumerate(zip(before, after)):
+            change = round_trip_change(a, b, f"{path}[{index}]")
+            if change:
+                return change
+        return None
+    return None if before == after else f"{before!r} becomes {after!r}{_where(path)}"
 
 
 _PANDAS_EXTENSIONS = {

@@ -27,6 +27,7 @@ class Lazy:
         """Load the value through its cacher."""
         if self.cacher is None:
             raise CacheError(f"Lazy '{self.name}' has no cacher yet: its stage has not saved it.")
+        self.cacher.verify_before_load()
         try:
             return self.cacher.load()
         except Exception as exc:

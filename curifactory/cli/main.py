@@ -104,6 +104,12 @@ def curifactory_main(argv: Sequence[str] | None = None) -> int:
         command = {"runs": runs.runs_command, "show": runs.show_command, "diff": runs.diff_command,
                    "export": runs.export_command}[args.command]
         return _guarded(lambda: command(args, sys.stdout), args.verbose)
+    if args.command in ("cache", "pin", "unpin"):
+        from curifactory.cli import cache
+
+        action = {"status": cache.status_command, "verify": cache.verify_command, "gc": cache.gc_command}
+        command = action[args.action] if args.command == "cache" else cache.pin_command
+        return _guarded(lambda: command(args, sys.stdout), args.verbose)
     parser.print_help()
     return 2
 

@@ -118,6 +118,16 @@ def tag_pair(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is a whole number from 0 to 65535, not {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -141,7 +151,8 @@ def build_reports_parser() -> argparse.ArgumentParser:
     """The parser of ``experiment reports``."""
     parser = argparse.ArgumentParser(prog="experiment reports", description="Serve the reports folder over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="the address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8080, help="the port (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=8080, help="the port, 0 to 65535; 0 picks a free one "
+                                                                 "(default: %(default)s)")
     parser.add_argument("--update", action="store_true", help="rebuild the run index from the store first")
     return parser
 
@@ -162,7 +173,39 @@ def build_curifactory_parser() -> argparse.ArgumentParser:
     why.add_argument("record", metavar="RECORD", nargs="?",
                      help="only this record: its index, parameter set name or hash prefix")
     _add_tracking_commands(commands)
+    _add_cache_commands(commands)
     return parser
+
+
+def _add_cache_commands(commands: Any) -> None:
+    cache = commands.add_parser("cache", help="look after the cache: status, verify, gc")
+    actions = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
+    status = actions.add_parser("status", help="entries and bytes per experiment and stage, and what needs attention")
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    verify = actions.add_parser("verify", help="re-hash every entry against its metadata")
+    verify.add_argument("--fix", action="store_true",
+                        help="move every entry that fails to <cache>/.quarantine/, so the next run recomputes it")
+    gc = actions.add_parser("gc", help="delete the entries no kept, pinned, --store-full or running run uses")
+    gc.add_argument("--keep-last", type=int, metavar="N",
+                    help="keep the entries of the newest N runs of each experiment (others may go)")
+    gc.add_argument("--older-than", type=float, metavar="DAYS",
+                    help="only delete entries made more than DAYS days ago; runs started since are kept")
+    gc.add_argument("--max-size", metavar="SIZE",
+                    help="delete the oldest deletable entries only until the cache is at most SIZE (e.g. 20G); "
+                         "keeps the newest run of each experiment unless --keep-last says otherwise")
+    gc.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
+    for parser in (status, gc):
+        parser.add_argument("--limit", type=int, default=20, metavar="N",
+                            help="list at most N entries per section (0: all; default 20)")
+    for parser in (status, verify, gc):
+        parser.add_argument("--cache", metavar="DIR", help="this cache folder instead of the project's")
+        parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
+    pin = commands.add_parser("pin", help="keep a run's cache entries through 'cache gc' (no REF: list pins)")
+    pin.add_argument("reference", metavar="REF", nargs="?", help=REF_HELP)
+    unpin = commands.add_parser("unpin", help="let 'cache gc' delete a pinned run's entries again")
+    unpin.add_argument("reference", metavar="REF", help=REF_HELP)
+    for parser in (pin, unpin):
+        parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
 
 
 REF_HELP = "a run: its reference, a unique prefix of it, EXPERIMENT#N, EXPERIMENT#latest or 'latest'"
@@ -238,7 +281,16 @@ def all_parsers() -> dict[str, argparse.ArgumentParser]:
         "curifactory diff": subparsers.choices["diff"],
         "curifactory rerun": subparsers.choices["rerun"],
         "curifactory export": subparsers.choices["export"],
+        "curifactory cache": subparsers.choices["cache"],
+        **{f"curifactory cache {name}": sub for name, sub in _subcommands(subparsers.choices["cache"]).items()},
+        "curifactory pin": subparsers.choices["pin"],
+        "curifactory unpin": subparsers.choices["unpin"],
     }
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
 
 
 def option_strings(parser: argparse.ArgumentParser) -> list[str]:

@@ -23,6 +23,7 @@ class ReportsHandler(http.server.SimpleHTTPRequestHandler):
     """Serves the files of one folder (``directory=``) and nothing outside it, and run diffs."""
 
     store_dir: str | None = None
+    default_request_version = "HTTP/1.0"  # a malformed request line still gets a status line
 
     def do_GET(self) -> None:
         parts = urllib.parse.urlsplit(self.path)
@@ -63,7 +64,16 @@ class ReportsHandler(http.server.SimpleHTTPRequestHandler):
         return target == root or target.startswith(root + os.sep)
 
     def send_head(self) -> Any:
-        if not self._inside():
+        raw = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path, errors="surrogateescape")
+        if "\x00" in raw or any("\ud800" <= c <= "\udfff" for c in raw):
+            self.send_error(400, "The path holds a NUL byte or is not UTF-8")
+            return None
+        try:
+            inside = self._inside()
+        except (ValueError, UnicodeError, OSError):
+            self.send_error(400, "Not a path of this server")
+            return None
+        if not inside:
             self.send_error(403, "Outside the reports folder")
             return None
         return super().send_head()
