@@ -93,6 +93,10 @@ class CacheError(CurifactoryError):
     """Raised when a cacher cannot save or load an artifact; names the cacher and file."""
 
 
+class NameTooLongError(CacheError):
+    """An artifact's cache file name is longer than file systems allow; raised before any stage runs."""
+
+
 class CheckpointError(CurifactoryError):
     """A stage's checkpoint cannot be saved (e.g. its state cannot be pickled) or is asked for
     outside a stage."""

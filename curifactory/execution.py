@@ -19,7 +19,7 @@ from curifactory import caching, callfacts, dag
 from curifactory.checkpoints import Checkpoint
 from curifactory.dag import Node, NodeKey, Plan
 from curifactory.decision import CallFacts, Decision, Reason, decide
-from curifactory.errors import CacheError, MissingInputError
+from curifactory.errors import CacheError, HashingError, MissingInputError, NameTooLongError
 from curifactory.executors import JobResult, StageJob
 from curifactory.fingerprint import Fingerprint, fingerprint
 from curifactory.events import CacheHit, StageFinished, StageStarted, emit
@@ -103,6 +103,7 @@ class StageCall:
             cacher.location = location
             cachers.append(cacher)
         _separate_metadata_from_artifacts([c for c in cachers if c is not None])
+        _check_name_lengths(self.spec.name, [c for c in cachers if c is not None])
         return cachers
 
     # -- deciding ----------------------------------------------------------------
@@ -387,6 +388,19 @@ def _checkpoint_of(call: StageCall) -> Checkpoint:
                       code, writable=call.manager.may_write_cache)
 
 
+def _check_name_lengths(stage: str, cachers: list[caching.Cacheable]) -> None:
+    """Fail before any stage runs when an artifact or metadata file name is too long to create."""
+    from curifactory import fileio
+
+    for cacher in cachers:
+        for path in (cacher._final_path(), cacher.metadata_path()):
+            if fileio.name_too_long(path):
+                raise NameTooLongError(
+                    f"The cache file name {os.path.basename(path)!r} of output '{cacher.name}' (stage '{stage}') is "
+                    f"{len(os.path.basename(path).encode())} bytes, over the {fileio.NAME_MAX}-byte limit of file "
+                    f"names. Use a shorter output, stage or experiment name, or --prefix.")
+
+
 def _read(state: Any, name: str) -> Any:
     raw = state.raw(name)
     if isinstance(raw, caching.Lazy) and not raw.resolve:
@@ -407,6 +421,8 @@ def map_experiment(manager: Any, run: Any, param_sets: list[Any]) -> Plan | None
     try:
         run(param_sets, manager)
         nodes: list[Node] | None = manager.mapped_nodes
+    except (NameTooLongError, HashingError):  # it would fail the same way later, after stages ran
+        raise
     except Exception as exc:
         manager.map_error = f"{type(exc).__name__}: {exc}"
         logger.info("The experiment could not be mapped ahead of running (%s); each stage "

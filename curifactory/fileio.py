@@ -27,6 +27,8 @@ _counter = itertools.count()
 _HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=2).hexdigest()
 STALE_FOREIGN_SECONDS = 24 * 3600
 _CHUNK = 1 << 20
+NAME_MAX = 255
+"""The longest file name (in bytes) of ext4, xfs, btrfs, APFS and NTFS."""
 
 
 def temp_path_for(path: str | os.PathLike[str]) -> str:
@@ -43,7 +45,16 @@ def temp_path_for(path: str | os.PathLike[str]) -> str:
     # pid + a process-wide counter + randomness: unique without creating the file,
     # which third-party writers do themselves (creating files is the slow part)
     unique = f"{os.getpid()}-{_HOST}-{next(_counter)}{secrets.token_hex(3)}"
-    return os.path.join(folder, f"{TEMP_MARK}{unique}-{name}")
+    temp = f"{TEMP_MARK}{unique}-{name}"
+    if len(temp.encode("utf-8", "surrogateescape")) > NAME_MAX:  # a long final name: its digest stands in
+        extension = os.path.splitext(name)[1][:16]
+        temp = f"{TEMP_MARK}{unique}-{hashlib.blake2b(name.encode('utf-8', 'surrogateescape'), digest_size=8).hexdigest()}{extension}"
+    return os.path.join(folder, temp)
+
+
+def name_too_long(path: str) -> bool:
+    """Whether the file name of ``path`` is longer than most file systems allow (255 bytes)."""
+    return len(os.path.basename(path).encode("utf-8", "surrogateescape")) > NAME_MAX
 
 
 def commit(tmp: str, final: str | os.PathLike[str]) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -67,7 +68,33 @@ def _computed_calls(manager: Any) -> tuple[tuple[str, str, str, str, bool], ...]
                  if run.status is StageStatus.EXECUTED and run.outputs and run.outputs[0].path)
 
 
-def _worker(run: Callable[..., Any], param_sets: list[Any], manager_factory: Callable[[], Any], results: Any) -> None:
+def _die_with(parent: int) -> None:
+    """End this worker soon after its parent dies, even by SIGKILL: the kernel's parent-death
+    signal on Linux, and everywhere a thread that checks the parent every half second."""
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:  # it died before the signal was set
+        os._exit(1)
+    threading.Thread(target=watch, name="curifactory-parent-watch", daemon=True).start()
+
+
+def _worker(run: Callable[..., Any], param_sets: list[Any], manager_factory: Callable[[], Any], results: Any,
+            parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with(parent)
     executed = 0
     computed: tuple[tuple[str, str, str, str, bool], ...] = ()
     code = 0
@@ -100,7 +127,7 @@ def fill_cache(run: Callable[..., Any], param_sets: list[Any], workers: int,
     context = multiprocessing.get_context("fork")
     results = context.SimpleQueue()
     processes = [
-        context.Process(target=_worker, args=(run, param_sets[i::workers], manager_factory, results))
+        context.Process(target=_worker, args=(run, param_sets[i::workers], manager_factory, results, os.getpid()))
         for i in range(workers)
     ]
     for process in processes:

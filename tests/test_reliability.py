@@ -246,3 +246,87 @@ def test_http_client_sees_a_400_for_a_nul_byte(served):
     connection = http.client.HTTPConnection("127.0.0.1", served, timeout=5)
     connection.request("GET", "/run_1/%00")
     assert connection.getresponse().status == 400
+
+
+SLOW = """
+import os, time
+import curifactory as cf
+from dataclasses import dataclass
+from curifactory.caching import JsonCacher
+
+@dataclass
+class Params(cf.ExperimentParameters):
+    n: int = 0
+
+def get_params():
+    return [Params(name=f"s{n}", n=n) for n in range(4)]
+
+@cf.stage(None, ["x"], [JsonCacher])
+def slow(record):
+    with open(f"pid_{os.getpid()}", "w") as f:
+        f.write("")
+    time.sleep(60)
+    return record.params.n
+
+def run(param_sets, manager):
+    for p in param_sets:
+        slow(cf.Record(manager, p))
+"""
+
+
+def test_parallel_workers_stop_when_their_parent_is_killed(tmp_path):
+    cli = CliProject(tmp_path, {"experiments/slow.py": SLOW})
+    parent = subprocess.Popen([sys.executable, "-m", "curifactory", "slow", "--parallel", "2"], cwd=cli.root,
+                              env=cli.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(cli.root.glob("pid_*"))) < 2:
+        time.sleep(0.05)
+    workers = [int(p.name.split("_")[1]) for p in cli.root.glob("pid_*")]
+    assert len(workers) == 2 and parent.pid not in workers
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.time() + 5
+    while time.time() < deadline and any(fileio.pid_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    alive = [pid for pid in workers if fileio.pid_alive(pid)]
+    for pid in alive:  # do not leave them computing if the check fails
+        os.kill(pid, signal.SIGKILL)
+    assert alive == [], "workers still ran 5 s after their parent was killed"
+
+
+def test_names_near_the_file_name_limit_work_and_longer_ones_fail_before_any_stage(tmp_path):
+    def project(length: int) -> CliProject:
+        name = "o" * length
+        return CliProject(tmp_path / str(length), {"experiments/e.py": f"""
+            import os
+            import curifactory as cf
+            from curifactory.caching import JsonCacher
+
+            def get_params():
+                return [cf.ExperimentParameters(name="a")]
+
+            @cf.stage(None, ["first"], [JsonCacher])
+            def first(record):
+                with open(os.environ["CF_TEST_SIDE"], "a") as f:
+                    f.write("first\\n")
+                return 1
+
+            @cf.stage(["first"], ["{name}"], [JsonCacher])
+            def second(record, first):
+                return 2
+
+            def run(param_sets, manager):
+                for p in param_sets:
+                    second(first(cf.Record(manager, p)))
+        """})
+
+    # e_<32-hex hash>_second_<name>_metadata.json: 256 bytes at this length
+    fits = project(255 - len("e_") - 32 - len("_second_") - len("_metadata.json"))
+    result = fits.run("e")
+    assert result.returncode == 0, result.stderr
+    assert any(len(p.name) == 255 for p in (fits.root / "data" / "cache").iterdir())
+    too_long = project(255 - len("e_") - 32 - len("_second_") - len("_metadata.json") + 1)
+    result = too_long.run("e")
+    assert result.returncode != 0
+    assert "255-byte limit" in result.stderr and "Traceback" not in result.stderr
+    assert too_long.executed() == []  # failed before any stage ran
