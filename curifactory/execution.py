@@ -313,12 +313,7 @@ class StageCall:
                 cacher.save(value)
                 saved = True
             except Exception as exc:
-                raise CacheError(
-                    f"{type(cacher).__name__} could not save output '{name}' of stage "
-                    f"'{self.spec.name}' (record {record.get_reference_name()}) to "
-                    f"{cacher._final_path()}: {type(exc).__name__}: {exc}. Choose a cacher that "
-                    f"can store a {type(value).__name__}."
-                ) from exc
+                raise _save_error(cacher, name, self.spec.name, record, value, exc) from exc
         self._note_content(name, cacher.metadata if saved and cacher is not None else None)
         if lazy is not None and saved:
             stored: Any = caching.Lazy(name, resolve=lazy.resolve)
@@ -386,6 +381,31 @@ def _checkpoint_of(call: StageCall) -> Checkpoint:
     code = call.code.digest if call.code is not None else ""
     return Checkpoint(call.location.cache_path or call.manager.cache_path, call.location.filename("")[:-1],
                       code, writable=call.manager.may_write_cache)
+
+
+_OS_HINTS = {
+    "ENOSPC": "The disk is full: free space (e.g. 'curifactory cache gc') and run again.",
+    "EDQUOT": "The disk quota is used up: free space (e.g. 'curifactory cache gc') and run again.",
+    "EACCES": "There is no permission to write there: fix the folder's permissions or use another cache (--cache).",
+    "EPERM": "The operation is not permitted there: fix the folder's permissions or use another cache (--cache).",
+    "EROFS": "The file system is read-only: use a writable cache folder (--cache DIR).",
+    "ENAMETOOLONG": "The file name is too long: use a shorter output, stage or experiment name, or --prefix.",
+}
+
+
+def _save_error(cacher: caching.Cacheable, name: str, stage: str, record: Any, value: Any,
+                exc: Exception) -> CacheError:
+    """What failed when saving an output: the path and OS error, or the cacher that cannot store the value."""
+    import errno
+
+    where = f"output '{name}' of stage '{stage}' (record {record.get_reference_name()})"
+    if isinstance(exc, OSError):
+        code = errno.errorcode.get(exc.errno or 0, "")
+        path = exc.filename or cacher._final_path()
+        return CacheError(f"{type(cacher).__name__} could not save {where} to {path}: {code or type(exc).__name__} "
+                          f"({exc.strerror or exc}). {_OS_HINTS.get(code, '')}".rstrip())
+    return CacheError(f"{type(cacher).__name__} could not save {where} to {cacher._final_path()}: "
+                      f"{type(exc).__name__}: {exc}. Choose a cacher that can store a {type(value).__name__}.")
 
 
 def _check_name_lengths(stage: str, cachers: list[caching.Cacheable]) -> None:

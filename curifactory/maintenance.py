@@ -348,8 +348,8 @@ def gc_lock_path(cache_path: str) -> str:
 def no_gc(cache_path: str) -> Iterator[None]:
     """Hold the gc lock while a run starts (it waits, at most the store's lock timeout, while
     ``curifactory cache gc`` deletes entries); once it is marked running, gc keeps its entries."""
-    if not os.path.isdir(cache_path):
-        yield
+    if not os.path.isdir(cache_path) or not os.access(os.path.dirname(gc_lock_path(cache_path)), os.W_OK):
+        yield  # no cache yet, or one this process cannot change (read-only): gc cannot delete there either
         return
     with locked(gc_lock_path(cache_path)):
         yield

@@ -238,8 +238,10 @@ class ArtifactManager(OptionsMirror, ManagerViews):
             self.error_thrown = True
         logger.info("Run %s finished: %s%s", self.get_reference_name(), status,
                     f" ({self.error})" if self.error else "")
-        self.store(run_log=False)
-        self.tracker.finish()  # the run log, written once
+        try:
+            self.store(run_log=False)
+        finally:
+            self.tracker.finish()  # the run log, written once (with 'error' if the store failed)
         explain.write_decisions(self)
         if self.may_write_cache and self.writes_store:
             fileio.remove_stale_temps(self.cache_path)

@@ -72,16 +72,41 @@ def register_run(manager: Any) -> None:
     manager.stored = True
 
 
+def check_registry(manager: Any) -> None:
+    """Read the registry once at the start, so a broken one stops the run before its stages.
+
+    Raises:
+        StoreError: the registry is not a JSON object of parameter sets.
+    """
+    if manager.writes_store and not manager.dry:
+        ParamsRegistry(manager.manager_cache_path).load()
+
+
 def store_run(manager: Any) -> bool:
     """Rewrite the run's block and add its sets to the registry; False when it may not write."""
     if manager.dry or not manager.writes_store:
         return False
     if not manager.stored:
         register_run(manager)
-    ManagerStore(manager.manager_cache_path).replace_run(run_block(manager))
-    ParamsRegistry(manager.manager_cache_path).add(registry_entries(manager))
+    store = ManagerStore(manager.manager_cache_path)
+    try:  # the registry first: when it cannot be written, the block says so
+        ParamsRegistry(manager.manager_cache_path).add(registry_entries(manager))
+    except Exception as exc:
+        manager.status = "error"
+        manager.error = manager.error or f"the parameter registry could not be written: {exc}"
+        _replace_block(manager, store)
+        raise
+    _replace_block(manager, store)
     manager.stored = True
     return True
+
+
+def _replace_block(manager: Any, store: ManagerStore) -> None:
+    try:
+        store.replace_run(run_block(manager))
+    except Exception:
+        manager.store_failed = True  # its block keeps what it said before: the CLI must not claim more
+        raise
 
 
 def note_failure(manager: Any, stage: str, record: Any, exc: BaseException) -> None:

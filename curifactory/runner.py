@@ -92,6 +92,7 @@ def start_run(manager: Any) -> None:
             manager.settings, None if dry else manager.manager_cache_path, ("git",) if dry else None)
         manager.git_info = metadata.git_info(manager.metadata_capture.result("git"))
         manager.git_commit_hash, manager.git_workdir_dirty = manager.git_info.commit, manager.git_info.dirty
+    registration.check_registry(manager)  # broken: found before any stage runs
     registration.register_run(manager)
     manager.tracker.start()
     load_manifest(manager)

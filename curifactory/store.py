@@ -38,13 +38,34 @@ def locked(path: str) -> Iterator[None]:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     lock = FileLock(path + ".lock")
     try:
-        with lock.acquire(timeout=LOCK_TIMEOUT):
-            yield
+        lock.acquire(timeout=LOCK_TIMEOUT)
+    except OSError as exc:
+        raise StoreError(f"Cannot take the lock {path}.lock: {os_error(exc)}. Check that the folder "
+                         f"{os.path.dirname(path) or '.'} is writable and has space (and that the lock is a file).") from None
     except Timeout:
         raise StoreError(
             f"Waited {LOCK_TIMEOUT:.0f} s for the lock {path}.lock held by another "
             f"curifactory process. If no other run is active, delete the .lock file."
         ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def os_error(exc: OSError) -> str:
+    """``ENOSPC (No space left on device)``: an OS error's name and text, for messages."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    text = exc.strerror or str(exc)
+    return f"{name} ({text})" if name else text
+
+
+def write_failed(path: str, exc: OSError) -> StoreError:
+    """The error for a failed write of the store or the registry, naming the file and the OS error."""
+    return StoreError(f"Cannot write {path}: {os_error(exc)}. Free space or fix the folder's permissions; "
+                      f"the file keeps its previous content (every write replaces it whole).")
 
 
 def _read_json(path: str, default: Any) -> Any:
@@ -130,7 +151,13 @@ class ManagerStore:
         """All run blocks, oldest first."""
         runs = _read_json(self.path, [])
         if not isinstance(runs, list):
-            raise StoreError(f"{self.path} should hold a JSON list of runs; move it away and run again.")
+            raise StoreError(f"{self.path} should hold a JSON list of runs, not a {type(runs).__name__}; "
+                             f"move it away (keep it to recover the runs) and run again.")
+        odd = [r for r in runs if not isinstance(r, dict)]
+        if odd:
+            raise StoreError(f"{self.path} should hold a list of run blocks (JSON objects), but {len(odd)} of "
+                             f"its {len(runs)} items are not (e.g. {json.dumps(odd[0], default=str)[:40]}); fix "
+                             f"or move the file away and run again.")
         return runs
 
     def update(self, change: Callable[[list[dict[str, Any]]], Any]) -> Any:
@@ -138,7 +165,7 @@ class ManagerStore:
         with locked(self.path):
             runs = self.load()
             result = change(runs)
-            fileio.atomic_write_bytes(self.path, json_lines_list(runs).encode("utf-8"), durable=True)
+            self._write_bytes(json_lines_list(runs).encode("utf-8"))
             return result
 
     def next_run_number(self, experiment_name: str, runs: list[dict[str, Any]] | None = None) -> int:
@@ -155,7 +182,10 @@ class ManagerStore:
             return b"[]\n"
 
     def _write_bytes(self, data: bytes) -> None:
-        fileio.atomic_write_bytes(self.path, data, durable=True)
+        try:
+            fileio.atomic_write_bytes(self.path, data, durable=True)
+        except OSError as exc:
+            raise write_failed(self.path, exc) from exc
 
     def register_run(self, block_for_number: Callable[[int], dict[str, Any]], experiment_name: str) -> dict[str, Any]:
         """Reserve the next run number and append the block built for it, atomically."""
@@ -212,7 +242,8 @@ class ParamsRegistry:
         """The whole registry."""
         registry = _read_json(self.path, {})
         if not isinstance(registry, dict):
-            raise StoreError(f"{self.path} should hold a JSON object; move it away and run again.")
+            raise StoreError(f"{self.path} should hold a JSON object of parameter sets by hash, not a "
+                             f"{type(registry).__name__}; move it away (the next run writes a new one) and run again.")
         return registry
 
     def add(self, entries: dict[str, dict[str, str]]) -> None:
@@ -224,4 +255,7 @@ class ParamsRegistry:
             if all(registry.get(h) == v for h, v in entries.items()):
                 return
             registry.update(entries)
-            fileio.atomic_write_json(self.path, registry, indent=2, durable=True)
+            try:
+                fileio.atomic_write_json(self.path, registry, indent=2, durable=True)
+            except OSError as exc:
+                raise write_failed(self.path, exc) from exc

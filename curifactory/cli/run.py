@@ -190,6 +190,10 @@ def describe_failure(manager: Any, exc: BaseException) -> str:
         text = f"experiment '{manager.experiment_name}' failed: {problem}."
     if manager.dry:
         return text
+    if getattr(manager, "store_failed", False):
+        return (f"{text} The run {manager.get_reference_name()}'s block in store.json could not be updated (it "
+                f"still says 'running', which curifactory reads as interrupted once this process ends); its run "
+                f"log says 'error'. The outputs cached before the failure stay valid.")
     return (f"{text} The run {manager.get_reference_name()} is stored with status 'error'; "
             f"the outputs cached before the failure stay valid.")
 
