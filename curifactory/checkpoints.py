@@ -79,7 +79,7 @@ class Checkpoint:
 
     def clear(self) -> None:
         """Remove this call's checkpoints (those of older code too): its outputs are committed."""
-        if not os.path.isdir(self.folder):
+        if not self.writable or not os.path.isdir(self.folder):
             return
         own = re.compile(re.escape(self.stem) + r"_([0-9a-f]{1,16}|any)\.pkl")
         for name in os.listdir(self.folder):

@@ -33,7 +33,7 @@ CHECKPOINTS = ".checkpoints"
 PINS_FILE = "pins.json"
 _HIDDEN = {".locks", QUARANTINE, CHECKPOINTS}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +125,7 @@ def read_entry(meta_path: str) -> Entry:
     else:
         if not isinstance(metadata, dict):
             metadata, problem = {}, "metadata is not a JSON object"
-        elif "content_hash" not in metadata:
+        elif "content_hash" not in metadata and "files" not in metadata:
             problem = "" if metadata.get("artifact_name") else "incomplete metadata"
         else:
             problem = metadata_problem(metadata) or ""
@@ -143,11 +143,27 @@ def read_entry(meta_path: str) -> Entry:
                  str(code.get("digest") or "") if isinstance(code, dict) else "", problem)
 
 
+def _is_metadata(path: str) -> bool:
+    """Whether a ``*_metadata.json`` file is an entry's metadata (and not, e.g., a JSON output
+    named ``<x>_metadata``)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError):
+        return True  # unreadable: a broken entry
+    return not isinstance(value, dict) or "content_hash" in value or "artifact_name" in value
+
+
 def scan(cache_path: str) -> list[Entry]:
-    """Every entry of the cache folder (quarantine, checkpoints and locks left out)."""
+    """Every entry of the cache folder (quarantine, checkpoints and locks left out; a file that
+    another entry names, or that lies inside a folder an entry names, is that entry's)."""
     if not os.path.isdir(cache_path):
         return []
-    return [read_entry(path) for path in _metadata_files(cache_path)]
+    entries = [read_entry(path) for path in _metadata_files(cache_path) if _is_metadata(path)]
+    named = {os.path.realpath(f) for e in entries for f in e.files}
+    folders = tuple(f + os.sep for f in named if os.path.isdir(f))
+    return [e for e in entries if os.path.realpath(e.metadata_path) not in named
+            and not os.path.realpath(e.metadata_path).startswith(folders)]
 
 
 def _metadata_candidates(path: str) -> Iterator[str]:
@@ -172,7 +188,7 @@ def run_uses(manager_cache_path: str) -> list[RunUse]:
                 for output in stage.get("outputs") or [] if isinstance(stage, dict) else []:
                     path = output.get("path") if isinstance(output, dict) else None
                     if path:
-                        full = os.path.abspath(os.path.join(cache_path, path))
+                        full = os.path.realpath(os.path.join(cache_path, path))
                         paths.add(full)
                         paths.update(_metadata_candidates(full))
         uses.append(RunUse(str(document["reference"]), str(document.get("experiment") or ""),
@@ -183,8 +199,8 @@ def run_uses(manager_cache_path: str) -> list[RunUse]:
 
 def _used_groups(entries: Iterable[Entry], uses: Iterable[RunUse]) -> set[tuple[str, str, str]]:
     paths = set().union(*(use.paths for use in uses))
-    return {e.group for e in entries if os.path.abspath(e.metadata_path) in paths
-            or any(os.path.abspath(f) in paths for f in e.files)}
+    return {e.group for e in entries if os.path.realpath(e.metadata_path) in paths
+            or any(os.path.realpath(f) in paths for f in e.files)}
 
 
 # -- status ------------------------------------------------------------------------------------
@@ -262,13 +278,24 @@ def quarantine(entry: Entry, cache_path: str) -> str:
     return target
 
 
-def verify(cache_path: str, fix: bool = False) -> list[tuple[Entry, str, str | None]]:
-    """(entry, problem, where it was moved or None) for every entry that fails its check."""
+def verify(cache_path: str, fix: bool = False,
+           manager_cache_path: str | None = None) -> list[tuple[Entry, str, str | None]]:
+    """(entry, problem, where it was moved or None) for every entry that fails its check; with
+    ``fix``, under the gc lock, leaving the entries of an experiment running now (its runs are
+    found in ``manager_cache_path``, by default the cache folder's parent) in place."""
     found = []
-    for entry in scan(cache_path):
-        problem = entry_problem(entry)
-        if problem is not None:
-            found.append((entry, problem, quarantine(entry, cache_path) if fix else None))
+    if not fix:
+        return [(e, p, None) for e in scan(cache_path) if (p := entry_problem(e)) is not None]
+    with locked(gc_lock_path(cache_path)):  # no run starts meanwhile; running ones keep their entries
+        data = manager_cache_path or os.path.dirname(os.path.realpath(cache_path))
+        running = {u.experiment for u in run_uses(data)
+                   if u.status in runlog.ACTIVE}
+        for entry in scan(cache_path):
+            problem = entry_problem(entry)
+            if problem is not None:
+                moved = quarantine(entry, cache_path) if entry.experiment not in running else None
+                found.append((entry, problem if moved or entry.experiment not in running
+                              else f"{problem} (left in place: a run of {entry.experiment} is running)", moved))
     return found
 
 
@@ -341,7 +368,7 @@ def parse_size(text: str) -> int:
 def gc_lock_path(cache_path: str) -> str:
     """``<cache>.gc`` (its lock file is ``<cache>.gc.lock``, beside the cache folder, so a run
     taking it adds nothing to the cache)."""
-    return os.path.normpath(cache_path) + ".gc"
+    return os.path.realpath(cache_path) + ".gc"
 
 
 @contextlib.contextmanager
@@ -351,7 +378,8 @@ def no_gc(cache_path: str) -> Iterator[None]:
     if not os.path.isdir(cache_path) or not os.access(os.path.dirname(gc_lock_path(cache_path)), os.W_OK):
         yield  # no cache yet, or one this process cannot change (read-only): gc cannot delete there either
         return
-    with locked(gc_lock_path(cache_path)):
+    with locked(gc_lock_path(cache_path), waiting_for="'curifactory cache gc', which is deleting cache entries, "
+                                                      "to finish; run the experiment again once it has"):
         yield
 
 

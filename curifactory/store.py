@@ -31,8 +31,9 @@ def json_lines_list(items: list[Any]) -> str:
 
 
 @contextmanager
-def locked(path: str) -> Iterator[None]:
-    """Hold the inter-process lock of ``path`` (a ``<path>.lock`` file)."""
+def locked(path: str, waiting_for: str | None = None) -> Iterator[None]:
+    """Hold the inter-process lock of ``path`` (a ``<path>.lock`` file); ``waiting_for`` says
+    what holds it when the wait times out."""
     from filelock import FileLock, Timeout
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -43,6 +44,8 @@ def locked(path: str) -> Iterator[None]:
         raise StoreError(f"Cannot take the lock {path}.lock: {os_error(exc)}. Check that the folder "
                          f"{os.path.dirname(path) or '.'} is writable and has space (and that the lock is a file).") from None
     except Timeout:
+        if waiting_for:
+            raise StoreError(f"Waited {LOCK_TIMEOUT:.0f} s for {waiting_for} (the lock {path}.lock).") from None
         raise StoreError(
             f"Waited {LOCK_TIMEOUT:.0f} s for the lock {path}.lock held by another "
             f"curifactory process. If no other run is active, delete the .lock file."

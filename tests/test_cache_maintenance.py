@@ -213,3 +213,35 @@ def test_a_run_waits_while_gc_deletes(cli):
     process.wait(timeout=120)
     assert process.returncode == 0 and time.time() - started >= 3
     assert len(list((cli.root / "data" / "runlog").iterdir())) == 2
+
+
+JSON_OUTPUT_NAMED_METADATA = """
+import os
+import curifactory as cf
+from curifactory.caching import JsonCacher
+
+def get_params():
+    return [cf.ExperimentParameters(name="a")]
+
+@cf.stage(None, ["model", "model_metadata"], [JsonCacher, JsonCacher])
+def fit(record):
+    return {"weights": [1, 2]}, {"trained_on": "a"}
+
+def run(param_sets, manager):
+    for p in param_sets:
+        fit(cf.Record(manager, p))
+"""
+
+
+def test_an_output_named_like_metadata_is_an_entry_not_a_broken_one(tmp_path):
+    cli = CliProject(tmp_path, {"experiments/fit.py": JSON_OUTPUT_NAMED_METADATA})
+    assert cli.run("fit").returncode == 0
+    status = json.loads(cli.curifactory("cache", "status", "--format", "json").stdout)
+    assert status["entries"] == 2 and status["broken"] == []
+    assert cli.curifactory("cache", "verify", "--fix").returncode == 0
+    assert len(list((cli.root / "data" / "cache").glob("*.json"))) == 4  # nothing quarantined
+
+
+def test_sizes_with_a_byte_unit_parse():
+    assert [maintenance.parse_size(t) for t in ("500B", "10 b", "1k", "1.5GiB")] == [
+        500, 10, 1024, int(1.5 * 1024**3)]

@@ -380,7 +380,11 @@ def _check_entry(cacher: Cacheable) -> str | None:
     if recorded == stats and sum(size for size, _ in stats) >= TRUST_STAT_BYTES and "sample_hash" in metadata:
         # a large entry untouched since it was saved: a sample of its bytes now, all of them
         # before a stage is handed the value (verify_before_load)
-        if fileio.sample_hash(files) != metadata["sample_hash"]:
+        try:
+            sampled = fileio.sample_hash(files)
+        except OSError as exc:
+            return f"the file could not be read ({exc})"
+        if sampled != metadata["sample_hash"]:
             return f"the content of {files[0]} does not match the sample hash in its metadata (corrupt or edited)"
         cacher._unverified = True
         return None

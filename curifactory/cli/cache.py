@@ -93,9 +93,9 @@ def verify_command(args: argparse.Namespace, out: IO[str]) -> int:
     """``curifactory cache verify [--fix]``: exit code 1 when an entry fails and ``--fix`` is not given."""
     from curifactory import maintenance
 
-    cache, _ = _paths(args)
+    cache, data = _paths(args)
     count = len(maintenance.scan(cache))
-    found = maintenance.verify(cache, fix=args.fix)
+    found = maintenance.verify(cache, fix=args.fix, manager_cache_path=data)
     out.write(f"verified {count} entries in {display_path(cache)}: {len(found)} failed\n")
     for entry, problem, moved in found:
         out.write(_entry_line(entry, f": {problem}") + "\n")
