@@ -68,6 +68,7 @@ class RunUse:
     status: str
     store_full: bool
     paths: frozenset[str]
+    prefix: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +194,8 @@ def run_uses(manager_cache_path: str) -> list[RunUse]:
                         paths.update(_metadata_candidates(full))
         uses.append(RunUse(str(document["reference"]), str(document.get("experiment") or ""),
                            str(document.get("start") or ""), str(document.get("status") or ""),
-                           bool(document.get("store_full")), frozenset(paths)))
+                           bool(document.get("store_full")), frozenset(paths),
+                           str(document.get("prefix") or document.get("experiment") or "")))
     return uses
 
 
@@ -418,9 +420,12 @@ def protected_runs(uses: list[RunUse], pins: Iterable[str], keep_last: int | Non
 def _removable(entries: list[Entry], keep: list[RunUse], older_than: float | None, max_size: int | None,
                now: float) -> list[Entry]:
     used = _used_groups(entries, keep)
-    running = {use.experiment for use in keep if use.status in runlog.ACTIVE}
+    active = [use for use in keep if use.status in runlog.ACTIVE]
+    running = {use.experiment for use in active}
+    prefixes = tuple(f"{use.prefix}_" for use in active if use.prefix)  # what a running run may still read
     cutoff = now - older_than * 86400 if older_than is not None else None
     candidates = sorted((e for e in entries if e.group not in used and e.experiment not in running
+                         and not (prefixes and os.path.basename(e.metadata_path).startswith(prefixes))
                          and (cutoff is None or e.generated < cutoff)), key=lambda e: e.generated)
     if max_size is None:
         return candidates

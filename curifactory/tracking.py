@@ -443,7 +443,8 @@ def run_document(manager: Any, tracker: Tracker) -> dict[str, Any]:
         "result": tracker.result, "metadata": metadata,
         "tags": dict(tracker.tags), "info": dict(tracker.info), "param_files": list(manager.parameter_files),
         "store_full": bool(manager.store_full), "run_dir": manager.run_dir, "reproduce": manager.reproduction_line,
-        "cache_path": manager.cache_path, "original_run": tracker.original_run, "sweep": tracker.sweep,
+        "cache_path": manager.cache_path, "prefix": manager.prefix or manager.experiment_name,
+        "original_run": tracker.original_run, "sweep": tracker.sweep,
         "records": [record_document(manager, tracker, index, record) for index, record in enumerate(manager.records)],
     }
 

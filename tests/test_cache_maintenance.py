@@ -40,6 +40,8 @@ def load(record):
 @cf.stage(["x"], ["y"], [JsonCacher])
 def count(record, x):
     side(f"count:{record.params.n}")
+    import time
+    time.sleep(float(os.environ.get("CF_SLEEP", "0")))
     return {"length": len(x), "first": x[0], "last": x[-1], "middle": x[len(x) // 2]}
 
 def run(param_sets, manager):
@@ -245,3 +247,25 @@ def test_an_output_named_like_metadata_is_an_entry_not_a_broken_one(tmp_path):
 def test_sizes_with_a_byte_unit_parse():
     assert [maintenance.parse_size(t) for t in ("500B", "10 b", "1k", "1.5GiB")] == [
         500, 10, 1024, int(1.5 * 1024**3)]
+
+
+def test_gc_keeps_every_entry_a_running_run_may_still_read(cli):
+    run_sets(cli, "1")
+    run_sets(cli, "2")
+    cli.executed()
+    running = subprocess.Popen([sys.executable, "-m", "curifactory", "exp"], cwd=cli.root,
+                               env=dict(cli.env(), CF_SETS="3", CF_SLEEP="60"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and "count:3" not in (cli.side.read_text() if cli.side.exists() else ""):
+            time.sleep(0.05)
+        out = cli.curifactory("cache", "gc", "--keep-last", "0")
+        assert out.returncode == 0, out.stderr
+        assert "removed 0 entries" in out.stdout
+        assert set_names(cli) == ["s1", "s1", "s2", "s2", "s3"]
+    finally:
+        running.kill()
+        running.wait(timeout=30)
+    out = cli.curifactory("cache", "gc", "--keep-last", "0")
+    assert "removed 5 entries" in out.stdout  # once it is gone (interrupted), nothing is protected
