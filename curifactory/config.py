@@ -61,6 +61,12 @@ class Settings:
     """Metadata providers a run does not call (``"metadata": {"disable": [...]}``)."""
     metadata_commands: tuple[tuple[str, str], ...] = ()
     """(name, shell command) providers the config adds (``"metadata": {"commands": {...}}``)."""
+    dask_scheduler: str | None = None
+    """The Dask scheduler ``--executor dask`` connects to (``"dask": {"scheduler": ...}``;
+    ``None``: it starts a local cluster)."""
+    remote_cache: str | None = None
+    """An fsspec URL every committed cache entry is uploaded to and a local miss is looked up
+    in (``"remote_cache": "s3://bucket/prefix"``)."""
     metadata_timeout: float | None = None
     """Seconds each metadata provider may take (``"metadata": {"timeout": ...}``; ``None``: the
     default of :mod:`curifactory.metadata`)."""
@@ -128,9 +134,29 @@ def load_settings(start: str | os.PathLike[str] | None = None) -> Settings:
             )
         values["code_changes"] = code_changes
         values.update(_metadata_settings(loaded.get("metadata"), config_file))
+        values.update(_distributed_settings(loaded, config_file))
     for key in PATH_KEYS:
         values[key] = str((root / values[key]).resolve())
     return Settings(root=str(root), config_file=str(config_file) if config_file else None, **values)
+
+
+def _distributed_settings(loaded: dict[str, Any], config_file: Path) -> dict[str, Any]:
+    """``"dask": {"scheduler": ADDRESS}`` and ``"remote_cache": URL``, checked."""
+    found: dict[str, Any] = {}
+    section = loaded.get("dask")
+    if section is not None:
+        if not isinstance(section, dict) or set(section) - {"scheduler"} or not isinstance(
+                section.get("scheduler", ""), str):
+            raise ConfigError(f"In the project config {config_file}, \"dask\" must be an object like "
+                              f"{{\"scheduler\": \"tcp://HOST:8786\"}}.")
+        found["dask_scheduler"] = section.get("scheduler") or None
+    remote = loaded.get("remote_cache")
+    if remote is not None:
+        if not isinstance(remote, str) or "://" not in remote:
+            raise ConfigError(f"In the project config {config_file}, remote_cache must be an fsspec URL such as "
+                              f"\"s3://bucket/prefix\", not {remote!r}.")
+        found["remote_cache"] = remote.rstrip("/")
+    return found
 
 
 def _metadata_settings(section: Any, config_file: Path) -> dict[str, Any]:

@@ -82,6 +82,8 @@ class WorkersStarted(Event):
 
     workers: int
     param_sets: int
+    unit: str = "parameter set"
+    """What the workers compute: parameter sets (``--parallel``) or stage calls (Dask tasks)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class WorkersFinished(Event):
     workers: int
     executed: int
     failed_workers: int
+    by_worker: tuple[tuple[str, int], ...] = ()
+    """(worker address, tasks it ran), for executors that know (``--executor dask``)."""
 
 
 @dataclass(frozen=True)

@@ -376,6 +376,45 @@ def _with_retries(call: StageCall, kwargs: dict[str, Any], before: int) -> tuple
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+class TargetReached(Exception):
+    """Raised in target mode (a Dask task) once the targeted call ran: the rest of the
+    experiment is another task's."""
+
+    def __init__(self, executed: bool, computed: tuple[tuple[str, str, str, str, bool], ...]):
+        super().__init__("target reached")
+        self.executed, self.computed = executed, computed
+
+
+def _run_target(manager: Any, call: StageCall, overrides: dict[str, Any]) -> Any:
+    """Target mode: only the call ``manager.target`` (record hash, stage) executes; any other
+    call is taken from the cache, or left unrun (mapped) when it is not cached."""
+    record, spec = call.record, call.spec
+    decision = call.decide()
+    if (record.get_hash(), spec.name) != manager.target:
+        if decision.runs:
+            call.map(overrides)
+        else:
+            call.skip()
+        return record
+    for name in spec.inputs:
+        for source in call.input_records():
+            if name in source.state and isinstance(source.state.raw(name), MappedValue):
+                raise CacheError(f"The input '{name}' of stage '{spec.name}' is not in the cache: the task that "
+                                 f"computes it did not commit it. Run the experiment again.")
+    if not decision.runs:
+        raise TargetReached(False, ())
+    try:
+        result = call.run_job(StageJob(call, overrides, decision))
+    except BaseException as exc:
+        manager.note_failure(spec.name, record, exc)
+        raise
+    first = result.artifacts[0].path if result.artifacts else ""
+    executed = result.status is StageStatus.EXECUTED
+    computed = ((record.get_hash(), spec.name, first or "", decision.describe(), decision.reason.cascades),) \
+        if executed else ()
+    raise TargetReached(executed, computed)
+
+
 def _checkpoint_of(call: StageCall) -> Checkpoint:
     """The call's checkpoint (``record.checkpoint()``), keyed like its artifacts and by its code."""
     code = call.code.digest if call.code is not None else ""
@@ -470,6 +509,8 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
     record.stages.append(spec.name)
     record.stage_inputs.append(list(spec.inputs))
     record.stage_outputs.append(list(spec.output_names))
+    if getattr(manager, "target", None) is not None and not manager.map_mode:
+        return _run_target(manager, call, overrides)
     if manager.parallel_mode and (spec.aggregate or _needs_unmapped(call)):
         call.map()  # a worker leaves aggregates (and what follows them) to the parent
         return record
@@ -494,8 +535,8 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
             if cascades:  # so that an aggregate reading it reruns too
                 record.overwritten.update(dict.fromkeys(spec.output_names, spec.name))
             infos = [dataclasses.replace(info, computed=True) for info in infos]
-            return _finished(call, StageStatus.EXECUTED, infos, 0, started, f"{reason} (in a --parallel worker)",
-                             cascades)
+            where = getattr(manager.executor, "elsewhere", "in a --parallel worker")
+            return _finished(call, StageStatus.EXECUTED, infos, 0, started, f"{reason} ({where})", cascades)
         return _finished(call, StageStatus.CACHED, infos, 0, started, decision.describe())
     logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), decision.describe())
     executor = manager.executor

@@ -202,11 +202,22 @@ class _Adapted(BaseExecutor):
         return self.inner.gather(handles)
 
 
-def make_executor(parallel: int | None = None, given: Executor | None = None) -> BaseExecutor:
-    """The executor ``given`` (with the optional hooks added if it lacks them), else
-    the one for ``--parallel N`` (a process pool when N > 1, else in-process)."""
+EXECUTORS = ("in-process", "process-pool", "dask")
+
+
+def make_executor(parallel: int | None = None, given: Executor | None = None,
+                  name: str | None = None) -> BaseExecutor:
+    """The executor ``given`` (with the optional hooks added if it lacks them), else the one
+    ``name`` says (``dask`` is made by the runner, :mod:`curifactory.dask_executor`), else the
+    one for ``--parallel N`` (a process pool when N > 1, else in-process)."""
     if given is not None:
         return given if isinstance(given, BaseExecutor) else _Adapted(given)
+    if name == "in-process":
+        return InProcessExecutor()
+    if name == "process-pool":
+        import os
+
+        return ProcessPoolExecutor(parallel or os.cpu_count() or 2)
     if parallel and parallel > 1:
         return ProcessPoolExecutor(parallel)
     return InProcessExecutor()

@@ -40,7 +40,7 @@ def run_experiment(
     parallel: int | None = None, parallel_safe: bool = False, on_manager: Callable[[Any], None] | None = None,
     executor: Any = None, code_changes: str | None = None, tags: dict[str, Any] | None = None,
     overrides: list[str] | None = None, params_from: str | None = None, original_run: str | None = None,
-    **_ignored: Any,
+    scheduler: str | None = None, **_ignored: Any,
 ) -> tuple[Any, Any]:
     """Run an experiment as the ``experiment`` command does; returns ``(results, manager)``.
 
@@ -48,8 +48,10 @@ def run_experiment(
     it; ``dry=True`` then loads a past run's results from the cache without writing.
     ``on_manager`` is called with the manager once it exists, before any stage
     (or ``--parallel`` worker) runs. ``executor`` runs the stage calls that must
-    run (see :mod:`curifactory.executors`); by default they run in this process,
-    or, with ``parallel`` > 1, a process pool fills the cache first.
+    run (see :mod:`curifactory.executors`): an executor, or its name (``"in-process"``,
+    ``"process-pool"``, ``"dask"``: a task per distinct stage call on a Dask cluster, the
+    ``scheduler`` address or a local cluster of ``parallel`` workers); by default they run in
+    this process, or, with ``parallel`` > 1, a process pool fills the cache first.
     ``code_changes`` (``rerun``, ``warn``, ``ignore``) overrides the project
     config's policy for entries whose code changed. ``tags`` tag the run
     (``--tag KEY=VALUE``); ``overrides`` are ``FIELD=VALUE`` texts (``--set``),
@@ -71,12 +73,14 @@ def run_experiment(
                        tuple(global_param_set_indices or ()), tuple(overrides or ()), params_from),
         overwrite_override, cache_dir_override, dry, dry_cache, store_full, lazy, ignore_lazy, no_dag, prefix,
         tuple(stage_overwrites or ()), run_string or "", notes, parallel, parallel_safe, code_changes,
-        tuple((str(k), str(v)) for k, v in (tags or {}).items()), original_run)
+        tuple((str(k), str(v)) for k, v in (tags or {}).items()), original_run,
+        executor if isinstance(executor, str) else None, scheduler)
 
     def attach(manager: Any) -> None:
         manager.listeners.extend(closing_listeners(manager, report=report))
         if on_manager is not None:
             on_manager(manager)
 
-    hooks = RunHooks(ArtifactManager, tuple(listeners or ()), runner, attach, executor)
+    hooks = RunHooks(ArtifactManager, tuple(listeners or ()), runner, attach,
+                     None if isinstance(executor, str) else executor)
     return _run(request, hooks, mngr=mngr, settings=settings)

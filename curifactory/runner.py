@@ -52,8 +52,15 @@ class RunRequest:
     code_changes: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     original_run: str | None = None
+    executor: str | None = None
+    """``in-process``, ``process-pool`` or ``dask`` (default: by ``parallel``)."""
+    scheduler: str | None = None
 
     def __post_init__(self) -> None:
+        if self.executor == "dask":  # before the run starts: a missing extra is a usage error
+            from curifactory.dask_executor import check_available
+
+            check_available()
         if self.code_changes not in (None, *CODE_CHANGES):
             raise UsageError(f"code_changes is {self.code_changes!r}; use one of "
                              f"{', '.join(repr(c) for c in CODE_CHANGES)}.")
@@ -151,10 +158,21 @@ def run(request: RunRequest, hooks: RunHooks, mngr: Any = None, settings: Settin
                 mngr.reproduction_line = reproduction_line(mngr, request.experiment_name, param_files,
                                                            request.selection)
             experiment_run = hooks.runner or module.run
-            mngr.executor.start(RunContext(mngr, experiment_run, param_sets, _worker_manager(mngr, make_manager)))
+            _start_executor(mngr, RunContext(mngr, experiment_run, param_sets, _worker_manager(mngr, make_manager)))
             if not request.no_dag:
                 mngr.map_experiment(experiment_run, param_sets)
             return _execute(mngr, experiment_run, param_sets, request.experiment_name), mngr
+
+
+def _start_executor(mngr: Any, context: RunContext) -> None:
+    """The executor's start hook (a pool or cluster may compute here); a failure closes the run
+    as ``error``, as one in the real pass does."""
+    try:
+        mngr.executor.start(context)
+    except BaseException as exc:
+        mngr.executor.finish()
+        mngr.finish("error" if not mngr.interactive else mngr.status, error=f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def _manager_maker(request: RunRequest, hooks: RunHooks, settings: Settings) -> Callable[..., Any]:
@@ -168,6 +186,15 @@ def _manager_maker(request: RunRequest, hooks: RunHooks, settings: Settings) -> 
     return make_manager
 
 
+def _executor(request: RunRequest, hooks: RunHooks, settings: Settings, writes_cache: bool) -> Any:
+    if writes_cache and hooks.executor is None and request.executor == "dask":
+        from curifactory.dask_executor import DaskExecutor
+
+        return DaskExecutor(request.parallel, request.scheduler or settings.dask_scheduler)
+    return make_executor(request.parallel if writes_cache else None, given=hooks.executor,
+                         name=request.executor if writes_cache else None)
+
+
 def _run_options(mngr: Any, given: bool, request: RunRequest, hooks: RunHooks, locks: bool) -> dict[str, Any]:
     """The manager attributes this run sets (restored afterwards on a manager passed in)."""
     writes_cache = not (mngr.dry or mngr.dry_cache or request.dry or request.dry_cache)
@@ -175,7 +202,7 @@ def _run_options(mngr: Any, given: bool, request: RunRequest, hooks: RunHooks, l
         "dry": mngr.dry or request.dry,
         "dry_cache": mngr.dry_cache or request.dry_cache,
         "listeners": [*mngr.listeners, *hooks.listeners],
-        "executor": make_executor(request.parallel if writes_cache else None, given=hooks.executor),
+        "executor": _executor(request, hooks, mngr.settings, writes_cache),
         "fingerprints": {},  # code fingerprints, made once per stage for this run
         "param_history": None,  # the registry as it is when this run starts
         # ranks of a distributed launch run every stage together (collectives): no locks for them

@@ -79,6 +79,11 @@ def _atomic_save(save: Callable[..., Any]) -> Callable[..., Any]:
                 fileio.discard(tmp)
             raise
         self._write_metadata(obj, written)
+        where = self._where()
+        if where is not None and where.remote:
+            from curifactory import remotecache
+
+            remotecache.upload(where.remote, where.cache_path, written, self.metadata_path())
         return result
 
     wrapper._cf_atomic = True  # type: ignore[attr-defined]
@@ -359,7 +364,7 @@ def _check_entry(cacher: Cacheable) -> str | None:
     """Why ``cacher``'s entry is not usable (see :meth:`Cacheable.validate`)."""
     cacher._unverified = False
     meta_path = cacher.metadata_path()
-    if not os.path.exists(meta_path):
+    if not os.path.exists(meta_path) and not _fetched(cacher, meta_path):
         return "missing"
     metadata = cacher.load_metadata()
     if not isinstance(metadata, dict):
@@ -389,6 +394,16 @@ def _check_entry(cacher: Cacheable) -> str | None:
         cacher._unverified = True
         return None
     return _full_check(files, metadata)
+
+
+def _fetched(cacher: Cacheable, meta_path: str) -> bool:
+    """Whether a missing entry was downloaded from the ``remote_cache`` (checked like a local one next)."""
+    where = cacher._where()
+    if where is None or not where.remote or where.dry:
+        return False
+    from curifactory import remotecache
+
+    return remotecache.download(where.remote, where.cache_path, meta_path)
 
 
 def _full_check(files: list[str], metadata: dict[str, Any]) -> str | None:

@@ -41,6 +41,7 @@ class ArtifactLocation:
             or None when code changes are ignored.
         inputs: the content hash of each input the artifact is computed from (the
             ones known), for the metadata.
+        remote: the ``remote_cache`` URL entries are mirrored to (``None``: none).
     """
 
     cache_path: str
@@ -57,6 +58,7 @@ class ArtifactLocation:
     project_root: str | None = None
     code: Any = None
     inputs: Any = None
+    remote: str | None = None
 
     def filename(self, name: str, prefix: str | None = None, stage: str | None = None) -> str:
         """``<prefix>_<hash>_<stage>_<name>``."""
@@ -77,4 +79,5 @@ def location_of_record(record: Any, stage: str | None = None, code: Any = None,
         stage or manager.current_stage_name, manager.experiment_name or "", manager.get_reference_name(),
         params, getattr(params, "name", None), bool(record.is_aggregate), bool(manager.dry),
         manager.artifact_manifest, manager.settings.root, code, inputs,
+        getattr(manager.settings, "remote_cache", None),
     )

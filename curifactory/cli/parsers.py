@@ -71,6 +71,13 @@ def _add_cache_flags(group: Any) -> None:
                        help="do not map the experiment first; each stage decides from the cache as it is called")
     group.add_argument("--parallel", type=_positive_int, metavar="N",
                        help="run the parameter sets in N worker processes")
+    group.add_argument("--executor", choices=("in-process", "process-pool", "dask"),
+                       help="where stage calls run: here, forked workers (like --parallel), or a task per distinct "
+                            "stage call on Dask (pip install 'curifactory[dask]'; a local cluster of --parallel N "
+                            "workers unless --scheduler)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="with --executor dask: the scheduler to use, e.g. tcp://HOST:8786 (default: "
+                            "\"dask\": {\"scheduler\": ...} in curifactory_config.json, else a local cluster)")
     group.add_argument("--parallel-safe", action="store_true",
                        help="lock each artifact while it is computed, for experiments started several times at once")
 

@@ -128,6 +128,7 @@ def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliL
             global_param_set_indices=selection_lists(args.global_indices), run_string=quote_argv(argv),
             notes=notes, report=not args.no_report, listeners=[progress], settings=settings,
             runner=session, parallel=args.parallel, parallel_safe=args.parallel_safe, on_manager=session.attach,
+            executor=args.executor, scheduler=args.scheduler,
         )
     except KeyboardInterrupt:
         progress.close()
