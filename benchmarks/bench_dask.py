@@ -5,7 +5,7 @@ Needs ``pip install -e '.[test]'`` (distributed, s3fs, moto). Whole-process wall
 
 Usage::
 
-    python benchmarks/bench_dask.py                 # 8 sets of ~1.5 s each
+    python benchmarks/bench_dask.py                 # 8 sets of 1.5 s, then of 3 s each
     python benchmarks/bench_dask.py --work 3.0
 """
 
@@ -71,6 +71,26 @@ def cpu_bound(base: str, work: float) -> None:
     dask = timed(project(os.path.join(base, "dask")), "cpu", "--executor", "dask", "--parallel", "2", env=env)
     print(f"8 CPU-bound sets of {work:g} s: serial {serial:.2f} s, --executor dask (2 local workers, cluster start "
           f"included) {dask:.2f} s: {serial / dask:.2f}x faster (target 1.7x)")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    folder = project(os.path.join(base, "scheduler"))
+    started = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                 "--port", str(port), "--dashboard-address", ":0"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)]
+    try:
+        started += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                      "--no-dashboard"], cwd=folder, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL) for _ in range(2)]
+        import distributed
+
+        with distributed.Client(address, timeout="30s") as probe:
+            probe.wait_for_workers(2, timeout=60)
+        running = timed(folder, "cpu", "--executor", "dask", "--scheduler", address, env=env)
+        print(f"  the same on a running scheduler with 2 workers: {running:.2f} s: {serial / running:.2f}x faster")
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
 
 
 def cached_overhead(base: str) -> None:
@@ -116,10 +136,11 @@ def remote(base: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=float, default=1.5, help="CPU seconds per parameter set")
+    parser.add_argument("--work", default="1.5,3", help="CPU seconds per parameter set (comma-separated)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as base:
-        cpu_bound(base, args.work)
+        for number, work in enumerate(args.work.split(",")):
+            cpu_bound(os.path.join(base, f"cpu{number}"), float(work))
         cached_overhead(base)
         remote(base)
 

@@ -86,11 +86,16 @@ class RemoteStageError(StageExecutionError):
 
 
 def check_available() -> None:
-    """Raise a :class:`UsageError` with the install hint when ``distributed`` cannot be imported."""
+    """Raise a :class:`UsageError` with the install hint when ``distributed`` is not installed
+    (without importing it: a run with nothing to compute never does)."""
+    import importlib.util
+
     try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise UsageError(INSTALL_HINT) from None
+        found = importlib.util.find_spec("distributed") is not None
+    except (ValueError, ImportError):
+        found = False
+    if not found:
+        raise UsageError(INSTALL_HINT)
 
 
 def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
@@ -250,10 +255,10 @@ def _spec(manager: Any, param_sets: list[Any]) -> WorkerSpec:
 
 def _fresh_project_modules(root: str) -> None:
     """Forget the project's modules, so a long-lived worker runs the code as it is now."""
-    prefix = os.path.join(os.path.realpath(root), "")
+    prefixes = tuple({os.path.join(os.path.realpath(root), ""), os.path.join(os.path.abspath(root), "")})
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if path and os.path.realpath(path).startswith(prefix):
+        if isinstance(path, str) and path.startswith(prefixes):
             del sys.modules[name]
 
 

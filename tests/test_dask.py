@@ -55,6 +55,7 @@ def square(record, x):
     side(f"square:{record.params.a}")
     if str(record.params.a) == os.environ.get("CF_FAIL"):
         raise ValueError(f"bad value {x}")
+    record.log_metric("root", float(x))
     return x * x
 
 @cf.aggregate(["y"], ["total"], [JsonCacher])
@@ -111,7 +112,11 @@ def test_each_distinct_stage_call_runs_once_and_equals_a_serial_run(grid, client
     serial, _ = run_experiment("grid", settings=load_settings(serial_root))
     assert results.state["total"] == serial.state["total"] == sum((a * 3) ** 2 for a in [*range(16), *range(8)])
     assert entries(root) == entries(serial_root)
+    from curifactory import load_runs
+
     os.chdir(root)
+    frame = load_runs("grid")
+    assert sorted(frame["metrics.root"].dropna()) == sorted(float(a * 3) for a in [*range(16), *range(8)])
     calls(side)
     second = DaskExecutor(client=client)
     run_experiment("grid", settings=load_settings(root), executor=second)
@@ -219,7 +224,9 @@ def test_a_remote_cache_filled_by_one_project_is_reused_by_an_empty_one(tmp_path
     result = run_in(first, ["grid"], dict(first.env(), **env_extra))
     assert result.returncode == 0, result.stderr
     assert sum(calls(first.side).values()) == 6 + 6 + 1
-    assert len(fs.ls("cf-remote/cache")) == 2 * (6 + 6 + 1)  # every entry: its file and its metadata
+    outputs = [p for p in fs.ls("cf-remote/cache") if p.endswith(("_x.json", "_y.json", "_total.json"))]
+    assert len(outputs) == 6 + 6 + 1  # every output entry (and its metadata, and the logged metrics' entries)
+    assert all(fs.exists(p[:-len(".json")] + "_metadata.json") for p in outputs)
     second = CliProject(tmp_path / "two", {"experiments/grid.py": GRID})
     (second.root / "curifactory_config.json").write_text(json.dumps({"remote_cache": "s3://cf-remote/cache"}))
     result = run_in(second, ["grid"], dict(second.env(), **env_extra))
