@@ -2,7 +2,8 @@
 
 Stages hand reportables to ``record.report(...)``; ``manager.generate_report()``
 calls :func:`write_report`. Importing this package loads jinja2 but none of pandas,
-matplotlib, graphviz or IPython: reportables import those only when used.
+matplotlib, graphviz or IPython (reportables import those only when used), nor the
+report server (loaded on first use of ``make_server`` / ``serve_reports``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from curifactory.reporting.reportables import (
     Reportable,
     VegaLiteReporter,
 )
-from curifactory.reporting.server import make_server, serve_reports
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    """The report server (``http.server``, ``ssl``, ``email``: 15 ms to import) only when asked for:
+    a run writing its report never needs it."""
+    if name in ("make_server", "serve_reports"):
+        from curifactory.reporting import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'curifactory.reporting' has no attribute {name!r}")
 
 __all__ = [
     "DFReporter",
