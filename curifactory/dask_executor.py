@@ -77,12 +77,13 @@ class RemoteStageError(StageExecutionError):
     """A stage raised on a Dask worker (the message carries its traceback and the worker;
     ``where`` the stage, record, parameter set name and hash)."""
 
-    def __init__(self, message: str, where: dict[str, Any] | None = None):
+    def __init__(self, message: str, where: dict[str, Any] | None = None, remote_traceback: str = ""):
         super().__init__(message)
         self.where = where or {}
+        self.remote_traceback = remote_traceback
 
     def __reduce__(self) -> Any:  # travels back from the worker whole
-        return (RemoteStageError, (str(self), self.where))
+        return (RemoteStageError, (str(self), self.where, self.remote_traceback))
 
 
 def check_available() -> None:
@@ -180,9 +181,10 @@ class DaskExecutor(InProcessExecutor):
             if key in futures:
                 continue  # the same call of another record: one task
             deps = [futures[by_node[s]] for s in _sources(plan, node) if s in by_node]
-            futures[key] = client.submit(run_target, spec, (record_hash, node.key[1]), *deps, key=key, pure=False)
+            target = (record_hash, node.key[1], plan.verdicts.get(node.key))
+            futures[key] = client.submit(run_target, spec, target, *deps, key=key, pure=False)
         emit(manager.listeners, WorkersStarted(len(client.scheduler_info().get("workers", {})) or 1, len(futures),
-                                               "distinct stage call"))
+                                               "distinct stage call", "dask"))
         try:
             distributed.wait(list(futures.values()))
             self._collect(manager, futures)
@@ -196,18 +198,20 @@ class DaskExecutor(InProcessExecutor):
                 failures.append(future.exception())
                 continue
             outcome = future.result()
-            self.tasks_by_worker[outcome.worker] += 1
+            if outcome.executed:
+                self.tasks_by_worker[outcome.worker] += 1
             for record_hash, stage, path, reason, cascades in outcome.computed:
                 self.computed[(record_hash, stage, path)] = (reason, cascades)
         logger.info("dask tasks per worker: %s", dict(self.tasks_by_worker))
         emit(manager.listeners, WorkersFinished(len(self.tasks_by_worker), len(self.computed), len(failures),
-                                                tuple(sorted(self.tasks_by_worker.items()))))
+                                                tuple(sorted(self.tasks_by_worker.items())), "dask"))
         if failures:
             first = next((f for f in failures if isinstance(f, RemoteStageError)), failures[0])
-            if isinstance(first, RemoteStageError) and first.where:
-                manager.error_stage = first.where
-                manager.error = (f"{str(first).splitlines()[0].split(': ', 1)[-1]} in stage '{first.where.get('stage')}' "
-                                 f"of record {first.where.get('record')} on the Dask worker {first.where.get('worker')}")
+            if isinstance(first, RemoteStageError) and "stage" in first.where:
+                manager.error_stage = {k: first.where.get(k) for k in ("stage", "record", "params_name", "params_hash")}
+                manager.error = f"{first} in stage '{first.where['stage']}' of record {first.where['record']}"
+                if first.remote_traceback and hasattr(first, "add_note"):
+                    first.add_note(f"The traceback on the worker:\n{first.remote_traceback}")  # log and -v
             raise first
         self.prefilled = True
 
@@ -262,9 +266,10 @@ def _fresh_project_modules(root: str) -> None:
             del sys.modules[name]
 
 
-def run_target(spec: WorkerSpec, target: tuple[str, str], *dependencies: Any) -> TaskOutcome:
-    """On a worker: run the experiment so that only the call ``target`` (record hash, stage)
-    executes, writing its outputs to the cache. ``dependencies`` only order the tasks."""
+def run_target(spec: WorkerSpec, target: tuple[Any, ...], *dependencies: Any) -> TaskOutcome:
+    """On a worker: run the experiment so that only the call ``target`` (record hash, stage,
+    the plan's decision) executes, writing its outputs to the cache. ``dependencies`` only
+    order the tasks."""
     from curifactory.execution import TargetReached
     from curifactory.loading import load_experiment, project_on_path
     try:
@@ -290,10 +295,9 @@ def run_target(spec: WorkerSpec, target: tuple[str, str], *dependencies: Any) ->
         except TargetReached as reached:
             return TaskOutcome(reached.executed, reached.computed, worker)
         except Exception as exc:
-            where = manager.error_stage or {}
-            raise RemoteStageError(
-                f"on the Dask worker {worker}: {type(exc).__name__}: {exc}\n"
-                f"{''.join(traceback.format_exception(exc))}", dict(where, worker=worker)
-            ) from None
+            where = dict(manager.error_stage or {"stage": target[1], "record": f"with hash {target[0]}",
+                                                 "params_name": None, "params_hash": target[0]}, worker=worker)
+            raise RemoteStageError(f"{type(exc).__name__}: {exc} (on the Dask worker {worker})", where,
+                                   "".join(traceback.format_exception(exc))) from None
     raise StageExecutionError(f"The Dask task for stage '{target[1]}' (parameter set hash {target[0]}) ran the "
                               f"experiment without reaching that call; is the experiment's run() deterministic?")

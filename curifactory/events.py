@@ -84,6 +84,8 @@ class WorkersStarted(Event):
     param_sets: int
     unit: str = "parameter set"
     """What the workers compute: parameter sets (``--parallel``) or stage calls (Dask tasks)."""
+    executor: str = "parallel"
+    """Who computes: ``parallel`` (``--parallel`` workers) or ``dask``."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class WorkersFinished(Event):
     failed_workers: int
     by_worker: tuple[tuple[str, int], ...] = ()
     """(worker address, tasks it ran), for executors that know (``--executor dask``)."""
+    executor: str = "parallel"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from curifactory import caching, callfacts, dag
 from curifactory.checkpoints import Checkpoint
 from curifactory.dag import Node, NodeKey, Plan
-from curifactory.decision import CallFacts, Decision, Reason, decide
+from curifactory.decision import CallFacts, Decision, Entry, Reason, decide
 from curifactory.errors import CacheError, HashingError, MissingInputError, NameTooLongError
 from curifactory.executors import JobResult, StageJob
 from curifactory.fingerprint import Fingerprint, fingerprint
@@ -389,13 +389,16 @@ def _run_target(manager: Any, call: StageCall, overrides: dict[str, Any]) -> Any
     """Target mode: only the call ``manager.target`` (record hash, stage) executes; any other
     call is taken from the cache, or left unrun (mapped) when it is not cached."""
     record, spec = call.record, call.spec
-    decision = call.decide()
-    if (record.get_hash(), spec.name) != manager.target:
-        if decision.runs:
-            call.map(overrides)
-        else:
+    if (record.get_hash(), spec.name) != manager.target[:2]:
+        # another task's call: its outputs are read from the cache if they are there (the task
+        # that had to recompute them did, overwrites included), else left unrun
+        facts = call.facts(warn=False)
+        if facts.outputs and all(o.entry is Entry.VALID for o in facts.outputs):
             call.skip()
+        else:
+            call.map(overrides)
         return record
+    decision = manager.target[2] if len(manager.target) > 2 and manager.target[2] is not None else call.decide()
     for name in spec.inputs:
         for source in call.input_records():
             if name in source.state and isinstance(source.state.raw(name), MappedValue):
@@ -403,7 +406,7 @@ def _run_target(manager: Any, call: StageCall, overrides: dict[str, Any]) -> Any
                                  f"computes it did not commit it. Run the experiment again.")
     if not decision.runs:
         raise TargetReached(False, ())
-    try:
+    try:  # the plan's reason: a missing entry is checked again under its lock, anything else runs
         result = call.run_job(StageJob(call, overrides, decision))
     except BaseException as exc:
         manager.note_failure(spec.name, record, exc)

@@ -447,16 +447,32 @@ def _delete(entry: Entry) -> None:
             os.unlink(path)
 
 
-def _extra_garbage(cache_path: str, older_than: float | None, now: float) -> list[str]:
-    """Temporary leftovers, quarantined entries and (with ``older_than``) old checkpoints."""
-    extra = leftovers(cache_path)
+def finished_checkpoints(cache_path: str, entries: list[Entry]) -> list[str]:
+    """Checkpoints of stage calls whose outputs are in the cache (a killed run's, finished by a
+    later run that did not need to run the stage again)."""
+    folder = os.path.join(cache_path, CHECKPOINTS)
+    if not os.path.isdir(folder):
+        return []
+    stems = set()
+    for entry in entries:
+        name, mark = os.path.basename(entry.metadata_path), f"_{entry.params_hash}_{entry.stage}_"
+        if entry.stage and entry.params_hash and not entry.problem and mark in name:
+            stems.add(name[:name.index(mark) + len(mark) - 1])
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+            if name.rsplit("_", 1)[0] in stems]
+
+
+def _extra_garbage(cache_path: str, older_than: float | None, now: float, entries: list[Entry]) -> list[str]:
+    """Temporary leftovers, quarantined entries, checkpoints of finished calls and (with
+    ``older_than``) old checkpoints."""
+    extra = leftovers(cache_path) + finished_checkpoints(cache_path, entries)
     quarantine_dir = os.path.join(cache_path, QUARANTINE)
     if os.path.isdir(quarantine_dir):
         extra += [os.path.join(quarantine_dir, n) for n in sorted(os.listdir(quarantine_dir))]
     checkpoint_dir = os.path.join(cache_path, CHECKPOINTS)
     if older_than is not None and os.path.isdir(checkpoint_dir):
         extra += [p for p in (os.path.join(checkpoint_dir, n) for n in sorted(os.listdir(checkpoint_dir)))
-                  if os.path.getmtime(p) < now - older_than * 86400]
+                  if os.path.getmtime(p) < now - older_than * 86400 and p not in extra]
     return extra
 
 
@@ -481,7 +497,7 @@ def collect_garbage(cache_path: str, manager_cache_path: str, keep_last: int | N
         entries = scan(cache_path)
         keep = protected_runs(run_uses(manager_cache_path), pinned(manager_cache_path), keep_last, older_than, now)
         removed = _removable(entries, keep, older_than, max_size, now)
-        extra = _extra_garbage(cache_path, older_than, now)
+        extra = _extra_garbage(cache_path, older_than, now, entries)
         freed = sum(e.size for e in removed) + sum(_size_of(p) for p in extra)
         if not dry_run:
             for entry in removed:

@@ -81,12 +81,13 @@ def _count(number: int, noun: str) -> str:
 
 def workers_started_text(event: WorkersStarted) -> str:
     """``parallel: N workers are computing M parameter sets...``."""
-    return f"parallel: {event.workers} workers are computing {_count(event.param_sets, event.unit)}..."
+    verb = "is" if event.workers == 1 else "are"
+    return f"{event.executor}: {_count(event.workers, 'worker')} {verb} computing {_count(event.param_sets, event.unit)}..."
 
 
 def workers_text(event: WorkersFinished) -> str:
     """``parallel: N workers executed M stage calls`` (the parent then finds them cached)."""
-    text = f"parallel: {event.workers} workers executed {event.executed} stage calls"
+    text = f"{event.executor}: {_count(event.workers, 'worker')} executed {_count(event.executed, 'stage call')}"
     if event.by_worker:
         text += " (" + ", ".join(f"{address}: {count}" for address, count in event.by_worker) + ")"
     if event.failed_workers:

@@ -57,6 +57,9 @@ class RunRequest:
     scheduler: str | None = None
 
     def __post_init__(self) -> None:
+        if self.scheduler and self.executor != "dask":
+            raise UsageError(f"--scheduler {self.scheduler} is for --executor dask; add --executor dask (or leave "
+                             f"--scheduler out to run here).")
         if self.executor == "dask":  # before the run starts: a missing extra is a usage error
             from curifactory.dask_executor import check_available
 

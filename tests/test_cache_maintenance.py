@@ -269,3 +269,18 @@ def test_gc_keeps_every_entry_a_running_run_may_still_read(cli):
         running.wait(timeout=30)
     out = cli.curifactory("cache", "gc", "--keep-last", "0")
     assert "removed 5 entries" in out.stdout  # once it is gone (interrupted), nothing is protected
+
+
+def test_gc_removes_checkpoints_of_calls_whose_outputs_are_cached(cli):
+    run_sets(cli, "1")
+    cache = cli.root / "data" / "cache"
+    [meta] = cache.glob("*_count_y_metadata.json")
+    stem = meta.name[:meta.name.index("_count_") + len("_count")]
+    (cache / ".checkpoints").mkdir()
+    finished = cache / ".checkpoints" / f"{stem}_0123456789abcdef.pkl"   # left by a killed run
+    finished.write_bytes(b"x")
+    unfinished = cache / ".checkpoints" / "exp_ffffffffffffffffffffffffffffffff_count_0123456789abcdef.pkl"
+    unfinished.write_bytes(b"x")
+    out = cli.curifactory("cache", "gc")
+    assert out.returncode == 0, out.stderr
+    assert not finished.exists() and unfinished.exists()

@@ -130,7 +130,8 @@ def test_a_failing_stage_comes_back_with_its_stage_record_and_worker(grid, clien
     with pytest.raises(Exception) as raised:
         run_experiment("grid", settings=load_settings(root), executor=DaskExecutor(client=client))
     text = str(raised.value)
-    assert "ValueError: bad value 15" in text and "on the Dask worker" in text and "Traceback" in text
+    assert "ValueError: bad value 15" in text and "on the Dask worker" in text and "\n" not in text  # one paragraph
+    assert "Traceback" in "".join(getattr(raised.value, "__notes__", []))  # the worker's, for the log and -v
     store = json.loads((root / "data" / "store.json").read_text())
     assert store[-1]["status"] == "error"
     assert "stage 'square'" in store[-1]["error"] and "bad value 15" in store[-1]["error"]
@@ -252,3 +253,21 @@ def test_without_distributed_the_flag_says_what_to_install(tmp_path):
                             env=cli.env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "pip install 'curifactory[dask]'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_overwrite_stage_reruns_that_stage_on_the_workers(grid, client):
+    root, side = grid
+    run_experiment("grid", settings=load_settings(root), executor=DaskExecutor(client=client))
+    calls(side)
+    executor = DaskExecutor(client=client)
+    run_experiment("grid", settings=load_settings(root), executor=executor, stage_overwrites=["square"])
+    ran = calls(side)
+    assert sum(n for call, n in ran.items() if call.startswith("square:")) == 16
+    assert not any(call.startswith("load:") for call in ran)
+    assert sum(executor.tasks_by_worker.values()) >= 16
+
+
+def test_scheduler_without_the_dask_executor_is_a_usage_error(tmp_path):
+    cli = CliProject(tmp_path, {"experiments/grid.py": GRID})
+    result = run_in(cli, ["grid", "--scheduler", "tcp://127.0.0.1:1"], cli.env())
+    assert result.returncode == 2 and "--executor dask" in result.stderr

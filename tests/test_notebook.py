@@ -149,7 +149,8 @@ def test_display_variants_select_reportables(root):
 
 
 def test_dry_manager_writes_nothing(root):
-    run_stages()
+    first, _ = run_stages()
+    first.metadata_capture.results()  # its providers (pip, conda) finish writing their caches first
     before = sorted(str(p) for p in root.rglob("*"))
     manager, record = run_stages(dry=True)
     record.report(PixelReporter(name="pixel"))

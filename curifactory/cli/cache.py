@@ -40,7 +40,8 @@ def _paths(args: argparse.Namespace) -> tuple[str, str]:
 
 def _entry_line(entry: Any, detail: str = "") -> str:
     name = f"{entry.experiment or '?'} / {entry.stage or '?'} / {entry.artifact or '?'}"
-    return f"  {display_path(entry.metadata_path)}  ({name}, {_size(entry.size)}){detail}"
+    shown = entry.files[0] if entry.files else entry.metadata_path  # the data file, as users know it
+    return f"  {display_path(shown)}  ({name}, {_size(entry.size)}){detail}"
 
 
 def status_command(args: argparse.Namespace, out: IO[str]) -> int:
@@ -56,8 +57,8 @@ def status_command(args: argparse.Namespace, out: IO[str]) -> int:
     total = sum(e.size for e in status.entries)
     out.write(f"cache {display_path(cache)}: {len(status.entries)} entries, {_size(total)}\n")
     if status.groups:
-        width = max(len(e) for e, _ in status.groups) + 2
-        stage_width = max(len(s) for _, s in status.groups) + 2
+        width = max(len("experiment"), *(len(e or "?") for e, _ in status.groups)) + 2
+        stage_width = max(len("stage"), *(len(s or "?") for _, s in status.groups)) + 2
         out.write(f"  {'experiment':<{width}}{'stage':<{stage_width}}{'entries':>8}  size\n")
         for (experiment, stage), (count, size) in status.groups.items():
             out.write(f"  {experiment or '?':<{width}}{stage or '?':<{stage_width}}{count:>8}  {_size(size)}\n")
@@ -123,7 +124,8 @@ def gc_command(args: argparse.Namespace, out: IO[str]) -> int:
         out.write(_entry_line(entry) + "\n")
     if args.limit and len(result.removed) > args.limit:
         out.write(f"  ... and {len(result.removed) - args.limit} more\n")
-    out.write(f"kept {result.kept} entries ({_size(result.kept_bytes)}); {len(result.protected_runs)} runs "
+    runs = len(result.protected_runs)
+    out.write(f"kept {result.kept} entries ({_size(result.kept_bytes)}); {runs} run{'' if runs == 1 else 's'} "
               f"protected (kept, pinned, --store-full or running)\n")
     return 0
 
