@@ -9,9 +9,10 @@ lives in :mod:`curifactory.loading` (re-exported here under the old names).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
-from curifactory.config import Settings
+from curifactory.config import Settings, load_settings
 from curifactory.listeners import closing_listeners
 from curifactory.loading import (
     ParamSelection,
@@ -24,8 +25,40 @@ from curifactory.loading import (
 from curifactory.runner import RunHooks, RunRequest, reproduction_line
 from curifactory.runner import run as _run
 
-__all__ = ["ParamSelection", "check_param_sets", "collect_param_sets", "list_modules", "load_experiment",
-           "load_param_file", "reproduction_line", "run_experiment"]
+__all__ = ["ParamSelection", "check_param_sets", "collect_param_sets", "list_experiments", "list_modules",
+           "list_params", "load_experiment", "load_param_file", "reproduction_line", "run_experiment"]
+
+
+def _modules_defining(settings: Settings, package: str, function: str) -> list[str]:
+    """The modules of a project package whose source defines ``function`` at its top level."""
+    import re
+
+    pattern = re.compile(rf"^def {function}\(", re.MULTILINE)
+    found = []
+    for name in list_modules(settings, package):
+        path = os.path.join(settings.root, package.replace(".", os.sep), name + ".py")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if pattern.search(handle.read()):
+                    found.append(name)
+        except OSError:
+            continue
+    return found
+
+
+def list_experiments(settings: Settings | None = None) -> list[str]:
+    """The names of the project's experiments: the modules of its experiments package that
+    define ``run()`` (0.20's helper; ``experiment ls`` prints them with their docstrings)."""
+    settings = settings or load_settings()
+    return sorted(_modules_defining(settings, settings.experiments_module_name, "run"))
+
+
+def list_params(settings: Settings | None = None) -> list[str]:
+    """The names of the project's parameter files: the modules of its parameters package, and
+    of its experiments package, that define ``get_params()`` (0.20's helper)."""
+    settings = settings or load_settings()
+    return sorted(_modules_defining(settings, settings.params_module_name, "get_params")
+                  + _modules_defining(settings, settings.experiments_module_name, "get_params"))
 
 
 def run_experiment(

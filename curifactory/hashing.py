@@ -339,6 +339,48 @@ def _decode_pair(item: str) -> tuple[str, str]:
     return path, rep[: int(rep_len)]
 
 
+PARAMETERS_BLACKLIST = sorted(SKIPPED_FIELDS)
+"""The fields that never count in a hash (0.20's name for :data:`SKIPPED_FIELDS`)."""
+
+
+def get_parameter_hash_value(param_set: Any, param_name: str) -> tuple[str, Any]:
+    """How field ``param_name`` of ``param_set`` is hashed and the text (or nested dict) it is
+    hashed by, as 0.20's helper of the same name reports it: ``("SKIPPED: ...", None)`` for a
+    field left out, a ``hash_representations`` entry's result, a nested set's
+    :func:`get_param_set_hash_values`, else the value's representation (see the module docstring)."""
+    value = getattr(param_set, param_name)
+    overrides = getattr(param_set, "hash_representations", None) or {}
+    if param_name in SKIPPED_FIELDS:
+        return ("SKIPPED: blacklist", None)
+    if param_name in overrides:
+        if overrides[param_name] is None:
+            return ("SKIPPED: set to None in hash_representations", None)
+        return (f"param_set.hash_representations['{param_name}'](param_set, {param_name})",
+                overrides[param_name](param_set, value))
+    if value is None:
+        return ("SKIPPED: value is None", None)
+    if hasattr(type(value), "__dataclass_fields__"):
+        return (f"get_param_set_hash_values(param_set, {param_name})", get_param_set_hash_values(value))
+    if type(value) in _PLAIN:
+        return (f"repr({param_name})", repr(value))
+    if callable(value) and not isinstance(value, type):
+        return (f"{param_name}: qualified name, code and closure", _field_text(param_set, param_name, value))
+    return (f"repr({param_name})", _field_text(param_set, param_name, value))
+
+
+def get_param_set_hash_values(param_set: Any) -> dict[str, tuple[str, Any]]:
+    """:func:`get_parameter_hash_value` of every field of a parameter set (0.20's helper)."""
+    return {f.name: get_parameter_hash_value(param_set, f.name) for f in dataclasses.fields(param_set)}
+
+
+def add_params_combo_hash(active_record: Any, records_list: Iterable[Any], registry_path: str | None = None,
+                          store_in_registry: bool = False) -> str:
+    """The combined hash of an aggregate's record over ``records_list`` (0.20's helper; the
+    registry arguments are accepted and ignored: a run writes the registry itself)."""
+    own = hash_param_set(active_record.params) if getattr(active_record, "params", None) is not None else "none"
+    return combine_hashes(own, [r.get_hash() for r in records_list])
+
+
 def combine_hashes(own_hash: str, input_hashes: Iterable[str]) -> str:
     """The hash of an aggregate: its own set's hash with its input records' hashes.
 

@@ -26,6 +26,15 @@ class ExperimentParameters:
     overwrite: bool = False
     hash_representations: dict = field(default_factory=dict, repr=False)
 
+    def params_hash(self, dry: bool = False) -> Any:
+        """The set's hash (0.20's helper); with ``dry``, what each field is hashed by instead:
+        ``{field: (how, value)}`` (:func:`curifactory.hashing.get_param_set_hash_values`)."""
+        from curifactory import hashing
+
+        if dry:
+            return hashing.get_param_set_hash_values(self)
+        return hashing.hash_param_set(self)
+
 
 def set_hash_functions(*args: Any, **kwargs: HashFunction) -> Any:
     """Declare how some fields are hashed; use as the ``hash_representations`` default.

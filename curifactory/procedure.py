@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from curifactory.errors import UsageError
 from curifactory.record import Record
+
+
+class NoArtifactManagerError(UsageError):
+    """A procedure or record is used without an ``ArtifactManager`` where one is needed (0.20's name)."""
 
 
 class Procedure:

@@ -78,7 +78,11 @@ def curifactory_main(argv: Sequence[str] | None = None) -> int:
         options = InitOptions(interactive=not args.yes and stdin_is_interactive())
         return _guarded(lambda: init_project(os.getcwd(), options, sys.stdout), False)
     if args.command == "completion":
-        print(completion(args.shell), end="")
+        shell = args.shell or args.shell_flag
+        if shell is None:
+            print_error("name the shell: 'curifactory completion bash' or 'zsh' (or --bash, --zsh)")
+            return 2
+        print(completion(shell), end="")
         return 0
     if args.command == "why":
         from curifactory.cli.inspect import why_command

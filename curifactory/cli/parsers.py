@@ -172,7 +172,10 @@ def build_curifactory_parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="create curifactory_config.json, the folders and the style sheet")
     init.add_argument("-y", "--yes", action="store_true", help="use the defaults without asking")
     completion = commands.add_parser("completion", help="print a shell completion script")
-    completion.add_argument("shell", choices=("bash", "zsh"))
+    completion.add_argument("shell", choices=("bash", "zsh"), nargs="?")
+    completion.add_argument("--bash", dest="shell_flag", action="store_const", const="bash",
+                            help="the bash script (as 0.20's 'curifactory completion --bash')")
+    completion.add_argument("--zsh", dest="shell_flag", action="store_const", const="zsh", help="the zsh script")
     why = commands.add_parser("why", help="say why a stage ran (or was cached) in a past run")
     why.add_argument("reference", metavar="REF", help="the run: its reference, a unique prefix of it "
                                                       "(e.g. polyfit_3), EXPERIMENT#N or 'latest'")

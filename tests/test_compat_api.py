@@ -1,0 +1,82 @@
+"""curifactory 0.20's public helpers that existing code imports (issue 15, item 1, part)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+from conftest import CURIFACTORY, write_project
+
+import curifactory as cf
+from curifactory import hashing
+from curifactory.experiment import list_experiments, list_params
+from curifactory.procedure import NoArtifactManagerError
+from curifactory.errors import UsageError
+
+
+@dataclasses.dataclass
+class Inner(cf.ExperimentParameters):
+    depth: int = 3
+
+
+@dataclasses.dataclass
+class Outer(cf.ExperimentParameters):
+    rate: float = 0.1
+    skipped: object = None
+    inner: Inner = dataclasses.field(default_factory=Inner)
+    seed: int = 1
+    hash_representations: dict = cf.set_hash_functions(seed=None)
+
+
+def test_params_hash_and_its_dry_form():
+    params = Outer(name="a")
+    assert params.params_hash() == hashing.hash_param_set(params)
+    dry = params.params_hash(dry=True)
+    assert dry["name"] == ("SKIPPED: blacklist", None)
+    assert dry["skipped"] == ("SKIPPED: value is None", None)
+    assert dry["seed"] == ("SKIPPED: set to None in hash_representations", None)
+    assert dry["rate"] == ("repr(rate)", "0.1")
+    how, nested = dry["inner"]
+    assert how.startswith("get_param_set_hash_values") and nested["depth"] == ("repr(depth)", "3")
+    assert set(hashing.PARAMETERS_BLACKLIST) == {"name", "hash", "overwrite", "hash_representations"}
+
+
+def test_add_params_combo_hash_is_the_aggregate_hash(tmp_path):
+    manager = cf.ArtifactManager("combo", cache_path=str(tmp_path / "cache"), manager_cache_path=str(tmp_path))
+    records = [cf.Record(manager, Outer(name=n, rate=r)) for n, r in (("a", 0.1), ("b", 0.2))]
+    aggregate = cf.Record(manager, None)
+    aggregate.set_aggregate(records)
+    assert hashing.add_params_combo_hash(aggregate, records, str(tmp_path)) == aggregate.get_hash()
+
+
+def test_no_artifact_manager_error_is_a_usage_error():
+    assert issubclass(NoArtifactManagerError, UsageError)
+
+
+def test_list_experiments_and_params(tmp_path):
+    root = write_project(tmp_path / "p", {
+        "experiments/alpha.py": "def run(param_sets, manager):\n    pass\n\ndef get_params():\n    return []\n",
+        "experiments/helpers.py": "X = 1\n",
+        "params/grid.py": "def get_params():\n    return []\n",
+        "params/notes.py": "Y = 2\n",
+    })
+    from curifactory.config import load_settings
+
+    settings = load_settings(root)
+    assert list_experiments(settings) == ["alpha"]
+    assert list_params(settings) == ["alpha", "grid"]
+
+
+@pytest.mark.parametrize("form", [["--bash"], ["bash"]])
+def test_completion_takes_the_shell_as_a_flag_too(tmp_path, form):
+    result = subprocess.run([sys.executable, "-c", CURIFACTORY, "completion", *form], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "complete" in result.stdout
+
+
+def test_completion_without_a_shell_says_how(tmp_path):
+    result = subprocess.run([sys.executable, "-c", CURIFACTORY, "completion"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--bash" in result.stderr
