@@ -26,7 +26,7 @@ import weakref
 from typing import Any
 
 from curifactory import dag, execution, explain, fileio, identity, registration, tracking
-from curifactory.config import Settings, load_settings
+from curifactory.config import Settings
 from curifactory.events import Listener, RunFinished, emit
 from curifactory.executors import InProcessExecutor
 from curifactory.options import OptionsMirror, RunOptions
@@ -38,6 +38,14 @@ TIMESTAMP_FORMAT = identity.TIMESTAMP_FORMAT
 _PATH_ARGS = ("manager_cache_path", "cache_path", "runs_path", "logs_path", "notebooks_path",
               "reports_path", "report_css_path")
 
+
+
+def _configured() -> Settings:
+    """The project's settings, read through ``curifactory.utils.get_configuration`` (0.20 code
+    and tests replace that function to point a manager elsewhere)."""
+    from curifactory import utils
+
+    return utils.settings_from_configuration(utils.get_configuration())
 
 class ArtifactManager(OptionsMirror, ManagerViews):
     """The records, options and bookkeeping of one experiment run.
@@ -74,7 +82,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         paths = dict(manager_cache_path=manager_cache_path, cache_path=cache_path, runs_path=runs_path,
                      logs_path=logs_path, notebooks_path=notebooks_path, reports_path=reports_path,
                      report_css_path=report_css_path)
-        self.settings: Settings = (settings or load_settings()).with_paths(**paths)
+        self.settings: Settings = (settings or _configured()).with_paths(**paths)
         self.config = self.settings.as_dict()
         for key in _PATH_ARGS:
             setattr(self, key, getattr(self.settings, key))

@@ -80,3 +80,37 @@ def test_completion_without_a_shell_says_how(tmp_path):
     result = subprocess.run([sys.executable, "-c", CURIFACTORY, "completion"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--bash" in result.stderr
+
+
+def test_a_replaced_get_configuration_points_a_manager_elsewhere(tmp_path, monkeypatch):
+    from curifactory import utils
+
+    monkeypatch.chdir(tmp_path)
+    config = {"cache_path": "elsewhere/cache", "manager_cache_path": "elsewhere", "reports_path": "elsewhere/r"}
+    monkeypatch.setattr(utils, "get_configuration", lambda: config)  # as 0.20's own tests do
+    manager = cf.ArtifactManager("moved")
+    assert manager.cache_path == str(tmp_path / "elsewhere" / "cache")
+    assert manager.manager_cache_path == str(tmp_path / "elsewhere")
+
+
+def test_get_configuration_gives_0_20_keys(tmp_path, monkeypatch):
+    from curifactory import utils
+
+    (tmp_path / "curifactory_config.json").write_text('{"cache_path": "c"}')
+    monkeypatch.chdir(tmp_path)
+    config = utils.get_configuration()
+    assert config["cache_path"] == str(tmp_path / "c") and config["experiments_module_name"] == "experiments"
+    assert utils.settings_from_configuration(config).cache_path == str(tmp_path / "c")
+
+
+def test_utils_helpers_as_0_20_prints_them(capfd):
+    from curifactory import utils
+
+    assert utils.human_readable_mem_usage(1_500_000) == "1.50MB"
+    assert utils.human_readable_mem_usage(-2_000) == "-2.00KB"
+    assert utils.human_readable_time(150) == "2.50m" and utils.human_readable_time(0.002) == "2.00ms"
+    assert utils.get_py_opening_comment(['"""The first line.\n', 'More."""\n', "x = 1\n"]) == "The first line.\nMore."
+    assert utils.get_py_opening_comment(["# a note\n", "# two\n", "x = 1\n"]) == "a note\ntwo"
+    utils.get_command_output(["git", "rev-pars", "HEAD"])
+    assert capfd.readouterr() == ("", "")
+    assert utils.get_command_output(["no-such-command-here"]) == ""
