@@ -151,14 +151,14 @@ class DaskExecutor(InProcessExecutor):
             logger.warning("--executor dask: the experiment cannot be mapped ahead (%s); running here.",
                            manager.map_error)
             return
-        prefix = manager.prefix or manager.experiment_name
-        spec = _spec(manager, context.param_sets)
-        chosen = _tasks(plan, prefix)
+        upstream = _upstream(plan)
+        chosen = _tasks(plan, manager.prefix or manager.experiment_name, upstream)
         if not chosen:
-            return
+            return  # everything cached: no cluster, nothing pickled
+        spec = _spec(manager, context.param_sets)
         client, cluster = (self.client, None) if self.client is not None else _client(self.workers, self.scheduler)
         try:
-            self._run_tasks(client, manager, spec, chosen, plan)
+            self._run_tasks(client, manager, spec, chosen, plan, upstream)
         finally:
             if self.client is None:
                 client.close()
@@ -166,7 +166,7 @@ class DaskExecutor(InProcessExecutor):
                     cluster.close()
 
     def _run_tasks(self, client: Any, manager: Any, spec: WorkerSpec, chosen: dict[Any, tuple[str, str]],
-                   plan: Any) -> None:
+                   plan: Any, upstream: dict[Any, list[Any]]) -> None:
         import distributed
 
         futures: dict[str, Any] = {}
@@ -180,7 +180,7 @@ class DaskExecutor(InProcessExecutor):
             by_node[node.key] = key
             if key in futures:
                 continue  # the same call of another record: one task
-            deps = [futures[by_node[s]] for s in _sources(plan, node) if s in by_node]
+            deps = [futures[by_node[s]] for s in upstream.get(node.key, ()) if s in by_node]
             target = (record_hash, node.key[1], plan.verdicts.get(node.key))
             futures[key] = client.submit(run_target, spec, target, *deps, key=key, pure=False)
         emit(manager.listeners, WorkersStarted(len(client.scheduler_info().get("workers", {})) or 1, len(futures),
@@ -226,11 +226,16 @@ def _stage_digests(manager: Any) -> dict[str, str]:
     return digests
 
 
-def _sources(plan: Any, node: Any) -> list[Any]:
-    return list(dict.fromkeys([*node.sources, *(s for s, t, _ in plan.edges if t == node.key)]))
+def _upstream(plan: Any) -> dict[Any, list[Any]]:
+    """Each call's sources: the producers the map pass saw and the plan's edges into it (one pass
+    over the edges, not one per call)."""
+    incoming: dict[Any, list[Any]] = {node.key: list(node.sources) for node in plan.nodes}
+    for source, target, _ in plan.edges:
+        incoming.setdefault(target, []).append(source)
+    return {key: list(dict.fromkeys(sources)) for key, sources in incoming.items()}
 
 
-def _tasks(plan: Any, prefix: str) -> dict[Any, tuple[str, str]]:
+def _tasks(plan: Any, prefix: str, upstream: dict[Any, list[Any]]) -> dict[Any, tuple[str, str]]:
     """The calls that become tasks: they run, every output has a cacher in the usual layout,
     and every call they read from that runs is a task too."""
     chosen: dict[Any, tuple[str, str]] = {}
@@ -240,7 +245,7 @@ def _tasks(plan: Any, prefix: str) -> dict[Any, tuple[str, str]]:
         keys = [artifact_key(path, prefix) for path in node.paths]
         if any(k is None for k in keys):
             continue
-        if any(plan.runs(s) and s not in chosen for s in _sources(plan, node)):
+        if any(plan.runs(s) and s not in chosen for s in upstream.get(node.key, ())):
             continue  # it reads a value only this process will compute
         record_hash, name = keys[0]  # type: ignore[misc]
         stem = name[:len(prefix) + 34 + len(node.key[1])]

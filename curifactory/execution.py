@@ -538,8 +538,8 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
             if cascades:  # so that an aggregate reading it reruns too
                 record.overwritten.update(dict.fromkeys(spec.output_names, spec.name))
             infos = [dataclasses.replace(info, computed=True) for info in infos]
-            where = getattr(manager.executor, "elsewhere", "in a --parallel worker")
-            return _finished(call, StageStatus.EXECUTED, infos, 0, started, f"{reason} ({where})", cascades)
+            return _finished(call, StageStatus.EXECUTED, infos, 0, started, f"{reason} ({manager.executor.elsewhere})",
+                             cascades)
         return _finished(call, StageStatus.CACHED, infos, 0, started, decision.describe())
     logger.info("Stage '%s' on record %s runs (%s)", spec.name, record.get_reference_name(), decision.describe())
     executor = manager.executor

@@ -126,6 +126,8 @@ class BaseExecutor:
 
     name = "base"
     prefilled = False
+    elsewhere = "in a --parallel worker"
+    """Where the calls in :attr:`computed` ran, for the run's stage history."""
 
     def __init__(self) -> None:
         self.computed: dict[tuple[str, str, str], tuple[str, bool]] = {}

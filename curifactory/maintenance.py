@@ -24,7 +24,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from curifactory import fileio, runlog
-from curifactory.caching.base import ALTERNATE_METADATA_SUFFIX, METADATA_SUFFIX, metadata_problem
+from curifactory.caching.base import ALTERNATE_METADATA_SUFFIX, METADATA_SUFFIX, content_problem, metadata_problem
 from curifactory.errors import CacheError, UsageError
 from curifactory.store import locked
 
@@ -259,13 +259,7 @@ def entry_problem(entry: Entry) -> str | None:
         metadata = json.load(handle)
     if "content_hash" not in metadata:
         return None  # a 0.20 entry: no hash to check against
-    try:
-        actual = fileio.hash_files(entry.files)
-    except OSError as exc:
-        return f"cannot read it ({exc})"
-    if actual != metadata["content_hash"]:
-        return "its content does not match the hash in its metadata (corrupt or edited)"
-    return None
+    return content_problem(list(entry.files), metadata["content_hash"])
 
 
 def quarantine(entry: Entry, cache_path: str) -> str:

@@ -128,16 +128,23 @@ def test_gc_keeps_store_full_runs_and_respects_max_size(cli):
     assert bad.returncode == 2 and "is not a size" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_verify_finds_a_tampered_large_entry_and_fix_quarantines_it(cli):
-    big = str(20 * 1024 * 1024)
+def tamper_large_entry(cli: CliProject, big: str, offset_from_end: int | None = None,
+                       offset: int = 0) -> None:
+    """Run set 1 with a large ``load`` output, then flip one byte of it (at ``offset``, or
+    ``offset_from_end`` bytes before its end) and put its modification time back."""
     run_sets(cli, "1", CF_BYTES=big)
     cli.executed()
     [artifact] = (cli.root / "data" / "cache").glob("*_load_x.pkl")
     stat = artifact.stat()
-    with open(artifact, "r+b") as handle:  # one byte in the middle, outside every sampled block
-        handle.seek(10 * 1024 * 1024 + 12345)
-        handle.write(b"\xff")
+    with open(artifact, "r+b") as handle:
+        handle.seek(stat.st_size - offset_from_end if offset_from_end is not None else offset)
+        handle.write(b"\xfe")
     os.utime(artifact, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_verify_finds_a_tampered_large_entry_and_fix_quarantines_it(cli):
+    big = str(20 * 1024 * 1024)
+    tamper_large_entry(cli, big, offset=10 * 1024 * 1024 + 12345)  # in the middle, outside every sampled block
     # a warm run whose stages are all cached trusts the sample and loads nothing
     run_sets(cli, "1", CF_BYTES=big)
     assert cli.executed() == []
@@ -161,14 +168,7 @@ def test_verify_finds_a_tampered_large_entry_and_fix_quarantines_it(cli):
 
 def test_a_sampled_block_change_is_found_at_lookup(cli):
     big = str(20 * 1024 * 1024)
-    run_sets(cli, "1", CF_BYTES=big)
-    cli.executed()
-    [artifact] = (cli.root / "data" / "cache").glob("*_load_x.pkl")
-    stat = artifact.stat()
-    with open(artifact, "r+b") as handle:  # inside the sampled tail
-        handle.seek(stat.st_size - 100)
-        handle.write(b"\xfe")
-    os.utime(artifact, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    tamper_large_entry(cli, big, offset_from_end=100)  # inside the sampled tail
     result = run_sets(cli, "1", CF_BYTES=big)
     assert "sample hash" in result.stderr
     assert cli.executed() == ["load:1"]

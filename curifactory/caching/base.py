@@ -385,15 +385,10 @@ def _check_entry(cacher: Cacheable) -> str | None:
     if recorded == stats and sum(size for size, _ in stats) >= TRUST_STAT_BYTES and "sample_hash" in metadata:
         # a large entry untouched since it was saved: a sample of its bytes now, all of them
         # before a stage is handed the value (verify_before_load)
-        try:
-            sampled = fileio.sample_hash(files)
-        except OSError as exc:
-            return f"the file could not be read ({exc})"
-        if sampled != metadata["sample_hash"]:
-            return f"the content of {files[0]} does not match the sample hash in its metadata (corrupt or edited)"
-        cacher._unverified = True
-        return None
-    return _full_check(files, metadata)
+        problem = content_problem(files, metadata["sample_hash"], fileio.sample_hash, "sample hash")
+        cacher._unverified = problem is None
+        return problem
+    return content_problem(files, metadata["content_hash"])
 
 
 def _fetched(cacher: Cacheable, meta_path: str) -> bool:
@@ -406,13 +401,15 @@ def _fetched(cacher: Cacheable, meta_path: str) -> bool:
     return remotecache.download(where.remote, where.cache_path, meta_path)
 
 
-def _full_check(files: list[str], metadata: dict[str, Any]) -> str | None:
+def content_problem(files: list[str], expected: Any, digest: Callable[[list[str]], str] = fileio.hash_files,
+                    what: str = "hash") -> str | None:
+    """Why ``files`` do not match the ``expected`` digest recorded in their metadata (``None``: they do)."""
     try:
-        actual = fileio.hash_files(files)
+        actual = digest(files)
     except OSError as exc:
         return f"the file could not be read ({exc})"
-    if actual != metadata["content_hash"]:
-        return f"the content of {files[0]} does not match the hash in its metadata (corrupt or edited)"
+    if actual != expected:
+        return f"the content of {files[0]} does not match the {what} in its metadata (corrupt or edited)"
     return None
 
 
@@ -425,7 +422,8 @@ def _verify_whole(cacher: Cacheable) -> None:
     if not unverified or not isinstance(cacher.metadata, dict):
         return
     folder = os.path.dirname(cacher.metadata_path())
-    problem = _full_check([os.path.join(folder, f) for f in cacher.metadata["files"]], cacher.metadata)
+    problem = content_problem([os.path.join(folder, f) for f in cacher.metadata["files"]],
+                              cacher.metadata["content_hash"])
     if problem is not None:
         raise CacheError(
             f"The cache entry '{cacher.name}' of stage '{cacher.stage}' cannot be loaded: {problem}. Run "
