@@ -43,18 +43,21 @@ def _timed(args: list[str], cwd: str, env: dict[str, str]) -> float:
 
 
 def one_round(n: int, warm_runs: int) -> dict[str, list[float]]:
-    """Fresh copies: our cold run, the floor's cold run, then warm runs of each, alternating."""
+    """Fresh copies: our cold run, each floor's cold run, then warm runs of each, alternating."""
     env = dict(os.environ, CF_BENCH_N=str(n), PYTHONDONTWRITEBYTECODE="")
     ours_cmd = [sys.executable, "-m", "curifactory", "bench_top", "-p", "bench", "--quiet"]
     with tempfile.TemporaryDirectory() as folder:
         project = os.path.join(folder, "workload")
         shutil.copytree(WORKLOAD, project, ignore=shutil.ignore_patterns("data", "reports", "logs", "__pycache__"))
-        floor_cmd = [sys.executable, FLOOR, os.path.join(folder, "floor"), str(n)]
-        times: dict[str, list[float]] = {"cold": [_timed(ours_cmd, project, env)],
-                                         "floor cold": [_timed(floor_cmd, folder, env)], "warm": [], "floor warm": []}
-        for _ in range(warm_runs):
-            times["warm"].append(_timed(ours_cmd, project, env))
-            times["floor warm"].append(_timed(floor_cmd, folder, env))
+        commands = {
+            "ours": (ours_cmd, project),
+            "floor": ([sys.executable, FLOOR, os.path.join(folder, "floor"), str(n)], folder),
+            "frozen": ([sys.executable, FLOOR, os.path.join(folder, "frozen"), str(n), "--freeze"], folder),
+        }
+        times: dict[str, list[float]] = {}
+        for kind in ["cold"] + ["warm"] * warm_runs:
+            for name, (command, cwd) in commands.items():
+                times.setdefault(f"{name} {kind}", []).append(_timed(command, cwd, env))
     return times
 
 
@@ -65,14 +68,18 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=3, help="warm runs per round (default 3)")
     args = parser.parse_args()
     print(f"whole-process wall times, median of {args.repeat} rounds ({args.warm} warm runs each)")
-    print(f"{'N':>6} {'':5} {'curifactory':>12} {'floor':>8} {'ratio':>7}  target")
+    print("floor: the plain script; frozen: the same script calling gc.freeze() after its imports, as the")
+    print("experiment command does (the process then skips the collector's walks at exit), so the second")
+    print("ratio is what the framework itself adds")
+    print(f"{'N':>6} {'':5} {'curifactory':>12} {'floor':>8} {'ratio':>7} {'frozen':>8} {'ratio':>7}  target")
     for n in (int(s) for s in args.sizes.split(",")):
         rounds = [one_round(n, args.warm) for _ in range(args.repeat)]
         for kind in ("cold", "warm"):
-            ours = statistics.median(t for r in rounds for t in r[kind])
-            floor = statistics.median(t for r in rounds for t in r[f"floor {kind}"])
+            ours, floor, frozen = (statistics.median(t for r in rounds for t in r[f"{name} {kind}"])
+                                   for name in ("ours", "floor", "frozen"))
             target = f"<= {TARGET_RATIO}x" if n == 50 else (f"< {TARGET_WARM_1000} s" if kind == "warm" else "")
-            print(f"{n:>6} {kind:5} {ours:>11.2f}s {floor:>7.2f}s {ours / floor:>6.2f}x  {target}")
+            print(f"{n:>6} {kind:5} {ours:>11.2f}s {floor:>7.2f}s {ours / floor:>6.2f}x "
+                  f"{frozen:>7.2f}s {ours / frozen:>6.2f}x  {target}")
 
 
 if __name__ == "__main__":

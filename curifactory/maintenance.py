@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator
 from curifactory import fileio, runlog
 from curifactory.caching.base import ALTERNATE_METADATA_SUFFIX, METADATA_SUFFIX, content_problem, metadata_problem
 from curifactory.errors import CacheError, UsageError
-from curifactory.store import locked
+from curifactory.store import gc_lock_path, locked, no_gc  # noqa: F401 (no_gc: its public home was here)
 
 QUARANTINE = ".quarantine"
 CHECKPOINTS = ".checkpoints"
@@ -359,24 +359,6 @@ def parse_size(text: str) -> int:
                          f"(e.g. 500M, 1.5G).")
     unit = (match.group(2) or "").lower()[:1]
     return int(float(match.group(1)) * _UNITS[unit])
-
-
-def gc_lock_path(cache_path: str) -> str:
-    """``<cache>.gc`` (its lock file is ``<cache>.gc.lock``, beside the cache folder, so a run
-    taking it adds nothing to the cache)."""
-    return os.path.realpath(cache_path) + ".gc"
-
-
-@contextlib.contextmanager
-def no_gc(cache_path: str) -> Iterator[None]:
-    """Hold the gc lock while a run starts (it waits, at most the store's lock timeout, while
-    ``curifactory cache gc`` deletes entries); once it is marked running, gc keeps its entries."""
-    if not os.path.isdir(cache_path) or not os.access(os.path.dirname(gc_lock_path(cache_path)), os.W_OK):
-        yield  # no cache yet, or one this process cannot change (read-only): gc cannot delete there either
-        return
-    with locked(gc_lock_path(cache_path), waiting_for="'curifactory cache gc', which is deleting cache entries, "
-                                                      "to finish; run the experiment again once it has"):
-        yield
 
 
 def _started(use: RunUse) -> float:

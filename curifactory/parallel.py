@@ -41,7 +41,7 @@ def distributed_rank() -> int:
 @contextmanager
 def artifact_lock(cache_path: str, artifact_path: str) -> Iterator[None]:
     """Hold the inter-process lock of one artifact path."""
-    from filelock import FileLock
+    from curifactory.locking import FileLock
 
     folder = os.path.join(cache_path, ".locks")
     os.makedirs(folder, exist_ok=True)

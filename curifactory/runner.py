@@ -21,9 +21,9 @@ from curifactory.config import CODE_CHANGES, Settings, load_settings
 from curifactory.errors import UsageError
 from curifactory.events import RunStarted, emit
 from curifactory.executors import RunContext, make_executor
-from curifactory.maintenance import no_gc
 from curifactory.loading import ParamSelection, collect_param_sets, load_experiment, project_on_path, sweep_id
 from curifactory.parallel import distributed_rank
+from curifactory.store import no_gc
 
 logger = logging.getLogger(__name__)
 

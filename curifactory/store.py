@@ -34,7 +34,7 @@ def json_lines_list(items: list[Any]) -> str:
 def locked(path: str, waiting_for: str | None = None) -> Iterator[None]:
     """Hold the inter-process lock of ``path`` (a ``<path>.lock`` file); ``waiting_for`` says
     what holds it when the wait times out."""
-    from filelock import FileLock, Timeout
+    from curifactory.locking import FileLock, Timeout
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     lock = FileLock(path + ".lock")
@@ -54,6 +54,24 @@ def locked(path: str, waiting_for: str | None = None) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def gc_lock_path(cache_path: str) -> str:
+    """``<cache>.gc`` (its lock file is ``<cache>.gc.lock``, beside the cache folder, so a run
+    taking it adds nothing to the cache)."""
+    return os.path.realpath(cache_path) + ".gc"
+
+
+@contextmanager
+def no_gc(cache_path: str) -> Iterator[None]:
+    """Hold the gc lock while a run starts (it waits, at most the store's lock timeout, while
+    ``curifactory cache gc`` deletes entries); once it is marked running, gc keeps its entries."""
+    if not os.path.isdir(cache_path) or not os.access(os.path.dirname(gc_lock_path(cache_path)), os.W_OK):
+        yield  # no cache yet, or one this process cannot change (read-only): gc cannot delete there either
+        return
+    with locked(gc_lock_path(cache_path), waiting_for="'curifactory cache gc', which is deleting cache entries, "
+                                                      "to finish; run the experiment again once it has"):
+        yield
 
 
 def os_error(exc: OSError) -> str:

@@ -59,6 +59,26 @@ def warn_unknown_stages(names: list[str], nodes: list[Any]) -> None:
                            name, ", ".join(called) or "none")
 
 
+GC_FREEZE_VARIABLE = "CURIFACTORY_GC_FREEZE"
+whole_process = False
+"""Set by the console entry points: the command owns its process (not ``main([...])`` called from Python)."""
+
+
+def freeze_imported() -> None:
+    """Move every object that exists once the project's code is imported (modules, classes,
+    numpy's and pandas' internals) out of the cyclic garbage collector's reach (:func:`gc.freeze`).
+
+    They live until the process ends anyway; the collector then no longer walks them in each
+    full collection during the run, nor in the last one at exit, which with numpy and pandas
+    loaded took about 0.1 s of every ``experiment`` command. Objects created later are
+    collected as usual. Only when the command owns its process (never in a notebook or a
+    test calling ``main([...])``); ``CURIFACTORY_GC_FREEZE=0`` turns it off."""
+    import gc
+
+    if whole_process and os.environ.get(GC_FREEZE_VARIABLE, "1").strip().lower() not in ("0", "false", "no", "off"):
+        gc.freeze()
+
+
 def load_project_code(load: Callable[[], Any], experiment: str) -> Any:
     """``load()``, with a failure of the project's own code explained (see :func:`load_error`)."""
     try:

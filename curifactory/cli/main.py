@@ -23,6 +23,7 @@ import traceback
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
+from curifactory.cli import common
 from curifactory.cli.common import CommandError, print_error
 from curifactory.cli.parsers import (
     all_parsers,
@@ -39,6 +40,7 @@ from curifactory.cli.parsers import (
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``experiment`` command (also ``python -m curifactory``); returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    common.whole_process = argv is None
     if not args_list:
         build_experiment_parser().print_usage(sys.stderr)
         print("experiment: error: name an experiment to run (see 'experiment ls')", file=sys.stderr)

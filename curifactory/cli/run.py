@@ -15,6 +15,7 @@ from typing import Any, Callable
 from curifactory.cli.common import (
     EDIT_NOTES,
     display_path,
+    freeze_imported,
     load_error,
     load_project_code,
     print_error,
@@ -113,6 +114,7 @@ def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliL
     from curifactory.experiment import load_experiment, run_experiment
 
     module = load_project_code(lambda: load_experiment(args.experiment, settings), args.experiment)
+    freeze_imported()
     session = RunSession(module.run, logs, list(args.overwrite_stage or []))
     notes = resolve_notes(args.notes)
     progress = make_progress(progress_mode(args), args.no_color)
