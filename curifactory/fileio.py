@@ -40,7 +40,7 @@ def temp_path_for(path: str | os.PathLike[str]) -> str:
     """
     path = os.fspath(path)
     folder, name = os.path.split(path)
-    if folder:
+    if folder and not os.path.isdir(folder):  # one stat: makedirs costs a failing mkdir each time
         os.makedirs(folder, exist_ok=True)
     # pid + a process-wide counter + randomness: unique without creating the file,
     # which third-party writers do themselves (creating files is the slow part)
@@ -125,6 +125,20 @@ def atomic_write_json(path: str | os.PathLike[str], value: Any, indent: int | No
                       durable: bool = False) -> None:
     """Write ``value`` as JSON to ``path`` atomically (non-JSON values use ``str``)."""
     atomic_write_bytes(path, json.dumps(value, indent=indent, default=str).encode("utf-8"), durable)
+
+
+def json_object_lines(value: dict[str, Any]) -> str:
+    """A JSON object written one key per line, each value on its line: readable, and encoded
+    by the C encoder (``indent`` is pure Python, about 0.2 ms for an entry's metadata)."""
+    if not value:
+        return "{}\n"
+    return "{\n" + ",\n".join(f"  {json.dumps(str(key))}: {json.dumps(item, default=str)}"
+                              for key, item in value.items()) + "\n}\n"
+
+
+def atomic_write_json_lines(path: str | os.PathLike[str], value: dict[str, Any], durable: bool = False) -> None:
+    """Write the object ``value`` to ``path`` atomically, as :func:`json_object_lines` does."""
+    atomic_write_bytes(path, json_object_lines(value).encode("utf-8"), durable)
 
 
 def hash_file(path: str | os.PathLike[str], digest: Any = None) -> str:

@@ -277,6 +277,6 @@ class ParamsRegistry:
                 return
             registry.update(entries)
             try:
-                fileio.atomic_write_json(self.path, registry, indent=2, durable=True)
+                fileio.atomic_write_json_lines(self.path, registry, durable=True)
             except OSError as exc:
                 raise write_failed(self.path, exc) from exc

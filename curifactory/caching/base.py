@@ -286,7 +286,7 @@ class Cacheable:
             metadata["code"] = where.code
         if where is not None and where.inputs:
             metadata["inputs"] = where.inputs
-        fileio.atomic_write_json(meta_path, metadata)
+        fileio.atomic_write_json_lines(meta_path, metadata)
         self.metadata = metadata
 
     def load_metadata(self) -> dict[str, Any] | None:

@@ -1,0 +1,113 @@
+"""The inter-process lock (curifactory.locking) and the other pieces of a fast run's start."""
+
+from __future__ import annotations
+
+import errno
+import gc
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from importlib import metadata
+
+import pytest
+
+from curifactory import environment, fileio, locking
+from curifactory.cli import common
+
+
+def _holder(path: str, seconds: float) -> subprocess.Popen:
+    """Another process holding the lock of ``path`` for ``seconds`` (it prints 'held' once it does)."""
+    code = textwrap.dedent(f"""
+        import time
+        from curifactory.locking import FileLock
+        lock = FileLock({path!r})
+        lock.acquire()
+        print("held", flush=True)
+        time.sleep({seconds})
+        lock.release()
+    """)
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_lock_held_by_another_process_times_out_then_is_taken(tmp_path):
+    path = str(tmp_path / "store.json.lock")
+    holder = _holder(path, 1.0)
+    try:
+        lock = locking.FileLock(path)
+        with pytest.raises(locking.Timeout) as caught:
+            lock.acquire(timeout=0.2)
+        assert caught.value.lock_file == path and not lock.is_locked
+        lock.acquire(timeout=10)  # the holder lets go after a second
+        assert lock.is_locked
+        lock.release()
+        assert not lock.is_locked and os.path.exists(path)  # never deleted
+    finally:
+        holder.wait(timeout=10)
+
+
+def test_two_locks_of_one_path_exclude_each_other_in_one_process(tmp_path):
+    path = str(tmp_path / "x.lock")
+    with locking.FileLock(path):
+        with pytest.raises(locking.Timeout):
+            locking.FileLock(path).acquire(timeout=0.05)
+    with locking.FileLock(path):
+        pass
+
+
+def test_a_lock_that_is_a_folder_names_the_os_error(tmp_path):
+    folder = tmp_path / "busy.lock"
+    folder.mkdir()
+    with pytest.raises(OSError) as caught:
+        locking.FileLock(str(folder)).acquire(timeout=0)
+    assert caught.value.errno == errno.EISDIR
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_existing_lock_in_a_read_only_folder_is_still_taken(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "x.lock").write_text("")
+    folder.chmod(0o555)
+    try:
+        with locking.FileLock(str(folder / "x.lock")) as lock:
+            assert lock.is_locked
+    finally:
+        folder.chmod(0o755)
+
+
+def test_metadata_json_is_one_key_per_line_and_round_trips():
+    value = {"files": ["a.csv"], "extra": {"x": [1, 2]}, "n": None, "f": float("inf"), 3: "int key"}
+    text = fileio.json_object_lines(value)
+    assert json.loads(text) == {**{k: v for k, v in value.items() if k != 3}, "3": "int key"}
+    assert text.splitlines()[1] == '  "files": ["a.csv"],' and len(text.splitlines()) == len(value) + 2
+    assert json.loads(fileio.json_object_lines({})) == {}
+
+
+def test_the_quick_package_list_equals_a_full_metadata_parse():
+    full = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]},
+                  key=str.lower)
+    assert environment._metadata_freeze().splitlines() == full
+    assert environment._name_and_version("Metadata-Version: 2.1\nName: a-b\nVersion: 1.0\n\nName: not me") \
+        == ("a-b", "1.0")
+    assert environment._name_and_version("") == (None, None)
+
+
+def test_the_heap_is_frozen_only_when_the_command_owns_its_process(monkeypatch):
+    before = gc.get_freeze_count()
+    monkeypatch.setattr(common, "whole_process", False)
+    common.freeze_imported()  # main([...]) called from Python: never
+    assert gc.get_freeze_count() == before
+    monkeypatch.setattr(common, "whole_process", True)
+    monkeypatch.setenv(common.GC_FREEZE_VARIABLE, "0")
+    common.freeze_imported()
+    assert gc.get_freeze_count() == before
+    monkeypatch.delenv(common.GC_FREEZE_VARIABLE)
+    try:
+        common.freeze_imported()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
