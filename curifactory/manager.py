@@ -336,15 +336,24 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         """Write this run's HTML report; returns the path of its ``index.html``."""
         if self.dry:
             return None
-        from curifactory.reporting import write_report
-
-        page = write_report(self)
+        page = _write_report(self)
         if self.interactive and self.store_full:
             self.write_run_env_output()  # a live run's folder follows its latest report
         return page
 
     def __repr__(self) -> str:
         return f"<ArtifactManager {self.get_reference_name()} status={self.status} records={len(self.records)}>"
+
+
+def _write_report(manager: ArtifactManager) -> str:
+    """The report, its stage graph drawn in a thread started before jinja2 loads (``dot`` runs on
+    another core meanwhile)."""
+    from curifactory.reporting import graph
+
+    pending = graph.PendingGraph(manager.records, graph.report_graph_cache(manager))
+    from curifactory.reporting import render
+
+    return render.write_report(manager, pending)
 
 
 def _write_run_folder_at_exit(ref: Any) -> None:

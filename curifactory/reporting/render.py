@@ -17,7 +17,7 @@ from typing import Any
 
 from curifactory import fileio
 from curifactory.reporting import context
-from curifactory.reporting.graph import stage_graph
+from curifactory.reporting.graph import PendingGraph, report_graph_cache, stage_graph
 from curifactory.reporting.templating import DEFAULT_CSS, environment, safe
 
 logger = logging.getLogger(__name__)
@@ -130,18 +130,14 @@ def _charts(manager: Any, views: list[context.RecordView], reportables: list[con
     return drawn, charts.loader_html(f"../{charts.ASSETS_DIR}/{charts.BUNDLE_NAME}" if available else None)
 
 
-GRAPH_CACHE = "graphs"
-"""The folder of ``manager_cache_path`` keeping drawn stage graphs (a warm rerun draws none)."""
-
-
-def report_html(manager: Any, folder: str) -> str:
-    """Render the reportables into ``folder`` and return the page's HTML."""
+def report_html(manager: Any, folder: str, pending: PendingGraph | None = None) -> str:
+    """Render the reportables into ``folder`` and return the page's HTML (``pending``: the stage
+    graph, when its drawing was started already)."""
     records = list(getattr(manager, "records", None) or [])
     record_views = context.record_views(records)
     reportables = reportable_views(manager, os.path.join(folder, REPORTABLES_DIR), record_views)
     groups, ungrouped = context.group_reportables(reportables)
-    store = getattr(manager, "manager_cache_path", None)
-    graph = stage_graph(records, cache_dir=os.path.join(store, GRAPH_CACHE) if store else None)
+    graph = pending.result() if pending is not None else stage_graph(records, cache_dir=report_graph_cache(manager))
     log = copy_log(getattr(manager, "log_path", None), folder)
     visible = [r for r in record_views if not r.hidden]
     copy_attachments(manager, visible, folder)
@@ -161,7 +157,7 @@ def report_html(manager: Any, folder: str) -> str:
     )
 
 
-def write_report(manager: Any) -> str:
+def write_report(manager: Any, graph: PendingGraph | None = None) -> str:
     """Write the report of ``manager``'s run and refresh the run index and ``_latest``.
 
     Nothing is written when ``manager.dry`` is true.
@@ -179,7 +175,7 @@ def write_report(manager: Any) -> str:
     with fileio.replacing(final) as tmp:
         os.makedirs(tmp)
         copy_css(manager, tmp)
-        html = report_html(manager, tmp)
+        html = report_html(manager, tmp, graph)
         with open(os.path.join(tmp, INDEX_NAME), "w", encoding="utf-8") as handle:
             handle.write(html)
     fileio.copy_tree(final, os.path.join(reports_path, LATEST_DIR))
