@@ -116,6 +116,50 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool 
             os.fsync(handle.fileno())
 
 
+def atomic_splice(path: str | os.PathLike[str], pieces: Iterable[bytes | tuple[int, int]],
+                  durable: bool = False) -> None:
+    """Replace ``path`` atomically by ``pieces`` in order: new bytes, or ``(start, end)`` byte ranges
+    of its current content, which the kernel copies (``copy_file_range``) without passing them
+    through Python, so a long file changed in one place costs little more than the change."""
+    with open(path, "rb") as source, replacing(path) as tmp:
+        target = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            for piece in pieces:
+                if isinstance(piece, tuple):
+                    _copy_range(source.fileno(), target, piece[0], piece[1])
+                else:
+                    _write_all(target, piece)
+            if durable:
+                os.fsync(target)
+        finally:
+            os.close(target)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy_range(source: int, target: int, start: int, end: int) -> None:
+    """Append bytes ``[start, end)`` of the file ``source`` to ``target``."""
+    copy = getattr(os, "copy_file_range", None)
+    while start < end:
+        done = 0
+        if copy is not None:
+            try:
+                done = copy(source, target, end - start, start)
+            except OSError:  # another file system, an old kernel: copy by hand from now on
+                copy = None
+        if not done:
+            chunk = os.pread(source, min(end - start, _CHUNK), start)
+            if not chunk:
+                raise OSError(f"the file ended at byte {start}, before byte {end}")
+            _write_all(target, chunk)
+            done = len(chunk)
+        start += done
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))

@@ -122,10 +122,52 @@ def _framed(data: bytes) -> bool:
     return data.startswith(b"[\n") and data.endswith(b"\n]\n")
 
 
-def line_layout(data: bytes) -> bool:
+LAYOUT_SUFFIX = ".layout"
+"""``store.json.layout`` holds the size, mtime and inode of the store as curifactory last wrote it
+in the line layout: a store still so needs no counting over its bytes to be trusted."""
+
+
+def stamp_of(status: os.stat_result) -> str:
+    """What identifies one version of a file: its size, modification time and inode."""
+    return f"{status.st_size} {status.st_mtime_ns} {status.st_ino}"
+
+
+def _remember_layout(path: str) -> None:
+    try:
+        fileio.atomic_write_text(path + LAYOUT_SUFFIX, stamp_of(os.stat(path)) + "\n")
+    except OSError:
+        pass  # a hint only: the next reader counts
+
+
+def _trusted(path: str | None, stamp: str | None) -> bool:
+    if not path or not stamp:
+        return False
+    try:
+        with open(path + LAYOUT_SUFFIX, encoding="utf-8") as handle:
+            return handle.read().strip() == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def line_layout(data: bytes, path: str | None = None, stamp: str | None = None) -> bool:
     """Whether a store is written one block per line by :func:`json_lines_list` (two counts
-    over the bytes, nothing parsed); a store in another layout (e.g. 0.20's) is read whole."""
-    return _empty(data) or (_framed(data) and data.count(_LINE_START) == data.count(b"\n") - 2)
+    over the bytes, nothing parsed; none when ``stamp``, the :func:`stamp_of` the file ``data``
+    was read from, is what curifactory's last line-layout write of ``path`` recorded); a store in
+    another layout (e.g. 0.20's, or edited by hand) is read whole."""
+    if _empty(data):
+        return True
+    if not _framed(data):
+        return False
+    return _trusted(path, stamp) or data.count(_LINE_START) == data.count(b"\n") - 2
+
+
+def read_store(path: str) -> tuple[bytes, str | None]:
+    """The bytes of a store and their :func:`stamp_of` (``b"[]\\n"`` and ``None`` when it is missing)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(), stamp_of(os.fstat(handle.fileno()))
+    except FileNotFoundError:
+        return b"[]\n", None
 
 
 def line_end(data: bytes, start: int) -> int:
@@ -134,27 +176,32 @@ def line_end(data: bytes, start: int) -> int:
     return end - (data[end - 1:end] == b",")
 
 
-def block_lines(data: bytes) -> list[tuple[int, str, str, int]] | None:
-    """(offset, reference, experiment, run number) of every run block of a store in the line
-    layout (:func:`line_layout`), read without parsing the blocks; ``None`` otherwise."""
-    if not line_layout(data):
+_EXPERIMENT_LINE = re.compile(rb'\n\{"reference": "(?:[^"\\\n]|\\.)*", "experiment_name": ("(?:[^"\\\n]|\\.)*")')
+
+
+def block_lines(data: bytes, path: str | None = None, stamp: str | None = None) -> list[tuple[int, str]] | None:
+    """(offset, experiment) of every run block of a store in the line layout (:func:`line_layout`),
+    read without parsing the blocks; ``None`` otherwise."""
+    if not line_layout(data, path, stamp):
         return None
     names: dict[bytes, str] = {}
-
-    def text(quoted: bytes) -> str:
-        known = names.get(quoted)
-        if known is None:
-            known = names[quoted] = json.loads(quoted)
-        return known
-
-    return [(m.start() + 1, json.loads(m.group(1)) if b"\\" in m.group(1) else m.group(1)[1:-1].decode("utf-8"),
-             text(m.group(2)), int(m.group(3))) for m in _BLOCK_LINE.finditer(data)]
+    found = [(m.start() + 1, m.group(1)) for m in _EXPERIMENT_LINE.finditer(data)]
+    for _, quoted in found:
+        if quoted not in names:
+            names[quoted] = json.loads(quoted)
+    return [(offset, names[quoted]) for offset, quoted in found]
 
 
-def _highest_number(data: bytes, experiment_name: str) -> int:
-    """The highest run number of ``experiment_name`` in a store in the line layout."""
-    quoted = _quoted(experiment_name)
-    return max((int(m.group(3)) for m in _BLOCK_LINE.finditer(data) if m.group(2) == quoted), default=0)
+def _highest_number(data: bytes, experiment_name: str, appended_in_order: bool = False) -> int:
+    """The highest run number of ``experiment_name`` in a store in the line layout; with
+    ``appended_in_order`` (a store only curifactory wrote since its stamp: each number one more
+    than the highest, given under the lock and appended), that of its last block, found from the end."""
+    marker = b'", "experiment_name": ' + _quoted(experiment_name) + b', "run_number": '
+    if not appended_in_order:
+        return max((int(m.group(1)) for m in re.finditer(re.escape(marker) + rb"(-?\d+)", data)), default=0)
+    at = data.rfind(marker)
+    digits = re.match(rb"-?\d+", data[at + len(marker):at + len(marker) + 24]) if at >= 0 else None
+    return int(digits.group(0)) if digits else 0
 
 
 class ManagerStore:
@@ -195,27 +242,32 @@ class ManagerStore:
         numbers = [r.get("run_number", 0) for r in runs if r.get("experiment_name") == experiment_name]
         return max(numbers, default=0) + 1
 
-    def _read_bytes(self) -> bytes:
-        try:
-            with open(self.path, "rb") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return b"[]\n"
-
     def _write_bytes(self, data: bytes) -> None:
         try:
             fileio.atomic_write_bytes(self.path, data, durable=True)
         except OSError as exc:
             raise write_failed(self.path, exc) from exc
+        _remember_layout(self.path)
+
+    def _splice(self, pieces: list[bytes | tuple[int, int]]) -> None:
+        try:
+            fileio.atomic_splice(self.path, pieces, durable=True)
+        except OSError as exc:
+            raise write_failed(self.path, exc) from exc
+        _remember_layout(self.path)
 
     def register_run(self, block_for_number: Callable[[int], dict[str, Any]], experiment_name: str) -> dict[str, Any]:
         """Reserve the next run number and append the block built for it, atomically."""
         with locked(self.path):
-            data = self._read_bytes()
-            if line_layout(data):
-                block = block_for_number(_highest_number(data, experiment_name) + 1)
+            data, stamp = read_store(self.path)
+            ours = _framed(data) and _trusted(self.path, stamp)
+            if ours or line_layout(data):
+                block = block_for_number(_highest_number(data, experiment_name, appended_in_order=ours) + 1)
                 line = json.dumps(block, default=str).encode("utf-8")
-                self._write_bytes(b"[\n" + line + b"\n]\n" if _empty(data) else data[:-3] + b",\n" + line + b"\n]\n")
+                if _empty(data):
+                    self._write_bytes(b"[\n" + line + b"\n]\n")
+                else:  # the kernel copies the older blocks; only the new line passes through here
+                    self._splice([(0, len(data) - 3), b",\n" + line + b"\n]\n"])
                 return block
 
         def change(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -228,12 +280,12 @@ class ManagerStore:
     def replace_run(self, block: dict[str, Any]) -> None:
         """Replace the block with the same reference (append it if it is gone)."""
         with locked(self.path):
-            data = self._read_bytes()
+            data, _ = read_store(self.path)
             line = json.dumps(block, default=str).encode("utf-8")
             # its own line is found by its start alone (other lines may be in any layout)
             start = data.rfind(_LINE_START + _quoted(str(block["reference"])) + b", ") if _framed(data) else -1
             if start >= 0:  # a block that is not the last keeps its comma
-                self._write_bytes(data[:start + 1] + line + data[line_end(data, start + 1):])
+                self._splice([(0, start + 1), line, (line_end(data, start + 1), len(data))])
                 return
 
         def change(runs: list[dict[str, Any]]) -> None:

@@ -111,3 +111,52 @@ def test_the_heap_is_frozen_only_when_the_command_owns_its_process(monkeypatch):
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()
+
+
+def test_a_splice_keeps_ranges_of_the_old_file_and_adds_new_bytes(tmp_path, monkeypatch):
+    path = tmp_path / "store.json"
+    old = b"".join(f"line {i:05d}\n".encode() for i in range(20000))  # 220 KB: several kernel copies
+    path.write_bytes(old)
+    fileio.atomic_splice(str(path), [(0, 11), b"NEW\n", (22, len(old))], durable=True)
+    assert path.read_bytes() == old[:11] + b"NEW\n" + old[22:]
+
+    def refuse(*args):  # e.g. a file system without copy_file_range: copied by hand
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    fileio.atomic_splice(str(path), [b"head\n", (0, 11)])
+    assert path.read_bytes() == b"head\n" + old[:11]
+    with pytest.raises(OSError):
+        fileio.atomic_splice(str(path), [(0, 10**6)])  # past its end: nothing replaced
+    assert path.read_bytes() == b"head\n" + old[:11]
+    assert [p.name for p in tmp_path.iterdir()] == ["store.json"]  # no temporary file left
+
+
+def test_a_store_edited_behind_our_back_is_counted_again(tmp_path):
+    from curifactory.store import LAYOUT_SUFFIX, ManagerStore, read_store, stamp_of
+
+    store = ManagerStore(str(tmp_path))
+
+    def block(number: int) -> dict:
+        return {"reference": f"exp_{number}_2026-01-01-T000000", "experiment_name": "exp", "run_number": number}
+
+    for _ in range(3):
+        store.register_run(block, "exp")
+    data, stamp = read_store(store.path)
+    assert (tmp_path / ("store.json" + LAYOUT_SUFFIX)).read_text().strip() == stamp == stamp_of(os.stat(store.path))
+    # another tool rewrites it framed like ours but over several lines, its highest run last but one
+    runs = json.loads(data)
+    runs = [runs[0], runs[2], runs[1]]
+    (tmp_path / "store.json").write_text("[\n" + ",\n".join(json.dumps(r, indent=1) for r in runs) + "\n]\n")
+    assert store.register_run(block, "exp")["run_number"] == 4  # not 3: its layout was checked, not trusted
+    assert [r["run_number"] for r in store.load()] == [1, 3, 2, 4]
+
+
+def test_a_store_reordered_by_hand_still_gives_the_next_number(tmp_path):
+    from curifactory.store import ManagerStore, json_lines_list
+
+    store = ManagerStore(str(tmp_path))
+    runs = [{"reference": f"exp_{n}_x", "experiment_name": "exp", "run_number": n} for n in (1, 3, 2)]
+    (tmp_path / "store.json").write_text(json_lines_list(runs))  # one block a line, not in order, no stamp
+    made = store.register_run(lambda n: {"reference": f"exp_{n}_x", "experiment_name": "exp", "run_number": n}, "exp")
+    assert made["run_number"] == 4

@@ -91,11 +91,14 @@ def load_runs(store_path: str | None, per_experiment: int | None = None) -> tupl
         from curifactory.store import STORE_FILENAME
 
         store_path = os.path.join(store_path, STORE_FILENAME)
+    from curifactory.store import read_store
+
     try:
-        with open(store_path, "rb") as handle:
-            data = handle.read()
+        data, stamp = read_store(store_path)
+        if stamp is None:
+            return [], {}
         if per_experiment is not None:
-            newest = _newest_blocks(data, per_experiment)
+            newest = _newest_blocks(data, per_experiment, store_path, stamp)
             if newest is not None:
                 return newest
         runs = json.loads(data)
@@ -124,15 +127,16 @@ def _newest_per_experiment(experiments: list[str], per_experiment: int) -> tuple
     return kept, {name: len(found) - per_experiment for name, found in positions.items() if len(found) > per_experiment}
 
 
-def _newest_blocks(data: bytes, per_experiment: int) -> tuple[list[dict[str, Any]], dict[str, int]] | None:
+def _newest_blocks(data: bytes, per_experiment: int, path: str | None = None,
+                   stamp: str | None = None) -> tuple[list[dict[str, Any]], dict[str, int]] | None:
     """The newest ``per_experiment`` blocks of each experiment, parsing only their lines (``None``
     when the store is not written one block per line)."""
     from curifactory.store import block_lines, line_end
 
-    lines = block_lines(data)
+    lines = block_lines(data, path, stamp)
     if lines is None:
         return None
-    kept, older = _newest_per_experiment([experiment for _, _, experiment, _ in lines], per_experiment)
+    kept, older = _newest_per_experiment([experiment for _, experiment in lines], per_experiment)
     return [json.loads(data[lines[p][0]:line_end(data, lines[p][0])]) for p in kept], older
 
 
