@@ -154,6 +154,7 @@ class DaskExecutor(InProcessExecutor):
         upstream = _upstream(plan)
         chosen = _tasks(plan, manager.prefix or manager.experiment_name, upstream)
         if not chosen:
+            self.plan_is_current = True
             return  # everything cached: no cluster, nothing pickled
         spec = _spec(manager, context.param_sets)
         client, cluster = (self.client, None) if self.client is not None else _client(self.workers, self.scheduler)

@@ -97,6 +97,8 @@ class RunContext:
     run: Callable[..., Any]
     param_sets: list[Any]
     worker_manager: Callable[[], Any] = field(default=lambda: None)
+    mappable: bool = True
+    """False with ``--no-dag``: the run is not mapped ahead."""
 
 
 class Done:
@@ -126,6 +128,9 @@ class BaseExecutor:
 
     name = "base"
     prefilled = False
+    plan_is_current = False
+    """Set by :meth:`start` when it mapped the run and computed nothing: the manager's plan holds,
+    the runner does not map the run again."""
     elsewhere = "in a --parallel worker"
     """Where the calls in :attr:`computed` ran, for the run's stage history."""
 
@@ -137,7 +142,7 @@ class BaseExecutor:
 
     def finish(self) -> None:
         """Called once after the run's real pass (also when it failed)."""
-        self.prefilled, self.computed = False, {}
+        self.prefilled, self.computed, self.plan_is_current = False, {}, False
 
     def gather(self, handles: Sequence[Handle]) -> list[JobResult]:
         return [handle.result() for handle in handles]
@@ -177,6 +182,10 @@ class ProcessPoolExecutor(InProcessExecutor):
         from curifactory.parallel import fill_cache
 
         manager = context.manager
+        plan = manager.map_experiment(context.run, context.param_sets) if context.mappable else None
+        if plan is not None and not any(plan.verdicts[node.key].runs and not node.aggregate for node in plan.nodes):
+            self.plan_is_current = True  # every record stage cached: forking workers would only cost
+            return
         emit(manager.listeners, WorkersStarted(min(self.workers, len(context.param_sets)), len(context.param_sets)))
         outcomes = fill_cache(context.run, context.param_sets, self.workers, context.worker_manager)
         logger.info("parallel workers finished: %s", outcomes)

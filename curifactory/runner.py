@@ -161,8 +161,9 @@ def run(request: RunRequest, hooks: RunHooks, mngr: Any = None, settings: Settin
                 mngr.reproduction_line = reproduction_line(mngr, request.experiment_name, param_files,
                                                            request.selection)
             experiment_run = hooks.runner or module.run
-            _start_executor(mngr, RunContext(mngr, experiment_run, param_sets, _worker_manager(mngr, make_manager)))
-            if not request.no_dag:
+            _start_executor(mngr, RunContext(mngr, experiment_run, param_sets, _worker_manager(mngr, make_manager),
+                                             mappable=not request.no_dag))
+            if not request.no_dag and not mngr.executor.plan_is_current:
                 mngr.map_experiment(experiment_run, param_sets)
             return _execute(mngr, experiment_run, param_sets, request.experiment_name), mngr
 
