@@ -48,8 +48,10 @@ class Node:
     ``record.make_copy()`` or values passed as keyword arguments)."""
     facts: CallFacts | None = None
     entries: tuple[tuple[str, str, str, int] | None, ...] = ()
-    """Per output, (content hash, preview) of the valid cache entry the map pass found
-    (None where there is none), so a skipped call need not read its metadata again."""
+    """Per output, (content hash, preview, producing run, size) of the valid cache entry the
+    map pass found (None where there is none), so a skipped call need not read its metadata again."""
+    metadata_paths: tuple[str | None, ...] = ()
+    """The metadata file of each output's entry (None without a cacher)."""
 
     def __post_init__(self) -> None:
         if self.facts is None:

@@ -161,6 +161,7 @@ class StageCall:
             aggregate=self.spec.aggregate,
             sources=tuple(dict.fromkeys(sources)),
             entries=tuple(_entry_summary(c) for c in self.cachers),
+            metadata_paths=tuple(c.metadata_path() if c is not None else None for c in self.cachers),
         )
 
     # -- skipping ----------------------------------------------------------------------

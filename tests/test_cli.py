@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -225,7 +226,7 @@ def test_names_and_indices_select_parameter_sets(proj):
     assert sorted(proj.executed()) == ["first:a", "second:a"]
     result = proj.run("x", "-p", "y", "-p", "z", "--global-indices", "1-3", "--hashes")
     assert result.returncode == 0
-    assert " b " in result.stdout and " c " in result.stdout and " a " not in result.stdout
+    assert [line.split()[1] for line in result.stdout.splitlines()] == ["b", "c"]  # HASH NAME lines
 
 
 def test_notes_quiet_and_no_log(proj):
@@ -268,22 +269,29 @@ def test_map_shows_what_runs_and_why(proj):
     assert "first   run     an output is not cached ('one')" in missing.stdout
 
 
-def test_paths_hashes_and_print_params(proj):
+def test_paths_hashes_and_print_params_print_what_scripts_parse(proj):
     assert proj.run("x", "-p", "y", "--no-report", "--no-log").returncode == 0
-    result = proj.run("x", "-p", "y", "--paths", "--hashes", "--print-params", "b")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    hash_b = proj.store()[-1]["params"]["y"][1][1]
-    assert f"b  {hash_b}" in out
-    assert "  a = 2" in out and "  a = 1" not in out
-    read_lines = [line.split() for line in out.splitlines() if line.strip().startswith("read")]
-    assert len(read_lines) == 4
-    path = read_lines[0][-1]
-    assert path.endswith(".json") and (proj.root / path).exists()
-    by_hash = proj.run("x", "-p", "y", "--print-params", hash_b[:8])
-    assert "  a = 2" in by_hash.stdout
+    hashes = proj.run("x", "-p", "y", "--hashes")
+    assert hashes.returncode == 0, hashes.stderr
+    pairs = [line.split() for line in hashes.stdout.splitlines()]  # HASH NAME, as 0.20 prints them
+    stored = {name: hash_ for name, hash_ in proj.store()[-1]["params"]["y"]}
+    assert pairs == [[stored["a"], "a"], [stored["b"], "b"]]
+    shown = json.loads(proj.run("x", "-p", "y", "--print-params", "b").stdout)
+    assert shown == {stored["b"]: {"name": "b", "a": "2", "fail": "False"}}
+    assert json.loads(proj.run("x", "-p", "y", "--print-params", stored["b"][:8]).stdout) == shown
+    assert set(json.loads(proj.run("x", "-p", "y", "--print-params").stdout)) == set(stored.values())
+    # a set known only to the registry (an earlier run's) is found by its hash
+    assert json.loads(proj.run("x", "-p", "y", "-n", "a", "--print-params", stored["b"][:6]).stdout) == shown
     missing = proj.run("x", "-p", "y", "--print-params", "nothing")
     assert missing.returncode == 2 and "nothing" in missing.stderr
+    paths = proj.run("x", "-p", "y", "--paths").stdout.splitlines()
+    assert len(paths) == 8 and all((proj.root / p).is_file() for p in paths)  # 4 entries: file + metadata
+    assert sum(p.endswith("_metadata.json") for p in paths) == 4
+    subprocess.run(["xargs", "rm", "-f"], input="\n".join(paths), text=True, cwd=proj.root, check=True)
+    assert proj.run("x", "-p", "y", "--map").stdout.count("(to be written)") == 4
+    again = proj.run("x", "-p", "y", "--no-report", "--no-log")
+    mapped = proj.run("x", "-p", "y", "--map").stdout
+    assert mapped.count(f"(cached, from run {proj.store()[-1]['reference']})") == 4
 
 
 def test_inspecting_writes_nothing(proj):

@@ -8,17 +8,16 @@ printed as plain text.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from curifactory import hashing
 from curifactory.cli.common import display_path, load_project_code, selection_lists, warn_unknown_stages
-from curifactory.dag import Node, Plan, Reason
+from curifactory.dag import Node, Plan
 from curifactory.errors import UsageError
-
-_HIDDEN_FIELDS = ("name", "hash", "hash_representations")
 
 
 @dataclass(frozen=True)
@@ -106,6 +105,23 @@ def print_map(mapped: MappedRun, experiment: str, out: TextIO) -> None:
             if node.key in plan.rechecks:
                 text += "  (unless an input's content changes when its stage reruns)"
             print(f"  {_stage_label(node):<{width}}  {text}", file=out)
+            for line in _artifact_lines(node, verdict.runs):
+                print(f"    {line}", file=out)
+
+
+def _artifact_lines(node: Node, runs: bool) -> list[str]:
+    """Each output of a mapped call: its artifact path and, when its cached entry stays, the run that made it."""
+    lines = []
+    entries = node.entries or (None,) * len(node.outputs)
+    for name, path, entry in zip(node.outputs, node.paths or (None,) * len(node.outputs), entries):
+        if path is None:
+            lines.append(f"{name}: (no cacher: kept in memory)")
+        elif runs or entry is None:
+            lines.append(f"{name}: {display_path(path)} (to be written)")
+        else:
+            made_by = f"from run {entry[2]}" if entry[2] else "from a run that did not record itself (0.20)"
+            lines.append(f"{name}: {display_path(path)} (cached, {made_by})")
+    return lines
 
 
 def explain_call(node: Node, verdict: Any, manager: Any) -> str:
@@ -145,30 +161,39 @@ def print_explain(mapped: MappedRun, manager: Any, out: TextIO) -> None:
 
 
 def print_paths(mapped: MappedRun, out: TextIO) -> None:
-    """The artifact path of every output: ``write`` when its stage runs, ``read`` when cached."""
+    """One path a line, as 0.20 printed them: every file of every output's cache entry (those its
+    metadata names, else the artifact path) and its metadata file, so ``--paths | xargs rm -f``
+    removes the experiment's entries. Nothing else goes to standard output."""
     if mapped.plan is None:
-        print(f"{mapped.error}; the artifact paths are only known as the stages run.", file=out)
-        return
-    plan = mapped.plan
-    for index, nodes in _nodes_by_record(plan).items():
-        print(_record_title(index, mapped.records), file=out)
-        for node in nodes:
-            action = "read " if plan.decisions[node.key] is Reason.CACHED else "write"
-            print(f"  {_stage_label(node)}", file=out)
-            for name, path in zip(node.outputs, node.paths or (None,) * len(node.outputs)):
-                shown = display_path(path) if path is not None else "(no cacher: kept in memory)"
-                print(f"    {action if path else '     '} {name}: {shown}", file=out)
-            if not node.outputs:
-                print("    (no outputs)", file=out)
+        raise UsageError(f"--paths: {mapped.error}; the artifact paths are only known as the stages run.")
+    seen: set[str] = set()
+    for node in mapped.plan.nodes:
+        metadata = node.metadata_paths or (None,) * len(node.outputs)
+        for path, meta_path in zip(node.paths or (None,) * len(node.outputs), metadata):
+            for shown in [*_entry_files(path, meta_path), meta_path]:
+                if shown is not None and shown not in seen:
+                    seen.add(shown)
+                    print(display_path(shown), file=out)
 
 
-def print_hashes(block: dict[str, list[list[str]]], out: TextIO) -> None:
-    """Each parameter file's sets: name and hash."""
-    for param_file, sets in block.items():
-        print(f"{param_file} ({len(sets)} parameter set{'s' if len(sets) != 1 else ''}):", file=out)
-        width = max((len(name) for name, _ in sets), default=0)
-        for name, hash_ in sets:
-            print(f"  {name:<{width}}  {hash_}", file=out)
+def _entry_files(path: str | None, meta_path: str | None) -> list[str | None]:
+    """The files an entry's metadata names (beside it), else ``[path]``."""
+    if meta_path is not None:
+        try:
+            with open(meta_path, encoding="utf-8") as handle:
+                files = json.load(handle).get("files")
+            if isinstance(files, list) and files and all(isinstance(f, str) for f in files):
+                folder = os.path.dirname(meta_path)
+                return [os.path.join(folder, f) for f in files]
+        except (OSError, ValueError, AttributeError):
+            pass
+    return [path]
+
+
+def print_hashes(param_sets: list[Any], out: TextIO) -> None:
+    """``HASH NAME``, a line for each selected parameter set (0.20's form)."""
+    for param_set in param_sets:
+        print(hashing.hash_param_set(param_set), getattr(param_set, "name", None), file=out)
 
 
 def select_param_sets(param_sets: list[Any], wanted: str | None) -> list[Any]:
@@ -190,16 +215,30 @@ def select_param_sets(param_sets: list[Any], wanted: str | None) -> list[Any]:
                      f"(the sets are {names}). Use --hashes to list names and hashes.")
 
 
-def print_params(param_sets: list[Any], out: TextIO) -> None:
-    """The field values of each parameter set."""
-    for number, param_set in enumerate(param_sets):
-        if number:
-            print(file=out)
-        print(f"{param_set.name}  ({type(param_set).__name__}, hash {hashing.hash_param_set(param_set)})", file=out)
-        for field in dataclasses.fields(param_set):
-            if field.name in _HIDDEN_FIELDS or (field.name == "overwrite" and not param_set.overwrite):
-                continue
-            print(f"  {field.name} = {getattr(param_set, field.name)!r}", file=out)
+def print_params(chosen: dict[str, dict[str, Any]], out: TextIO) -> None:
+    """One JSON object, ``{hash: {"name": ..., field: value as it is hashed, ...}}`` (the parameter
+    registry's form), for scripts and ``jq``."""
+    print(json.dumps(chosen, indent=2, default=str), file=out)
+
+
+def params_to_print(param_sets: list[Any], wanted: str | None, manager_cache_path: str | None) -> dict[str, Any]:
+    """The sets ``--print-params`` shows: the selected ones, or the one named ``wanted`` or whose
+    hash starts with it; one only in the parameter registry (an earlier run's) when no selected set matches.
+
+    Raises:
+        UsageError: nothing matches ``wanted``.
+    """
+    try:
+        sets = select_param_sets(param_sets, wanted)
+    except UsageError:
+        from curifactory.store import ParamsRegistry
+
+        registry = ParamsRegistry(manager_cache_path).load() if manager_cache_path else {}
+        found = {h: v for h, v in registry.items() if h.startswith(str(wanted).lower()) and isinstance(v, dict)}
+        if not found:
+            raise
+        return {h: {k: v for k, v in entry.items() if k != "_DRY_REPS"} for h, entry in found.items()}
+    return {hashing.hash_param_set(p): hashing.param_set_string_hash_representations(p) for p in sets}
 
 
 # -- inspecting -------------------------------------------------------------------------------
@@ -218,9 +257,10 @@ def inspect_command(args: argparse.Namespace, settings: Any) -> int:
     out = sys.stdout
     sections: list[Callable[[], None]] = []
     if args.hashes:
-        sections.append(lambda: print_hashes(block, out))
+        sections.append(lambda: print_hashes(param_sets, out))
     if args.print_params is not None:
-        chosen = select_param_sets(param_sets, args.print_params)
+        chosen = params_to_print(param_sets, args.print_params,
+                                 os.path.join(settings.root, settings.manager_cache_path))
         sections.append(lambda: print_params(chosen, out))
     if args.map or args.paths or args.explain:
         manager = dry_manager(args, settings, block)
