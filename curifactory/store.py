@@ -114,12 +114,13 @@ def _quoted(text: str) -> bytes:
 
 
 def _empty(data: bytes) -> bool:
-    return len(data) < 16 and data.strip() == b"[]"
+    return len(data) < 16 and bytes(data[:16]).strip() == b"[]"
 
 
 def _framed(data: bytes) -> bool:
-    """Whether a store opens and closes as :func:`json_lines_list` writes it."""
-    return data.startswith(b"[\n") and data.endswith(b"\n]\n")
+    """Whether a store opens and closes as :func:`json_lines_list` writes it (``data``: bytes or a
+    read-only memory map of the file)."""
+    return data[:2] == b"[\n" and data[-3:] == b"\n]\n"
 
 
 LAYOUT_SUFFIX = ".layout"
@@ -158,21 +159,37 @@ def line_layout(data: bytes, path: str | None = None, stamp: str | None = None) 
         return True
     if not _framed(data):
         return False
-    return _trusted(path, stamp) or data.count(_LINE_START) == data.count(b"\n") - 2
+    if _trusted(path, stamp):
+        return True
+    whole = data if isinstance(data, bytes) else data[:]
+    return whole.count(_LINE_START) == whole.count(b"\n") - 2
 
 
-def read_store(path: str) -> tuple[bytes, str | None]:
-    """The bytes of a store and their :func:`stamp_of` (``b"[]\\n"`` and ``None`` when it is missing)."""
+@contextmanager
+def mapped_store(path: str) -> Iterator[tuple[Any, str | None]]:
+    """A read-only memory map of a store and its :func:`stamp_of` (``b"[]\\n"`` and ``None`` when it
+    is missing): finding and splicing one line of a long store never copies the file into Python."""
+    import mmap
+
     try:
-        with open(path, "rb") as handle:
-            return handle.read(), stamp_of(os.fstat(handle.fileno()))
+        handle = open(path, "rb")
     except FileNotFoundError:
-        return b"[]\n", None
+        yield b"[]\n", None
+        return
+    with handle:
+        status = os.fstat(handle.fileno())
+        if status.st_size == 0:
+            yield b"", stamp_of(status)
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            yield view, stamp_of(status)
 
 
 def line_end(data: bytes, start: int) -> int:
     """Where the block whose line starts at ``start`` ends (before its comma and newline)."""
-    end = data.index(b"\n", start)
+    end = data.find(b"\n", start)
+    if end < 0:
+        raise ValueError(f"no end of line after byte {start}")
     return end - (data[end - 1:end] == b",")
 
 
@@ -258,8 +275,7 @@ class ManagerStore:
 
     def register_run(self, block_for_number: Callable[[int], dict[str, Any]], experiment_name: str) -> dict[str, Any]:
         """Reserve the next run number and append the block built for it, atomically."""
-        with locked(self.path):
-            data, stamp = read_store(self.path)
+        with locked(self.path), mapped_store(self.path) as (data, stamp):
             ours = _framed(data) and _trusted(self.path, stamp)
             if ours or line_layout(data):
                 block = block_for_number(_highest_number(data, experiment_name, appended_in_order=ours) + 1)
@@ -279,8 +295,7 @@ class ManagerStore:
 
     def replace_run(self, block: dict[str, Any]) -> None:
         """Replace the block with the same reference (append it if it is gone)."""
-        with locked(self.path):
-            data, _ = read_store(self.path)
+        with locked(self.path), mapped_store(self.path) as (data, _):
             line = json.dumps(block, default=str).encode("utf-8")
             # its own line is found by its start alone (other lines may be in any layout)
             start = data.rfind(_LINE_START + _quoted(str(block["reference"])) + b", ") if _framed(data) else -1

@@ -133,7 +133,7 @@ def test_a_splice_keeps_ranges_of_the_old_file_and_adds_new_bytes(tmp_path, monk
 
 
 def test_a_store_edited_behind_our_back_is_counted_again(tmp_path):
-    from curifactory.store import LAYOUT_SUFFIX, ManagerStore, read_store, stamp_of
+    from curifactory.store import LAYOUT_SUFFIX, ManagerStore, mapped_store, stamp_of
 
     store = ManagerStore(str(tmp_path))
 
@@ -142,7 +142,8 @@ def test_a_store_edited_behind_our_back_is_counted_again(tmp_path):
 
     for _ in range(3):
         store.register_run(block, "exp")
-    data, stamp = read_store(store.path)
+    with mapped_store(store.path) as (view, stamp):
+        data = view[:]
     assert (tmp_path / ("store.json" + LAYOUT_SUFFIX)).read_text().strip() == stamp == stamp_of(os.stat(store.path))
     # another tool rewrites it framed like ours but over several lines, its highest run last but one
     runs = json.loads(data)

@@ -91,17 +91,16 @@ def load_runs(store_path: str | None, per_experiment: int | None = None) -> tupl
         from curifactory.store import STORE_FILENAME
 
         store_path = os.path.join(store_path, STORE_FILENAME)
-    from curifactory.store import read_store
+    from curifactory.store import mapped_store
 
     try:
-        data, stamp = read_store(store_path)
-        if stamp is None:
-            return [], {}
-        if per_experiment is not None:
-            newest = _newest_blocks(data, per_experiment, store_path, stamp)
+        with mapped_store(store_path) as (data, stamp):  # a long store is mapped, not copied
+            if stamp is None:
+                return [], {}
+            newest = _newest_blocks(data, per_experiment, store_path, stamp) if per_experiment is not None else None
             if newest is not None:
                 return newest
-        runs = json.loads(data)
+            runs = json.loads(data[:])
     except FileNotFoundError:
         return [], {}
     except (OSError, ValueError) as exc:
