@@ -101,6 +101,14 @@ class WorkersFinished(Event):
 
 
 @dataclass(frozen=True)
+class RunFinishing(Event):
+    """Every stage call of a run is done and the run is being closed (its store entry, run log
+    and report follow; e.g. the report starts drawing its stage graph meanwhile)."""
+
+    reference: str
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     """A run ended; ``status`` is the store status (complete, error, LIVE)."""
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from curifactory import dag, execution, explain, fileio, identity, registration, tracking
 from curifactory.config import Settings
-from curifactory.events import Listener, RunFinished, emit
+from curifactory.events import Listener, RunFinished, RunFinishing, emit
 from curifactory.executors import InProcessExecutor
 from curifactory.options import OptionsMirror, RunOptions
 from curifactory.views import ManagerViews
@@ -241,6 +241,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
     def finish(self, status: str, error: str | None = None) -> None:
         """Close the run: record its status, update the store, tell listeners."""
         self.status = status
+        emit(self.listeners, RunFinishing(self.get_reference_name()))
         if error is not None and self.error is None:
             self.error = error
             self.error_thrown = True
@@ -332,11 +333,12 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         """Reportables without a group."""
         return [r for r in self.reportables if not r.group]
 
-    def generate_report(self) -> str | None:
-        """Write this run's HTML report; returns the path of its ``index.html``."""
+    def generate_report(self, graph: Any = None) -> str | None:
+        """Write this run's HTML report; returns the path of its ``index.html`` (``graph``: its stage
+        graph being drawn already, a ``reporting.graph.PendingGraph``)."""
         if self.dry:
             return None
-        page = _write_report(self)
+        page = _write_report(self, graph)
         if self.interactive and self.store_full:
             self.write_run_env_output()  # a live run's folder follows its latest report
         return page
@@ -345,12 +347,13 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         return f"<ArtifactManager {self.get_reference_name()} status={self.status} records={len(self.records)}>"
 
 
-def _write_report(manager: ArtifactManager) -> str:
-    """The report, its stage graph drawn in a thread started before jinja2 loads (``dot`` runs on
-    another core meanwhile)."""
-    from curifactory.reporting import graph
+def _write_report(manager: ArtifactManager, pending: Any = None) -> str:
+    """The report, its stage graph drawn in a thread (``dot`` runs on another core meanwhile),
+    started before jinja2 loads unless ``pending`` is its drawing started earlier."""
+    if pending is None:
+        from curifactory.reporting import graph
 
-    pending = graph.PendingGraph(manager.records, graph.report_graph_cache(manager))
+        pending = graph.PendingGraph(manager.records, graph.report_graph_cache(manager))
     from curifactory.reporting import render
 
     return render.write_report(manager, pending)

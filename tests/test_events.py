@@ -33,7 +33,7 @@ def test_a_run_emits_its_events_in_order(project):
     first = Recorder()
     run_experiment("ev", report=False, listeners=[Broken(), first])
     kinds = [type(e).__name__ for e in first.events]
-    assert kinds == ["RunStarted", *["StageStarted", "StageFinished"] * 5, "RunFinished"]
+    assert kinds == ["RunStarted", *["StageStarted", "StageFinished"] * 5, "RunFinishing", "RunFinished"]
     started = first.events[0]
     assert isinstance(started, RunStarted) and (started.planned_stages, started.planned_to_run) == (5, 5)
     assert all(e.will_execute for e in first.events if isinstance(e, StageStarted))
