@@ -121,6 +121,11 @@ def atomic_splice(path: str | os.PathLike[str], pieces: Iterable[bytes | tuple[i
     """Replace ``path`` atomically by ``pieces`` in order: new bytes, or ``(start, end)`` byte ranges
     of its current content, which the kernel copies (``copy_file_range``) without passing them
     through Python, so a long file changed in one place costs little more than the change."""
+    if os.name == "nt" or not hasattr(os, "pread"):  # a file open there cannot be replaced: bytes in memory
+        with open(path, "rb") as source:
+            old = source.read()
+        atomic_write_bytes(path, b"".join(old[p[0]:p[1]] if isinstance(p, tuple) else p for p in pieces), durable)
+        return
     with open(path, "rb") as source, replacing(path) as tmp:
         target = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:

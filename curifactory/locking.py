@@ -59,21 +59,21 @@ class FileLock:
         fd = _open(self.path)
         deadline = time.monotonic() + timeout if timeout >= 0 else None
         delay = 0.001
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._fd = fd
-                return
-            except BlockingIOError:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    os.close(fd)
-                    raise Timeout(self.path) from None
-                time.sleep(delay if left is None else min(delay, left))
-                delay = min(delay * 2, POLL_SECONDS)
-            except BaseException:
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    self._fd = fd
+                    return
+                except BlockingIOError:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise Timeout(self.path) from None
+                    time.sleep(delay if left is None else min(delay, left))
+                    delay = min(delay * 2, POLL_SECONDS)
+        finally:
+            if self._fd != fd:  # not taken (a timeout, an error, Ctrl-C while waiting): no descriptor left open
                 os.close(fd)
-                raise
 
     def _acquire_fallback(self, timeout: float) -> None:
         import filelock

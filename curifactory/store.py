@@ -40,16 +40,16 @@ def locked(path: str, waiting_for: str | None = None) -> Iterator[None]:
     lock = FileLock(path + ".lock")
     try:
         lock.acquire(timeout=LOCK_TIMEOUT)
-    except OSError as exc:
-        raise StoreError(f"Cannot take the lock {path}.lock: {os_error(exc)}. Check that the folder "
-                         f"{os.path.dirname(path) or '.'} is writable and has space (and that the lock is a file).") from None
-    except Timeout:
+    except Timeout:  # before OSError: a Timeout is a TimeoutError
         if waiting_for:
             raise StoreError(f"Waited {LOCK_TIMEOUT:.0f} s for {waiting_for} (the lock {path}.lock).") from None
         raise StoreError(
-            f"Waited {LOCK_TIMEOUT:.0f} s for the lock {path}.lock held by another "
-            f"curifactory process. If no other run is active, delete the .lock file."
+            f"Waited {LOCK_TIMEOUT:.0f} s for the lock {path}.lock, held by another curifactory process "
+            f"(the lock ends with the process that holds it: see which one with 'fuser {path}.lock')."
         ) from None
+    except OSError as exc:
+        raise StoreError(f"Cannot take the lock {path}.lock: {os_error(exc)}. Check that the folder "
+                         f"{os.path.dirname(path) or '.'} is writable and has space (and that the lock is a file).") from None
     try:
         yield
     finally:
@@ -105,7 +105,7 @@ def _read_json(path: str, default: Any) -> Any:
 _LINE_START = b'\n{"reference": '
 _BLOCK_LINE = re.compile(rb'\n\{"reference": ("(?:[^"\\\n]|\\.)*"), "experiment_name": ("(?:[^"\\\n]|\\.)*"), '
                          rb'"run_number": (-?\d+)')  # a literal start: the engine skips to each line quickly
-"""The start of a run block's line as :func:`json_lines_list` writes it (see :func:`block_lines`)."""
+"""The start of a run block's line as :func:`json_lines_list` writes it (see :func:`block_experiments`)."""
 
 
 def _quoted(text: str) -> bytes:
@@ -178,8 +178,10 @@ def mapped_store(path: str) -> Iterator[tuple[Any, str | None]]:
         return
     with handle:
         status = os.fstat(handle.fileno())
-        if status.st_size == 0:
-            yield b"", stamp_of(status)
+        if status.st_size == 0 or os.name == "nt":  # Windows cannot replace a file that is mapped
+            data = handle.read()
+            handle.close()
+            yield data, stamp_of(status)
             return
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
             yield view, stamp_of(status)
@@ -196,29 +198,47 @@ def line_end(data: bytes, start: int) -> int:
 _EXPERIMENT_LINE = re.compile(rb'\n\{"reference": "(?:[^"\\\n]|\\.)*", "experiment_name": ("(?:[^"\\\n]|\\.)*")')
 
 
-def block_lines(data: bytes, path: str | None = None, stamp: str | None = None) -> list[tuple[int, str]] | None:
-    """(offset, experiment) of every run block of a store in the line layout (:func:`line_layout`),
+def block_experiments(data: bytes, path: str | None = None, stamp: str | None = None) -> list[str] | None:
+    """The experiment of every run block, in order, of a store in the line layout (:func:`line_layout`),
     read without parsing the blocks; ``None`` otherwise."""
     if not line_layout(data, path, stamp):
         return None
     names: dict[bytes, str] = {}
-    found = [(m.start() + 1, m.group(1)) for m in _EXPERIMENT_LINE.finditer(data)]
-    for _, quoted in found:
+    found = _EXPERIMENT_LINE.findall(data)
+    for quoted in found:
         if quoted not in names:
             names[quoted] = json.loads(quoted)
-    return [(offset, names[quoted]) for offset, quoted in found]
+    return [names[quoted] for quoted in found]
 
 
-def _highest_number(data: bytes, experiment_name: str, appended_in_order: bool = False) -> int:
-    """The highest run number of ``experiment_name`` in a store in the line layout; with
-    ``appended_in_order`` (a store only curifactory wrote since its stamp: each number one more
-    than the highest, given under the lock and appended), that of its last block, found from the end."""
-    marker = b'", "experiment_name": ' + _quoted(experiment_name) + b', "run_number": '
-    if not appended_in_order:
-        return max((int(m.group(1)) for m in re.finditer(re.escape(marker) + rb"(-?\d+)", data)), default=0)
-    at = data.rfind(marker)
-    digits = re.match(rb"-?\d+", data[at + len(marker):at + len(marker) + 24]) if at >= 0 else None
-    return int(digits.group(0)) if digits else 0
+def last_blocks(data: bytes, experiments: list[str], first: int) -> dict[int, int] | None:
+    """{position: offset of its line} of the blocks from position ``first`` to the last, found by
+    walking back from the end of the store (``experiments``: :func:`block_experiments`); ``None``
+    when a line does not hold the experiment expected there (a block not written as ours are)."""
+    offsets: dict[int, int] = {}
+    quoted: dict[str, bytes] = {}
+    end = len(data) - 2  # the newline before "]"
+    for position in range(len(experiments) - 1, first - 1, -1):
+        start = data.rfind(_LINE_START, 0, end)
+        found = _EXPERIMENT_LINE.match(data, start) if start >= 0 else None
+        name = experiments[position]
+        expected = quoted.get(name) or quoted.setdefault(name, _quoted(name))
+        if found is None or (found.group(1) != expected and json.loads(found.group(1)) != name):
+            return None
+        offsets[position], end = start + 1, start
+    return offsets
+
+
+def _a_block_line(line: bytes) -> bool:
+    """Whether ``line`` starts as every line of the line layout does."""
+    return (b"\n" + line).startswith(_LINE_START) and b"\n" not in line
+
+
+def _highest_number(data: bytes, experiment_name: str) -> int:
+    """The highest run number of ``experiment_name`` in a store in the line layout (each of its
+    block lines found by a literal search, nothing else parsed)."""
+    marker = re.escape(b'", "experiment_name": ' + _quoted(experiment_name) + b', "run_number": ') + rb"(-?\d+)"
+    return max((int(m.group(1)) for m in re.finditer(marker, data)), default=0)
 
 
 class ManagerStore:
@@ -264,26 +284,29 @@ class ManagerStore:
             fileio.atomic_write_bytes(self.path, data, durable=True)
         except OSError as exc:
             raise write_failed(self.path, exc) from exc
-        _remember_layout(self.path)
+        if line_layout(data):  # e.g. blocks whose first key is not the reference are not
+            _remember_layout(self.path)
 
-    def _splice(self, pieces: list[bytes | tuple[int, int]]) -> None:
+    def _splice(self, pieces: list[bytes | tuple[int, int]], in_layout: bool) -> None:
+        """Write the store from ``pieces`` (see :func:`fileio.atomic_splice`); ``in_layout``: the
+        store was in the line layout, which a line added or replaced keeps (its stamp is recorded)."""
         try:
             fileio.atomic_splice(self.path, pieces, durable=True)
         except OSError as exc:
             raise write_failed(self.path, exc) from exc
-        _remember_layout(self.path)
+        if in_layout:
+            _remember_layout(self.path)
 
     def register_run(self, block_for_number: Callable[[int], dict[str, Any]], experiment_name: str) -> dict[str, Any]:
         """Reserve the next run number and append the block built for it, atomically."""
         with locked(self.path), mapped_store(self.path) as (data, stamp):
-            ours = _framed(data) and _trusted(self.path, stamp)
-            if ours or line_layout(data):
-                block = block_for_number(_highest_number(data, experiment_name, appended_in_order=ours) + 1)
+            if line_layout(data, self.path, stamp):
+                block = block_for_number(_highest_number(data, experiment_name) + 1)
                 line = json.dumps(block, default=str).encode("utf-8")
                 if _empty(data):
                     self._write_bytes(b"[\n" + line + b"\n]\n")
                 else:  # the kernel copies the older blocks; only the new line passes through here
-                    self._splice([(0, len(data) - 3), b",\n" + line + b"\n]\n"])
+                    self._splice([(0, len(data) - 3), b",\n" + line + b"\n]\n"], in_layout=_a_block_line(line))
                 return block
 
         def change(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -295,12 +318,13 @@ class ManagerStore:
 
     def replace_run(self, block: dict[str, Any]) -> None:
         """Replace the block with the same reference (append it if it is gone)."""
-        with locked(self.path), mapped_store(self.path) as (data, _):
+        with locked(self.path), mapped_store(self.path) as (data, stamp):
             line = json.dumps(block, default=str).encode("utf-8")
             # its own line is found by its start alone (other lines may be in any layout)
             start = data.rfind(_LINE_START + _quoted(str(block["reference"])) + b", ") if _framed(data) else -1
             if start >= 0:  # a block that is not the last keeps its comma
-                self._splice([(0, start + 1), line, (line_end(data, start + 1), len(data))])
+                self._splice([(0, start + 1), line, (line_end(data, start + 1), len(data))],
+                             in_layout=_trusted(self.path, stamp) and _a_block_line(line))
                 return
 
         def change(runs: list[dict[str, Any]]) -> None:

@@ -393,3 +393,14 @@ def test_non_zero_rank_writes_nothing(proj):
     assert result.returncode == 0, result.stderr
     assert sorted(proj.executed()) == ["first:a", "first:b", "second:a", "second:b"]
     assert {f for f in files_under(proj.root) - before if "__pycache__" not in f} == set()
+
+
+def test_paths_never_prints_a_name_a_tampered_metadata_file_points_outside(proj):
+    assert proj.run("x", "-p", "y", "--no-report", "--no-log").returncode == 0
+    meta = sorted((proj.root / "data" / "cache").glob("*_metadata.json"))[0]
+    document = json.loads(meta.read_text())
+    document["files"] = ["../../outside.txt"]
+    meta.write_text(json.dumps(document))
+    paths = proj.run("x", "-p", "y", "--paths").stdout.splitlines()
+    assert len(paths) == 8 and not any("outside" in p for p in paths)
+    assert all(p.startswith("data/cache/") for p in paths)

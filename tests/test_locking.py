@@ -161,3 +161,59 @@ def test_a_store_reordered_by_hand_still_gives_the_next_number(tmp_path):
     (tmp_path / "store.json").write_text(json_lines_list(runs))  # one block a line, not in order, no stamp
     made = store.register_run(lambda n: {"reference": f"exp_{n}_x", "experiment_name": "exp", "run_number": n}, "exp")
     assert made["run_number"] == 4
+
+
+def test_run_numbers_stay_unique_when_a_block_comes_back_at_the_end(tmp_path):
+    from curifactory.store import ManagerStore
+
+    store = ManagerStore(str(tmp_path))
+
+    def block(number: int) -> dict:
+        return {"reference": f"exp_{number}_x", "experiment_name": "exp", "run_number": number, "status": "running"}
+
+    first, _ = store.register_run(block, "exp"), store.register_run(block, "exp")
+    runs = store.load()
+    (tmp_path / "store.json").write_text(json.dumps(runs[1:], indent=1))  # run 1's block deleted by hand
+    store.replace_run(dict(first, status="complete"))  # gone: appended after run 2
+    assert [r["run_number"] for r in store.load()] == [2, 1]
+    assert store.register_run(block, "exp")["run_number"] == 3
+
+
+def test_a_lock_timeout_says_so_and_names_what_it_waits_for(tmp_path, monkeypatch):
+    from curifactory import store as store_module
+    from curifactory.errors import StoreError
+
+    path = str(tmp_path / "store.json")
+    holder = _holder(path + ".lock", 2.0)
+    try:
+        monkeypatch.setattr(store_module, "LOCK_TIMEOUT", 0.2)
+        with pytest.raises(StoreError) as caught:
+            with store_module.locked(path, waiting_for="'curifactory cache gc' to finish"):
+                pass
+        assert "Waited 0 s for 'curifactory cache gc' to finish" in str(caught.value)
+        with pytest.raises(StoreError) as plain:
+            with store_module.locked(path):
+                pass
+        assert "held by another curifactory process" in str(plain.value) and "writable" not in str(plain.value)
+    finally:
+        holder.wait(timeout=10)
+
+
+def test_the_run_index_lists_the_newest_runs_of_an_old_experiment_too(tmp_path):
+    from curifactory.reporting.index import load_runs
+    from curifactory.store import ManagerStore
+
+    store = ManagerStore(str(tmp_path))
+    for experiment, count in (("old", 30), ("new", 5)):
+        for _ in range(count):
+            store.register_run(lambda n, e=experiment: {"reference": f"{e}_{n}_x", "experiment_name": e,
+                                                        "run_number": n}, experiment)
+    runs, older = load_runs(str(tmp_path), per_experiment=25)
+    assert [r["reference"] for r in runs] == [f"old_{n}_x" for n in range(6, 31)] + [f"new_{n}_x" for n in range(1, 6)]
+    assert older == {"old": 5}
+    # a block written by another tool, its keys in another order: read whole, nothing lost
+    text = (tmp_path / "store.json").read_text().replace('{"reference": "new_5_x", "experiment_name": "new"',
+                                                         '{"experiment_name": "new", "reference": "new_5_x"')
+    (tmp_path / "store.json").write_text(text)
+    runs, older = load_runs(str(tmp_path), per_experiment=25)
+    assert "new_5_x" in [r["reference"] for r in runs] and older == {"old": 5}

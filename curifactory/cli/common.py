@@ -71,7 +71,8 @@ def freeze_imported() -> None:
     They live until the process ends anyway; the collector then no longer walks them in each
     full collection during the run, nor in the last one at exit, which with numpy and pandas
     loaded took about 0.1 s of every ``experiment`` command. Objects created later are
-    collected as usual. Only when the command owns its process (never in a notebook or a
+    collected as usual; cyclic garbage that already exists then (rare in import-time objects)
+    is not, for the rest of the process. Only when the command owns its process (never in a notebook or a
     test calling ``main([...])``); ``CURIFACTORY_GC_FREEZE=0`` turns it off."""
     import gc
 

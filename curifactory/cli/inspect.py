@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from curifactory import hashing
+from curifactory.caching.base import metadata_problem
 from curifactory.cli.common import display_path, load_project_code, selection_lists, warn_unknown_stages
 from curifactory.dag import Node, Plan
 from curifactory.errors import UsageError
@@ -181,11 +182,11 @@ def _entry_files(path: str | None, meta_path: str | None) -> list[str | None]:
     if meta_path is not None:
         try:
             with open(meta_path, encoding="utf-8") as handle:
-                files = json.load(handle).get("files")
-            if isinstance(files, list) and files and all(isinstance(f, str) for f in files):
+                metadata = json.load(handle)
+            if isinstance(metadata, dict) and metadata_problem(metadata) is None:  # names beside it only
                 folder = os.path.dirname(meta_path)
-                return [os.path.join(folder, f) for f in files]
-        except (OSError, ValueError, AttributeError):
+                return [os.path.join(folder, f) for f in metadata["files"]]
+        except (OSError, ValueError):
             pass
     return [path]
 

@@ -398,8 +398,13 @@ def draw(spec: GraphSpec, dot_binary: str | None = None, cache_dir: str | None =
 
 def stage_graph(records: Iterable[Any], max_clusters: int = MAX_RECORD_CLUSTERS,
                 cache_dir: str | None = None) -> GraphResult:
-    """Build and draw the stage graph of ``records`` (see :func:`graph_spec` and :func:`draw`)."""
-    return draw(graph_spec(records, max_clusters), cache_dir=cache_dir)
+    """Build and draw the stage graph of ``records`` (see :func:`graph_spec` and :func:`draw`); never
+    raises (an unexpected failure is the result's ``error``)."""
+    try:
+        return draw(graph_spec(records, max_clusters), cache_dir=cache_dir)
+    except Exception as exc:
+        logger.warning("Could not draw the stage graph: %s", exc)
+        return GraphResult("", None, f"the stage graph could not be drawn ({exc})")
 
 
 GRAPH_CACHE = "graphs"

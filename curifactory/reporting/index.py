@@ -91,16 +91,15 @@ def load_runs(store_path: str | None, per_experiment: int | None = None) -> tupl
         from curifactory.store import STORE_FILENAME
 
         store_path = os.path.join(store_path, STORE_FILENAME)
-    from curifactory.store import mapped_store
+    from curifactory.store import stamp_of
 
-    try:
-        with mapped_store(store_path) as (data, stamp):  # a long store is mapped, not copied
-            if stamp is None:
-                return [], {}
-            newest = _newest_blocks(data, per_experiment, store_path, stamp) if per_experiment is not None else None
-            if newest is not None:
-                return newest
-            runs = json.loads(data[:])
+    try:  # read, not mapped: without the lock, another tool may truncate the file meanwhile
+        with open(store_path, "rb") as handle:
+            data, stamp = handle.read(), stamp_of(os.fstat(handle.fileno()))
+        newest = _newest_blocks(data, per_experiment, store_path, stamp) if per_experiment is not None else None
+        if newest is not None:
+            return newest
+        runs = json.loads(data)
     except FileNotFoundError:
         return [], {}
     except (OSError, ValueError) as exc:
@@ -130,13 +129,16 @@ def _newest_blocks(data: bytes, per_experiment: int, path: str | None = None,
                    stamp: str | None = None) -> tuple[list[dict[str, Any]], dict[str, int]] | None:
     """The newest ``per_experiment`` blocks of each experiment, parsing only their lines (``None``
     when the store is not written one block per line)."""
-    from curifactory.store import block_lines, line_end
+    from curifactory.store import block_experiments, last_blocks, line_end
 
-    lines = block_lines(data, path, stamp)
-    if lines is None:
+    experiments = block_experiments(data, path, stamp)
+    if experiments is None:
         return None
-    kept, older = _newest_per_experiment([experiment for _, experiment in lines], per_experiment)
-    return [json.loads(data[lines[p][0]:line_end(data, lines[p][0])]) for p in kept], older
+    kept, older = _newest_per_experiment(experiments, per_experiment)
+    offsets = last_blocks(data, experiments, kept[0]) if kept else {}  # the newest are near the end
+    if offsets is None:
+        return None
+    return [json.loads(data[offsets[p]:line_end(data, offsets[p])]) for p in kept], older
 
 
 def run_entry(run: dict[str, Any], reports_path: str) -> RunEntry:
