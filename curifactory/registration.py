@@ -8,10 +8,14 @@ its constructor behind the caller's back (see :func:`curifactory.runner.start_ru
 
 from __future__ import annotations
 
+import logging
+import traceback
 from typing import Any
 
 from curifactory import hashing
 from curifactory.store import ManagerStore, ParamsRegistry
+
+logger = logging.getLogger(__name__)
 
 
 def run_block(manager: Any) -> dict[str, Any]:
@@ -120,6 +124,10 @@ def note_failure(manager: Any, stage: str, record: Any, exc: BaseException) -> N
                            "params_hash": record.get_hash()}
     manager.error = f"{type(exc).__name__} in stage '{stage}' of record {where}" + (f": {exc}" if str(exc) else "")
     manager.error_thrown = True
+    # the traceback goes to the run's log file and report; the console keeps its one paragraph
+    manager.error_traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    logger.error("stage '%s' failed on record %s:\n%s", stage, where, manager.error_traceback.rstrip(),
+                 extra={"cf_file_only": True})
     if hasattr(exc, "add_note"):
         exc.add_note(f"(curifactory: raised in stage '{stage}' of record {where}, "
                      f"parameter set '{getattr(params, 'name', None)}' {record.get_hash()})")

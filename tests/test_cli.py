@@ -202,13 +202,16 @@ def test_a_failing_stage_is_stored_as_error_and_earlier_outputs_stay_cached(proj
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
-    for part in ("error: stage 'second'", "record 1:bad", "parameter set 'bad'", "ValueError: boom bad", "-v"):
+    for part in ("error: stage 'second'", "record 1:bad", "parameter set 'bad'", "ValueError: boom bad", "-v",
+                 "traceback is in the log"):
         assert part in message
     run = proj.store()[-1]
     assert run["status"] == "error" and "boom bad" in run["error"]
     assert run["params"]["failing"][1][1] in message  # the hash of 'bad'
     log = (proj.root / "logs" / f"{run['reference']}.log").read_text()
-    assert "boom bad" in log and "Traceback" not in log
+    assert "boom bad" in log and "Traceback" in log and 'raise ValueError("boom "' in log  # always in the log
+    report = (proj.root / "reports" / run["reference"] / "index.html").read_text()
+    assert "Traceback" in report and "raise ValueError(&#34;boom &#34;" in report
     assert sorted(proj.executed()) == ["first:bad", "first:ok", "second:bad", "second:ok"]
 
     again = proj.run("x", "-p", "failing", "-v", "--log-errors")

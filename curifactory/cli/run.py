@@ -207,6 +207,8 @@ def report_failure(manager: Any, exc: BaseException, args: argparse.Namespace, l
     logs.log_failure(message, exc)
     if args.verbose:
         traceback.print_exception(type(exc), exc, exc.__traceback__)
+    elif getattr(manager, "error_traceback", None) and getattr(manager, "log_path", None):
+        message += f" Its traceback is in the log ({display_path(manager.log_path)}) and the report; -v prints it here."
     else:
         message += " Run with -v to see the traceback."
     print_error(message)

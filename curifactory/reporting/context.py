@@ -253,6 +253,7 @@ def run_info(manager: Any) -> dict[str, Any]:
         "store_full": bool(getattr(manager, "store_full", False)),
         "notes": getattr(manager, "notes", None) or "",
         "error": getattr(manager, "error", None),
+        "traceback": getattr(manager, "error_traceback", None),
         "tags": sorted((getattr(getattr(manager, "tracker", None), "tags", None) or {}).items()),
         "info": sorted((k, _value_text(v)) for k, v in (getattr(getattr(manager, "tracker", None), "info", None) or {}).items()),
     }
