@@ -172,7 +172,8 @@ def test_report_of_a_real_run(run):
     assert page.count('class="cluster"') == 4
     # the stage detail lists artifacts with their cache paths
     total_path = next(a.path for a in run.records[0].history[1].outputs)
-    assert html.escape(total_path) in page
+    shown = os.path.relpath(total_path, run.settings.root)  # paths relative to the project
+    assert html.escape(shown) in page and not shown.startswith("..") and html.escape(total_path) not in page
     # nested parameter dataclasses are shown field by field
     assert "width" in page and "inner" in page
     assert os.path.isfile(os.path.join(report_dir, "style.css"))
@@ -480,3 +481,55 @@ def test_the_run_index_lists_the_newest_runs_of_a_long_store_and_counts_the_rest
         assert f"{extra} older runs of long are not listed here" in page
         assert f"long_{run_index.RUNS_PER_EXPERIMENT + extra}_" in page and f"long_{extra + 1}_2026" in page
         assert f"long_{extra}_2026" not in page and "other_1_2026-01-01-T000000" in page
+
+
+def test_parameter_sets_are_one_table_with_the_differing_fields_marked(run):
+    from html.parser import HTMLParser
+
+    page = read(run.generate_report())
+
+    class Table(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.rows, self.head, self.cell = False, [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "table" and attrs.get("class") == "param-table":
+                self.inside = True
+            elif self.inside and tag == "tr":
+                self.rows.append([])
+            elif self.inside and tag in ("th", "td"):
+                self.cell = [attrs.get("class") or "", ""]
+
+        def handle_endtag(self, tag):
+            if tag == "table":
+                self.inside = False
+            elif self.inside and tag in ("th", "td") and self.cell is not None:
+                self.rows[-1].append((self.cell[0], self.cell[1].strip()))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell[1] += data
+
+    table = Table()
+    table.feed(page)
+    header, *rows = table.rows
+    columns = [text for _, text in header]
+    assert columns[:3] == ["set", "hash", "used by"] and "seed" in columns
+    assert len(rows) == 3 and [row[0][1].split()[0] for row in rows] == ["alpha", "beta", "gamma"]
+    seed = columns.index("seed")
+    assert header[seed][0] == "differs" and any(c.startswith("inner.") for c in columns)  # nested: dotted
+    assert [row[seed] for row in rows] == [("differs", "1"), ("differs", "2"), ("differs", "3")]
+    same = [i for i, (kind, _) in enumerate(header) if i >= 3 and kind != "differs"]
+    assert all(rows[0][i][1] == rows[1][i][1] == rows[2][i][1] for i in same)
+
+
+def test_nested_fields_become_dotted_columns():
+    from curifactory.reporting.context import ParamSetView, param_table
+
+    one = ParamSetView("a", "h1", "P", [("lr", "0.1"), ("model", [("depth", "2"), ("width", "8")])])
+    two = ParamSetView("b", "h2", "P", [("lr", "0.1"), ("model", [("depth", "3"), ("width", "8")])])
+    table = param_table([one, two])
+    assert table.columns == ("lr", "model.depth", "model.width") and table.differs == {"model.depth"}

@@ -8,6 +8,7 @@ graph's SVG, which the writer marks safe.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,39 @@ class ParamSetView:
         """The HTML id of the parameter set."""
         return f"params-{self.hash}"
 
+    @property
+    def values(self) -> dict[str, str]:
+        """Every field's text by its dotted path (nested parameter sets flattened: ``model.depth``)."""
+        return dict(_flatten(self.fields, ""))
+
+
+def _flatten(rows: list[tuple[str, Any]], prefix: str) -> list[tuple[str, str]]:
+    flat: list[tuple[str, str]] = []
+    for name, value in rows:
+        if isinstance(value, list):
+            flat.extend(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat.append((f"{prefix}{name}", value))
+    return flat
+
+
+@dataclass(frozen=True)
+class ParamTable:
+    """All parameter sets of a report as one table: a row per set, a column per field (dotted
+    paths for nested sets); ``differs`` names the columns whose value is not the same in every row."""
+
+    columns: tuple[str, ...]
+    differs: frozenset[str]
+    rows: tuple[ParamSetView, ...]
+
+
+def param_table(views: list[ParamSetView]) -> ParamTable:
+    """The :class:`ParamTable` of ``views`` (columns in order of first appearance)."""
+    values = [view.values for view in views]
+    columns = tuple(dict.fromkeys(column for row in values for column in row))
+    differs = frozenset(c for c in columns if len({row.get(c) for row in values}) > 1)
+    return ParamTable(columns, differs, tuple(views))
+
 
 def safe_file_stem(text: str) -> str:
     """``text`` reduced to characters safe in file names and URLs."""
@@ -132,13 +166,21 @@ def field_tree(obj: Any) -> list[tuple[str, Any]]:
     return rows
 
 
-def _stage_run_view(run: Any) -> dict[str, Any]:
+def project_path(path: str | None, root: str | None) -> str | None:
+    """``path`` relative to the project folder ``root`` when it is inside it (as written otherwise)."""
+    if not path or not root or not os.path.isabs(path):
+        return path
+    relative = os.path.relpath(path, root)
+    return path if relative.startswith(os.pardir) else relative
+
+
+def _stage_run_view(run: Any, root: str | None = None) -> dict[str, Any]:
     status = str(getattr(run.status, "value", run.status))
     artifacts = [
         {
             "name": a.name,
             "preview": a.preview,
-            "path": a.path,
+            "path": project_path(a.path, root),
             "cacher": a.cacher,
             "computed": bool(a.computed),
             "produced_by": str(getattr(a, "produced_by", "") or ""),
@@ -161,6 +203,8 @@ def record_views(records: list[Any]) -> list[RecordView]:
     """A view of every record of the manager, in order (hidden ones marked)."""
     position = {id(r): i for i, r in enumerate(records)}
     views = []
+    manager = getattr(records[0], "manager", None) if records else None
+    root = getattr(getattr(manager, "settings", None), "root", None)
     for index, record in enumerate(records):
         inputs = [
             f"#{position[id(r)]} {record_label(r)}" if id(r) in position else record_label(r)
@@ -175,7 +219,7 @@ def record_views(records: list[Any]) -> list[RecordView]:
                 is_aggregate=bool(getattr(record, "is_aggregate", False)),
                 hidden=bool(getattr(record, "hide", False)),
                 input_labels=inputs,
-                stage_runs=[_stage_run_view(run) for run in (getattr(record, "history", None) or [])],
+                stage_runs=[_stage_run_view(run, root) for run in (getattr(record, "history", None) or [])],
                 reportable_count=len(getattr(record, "reportables", None) or []),
                 metrics=[(k, _metric_text(v)) for k, v in (getattr(record, "metrics", None) or {}).items()],
                 tags=[(str(k), str(v)) for k, v in (getattr(record, "tags", None) or {}).items()],

@@ -151,7 +151,7 @@ def report_html(manager: Any, folder: str, pending: PendingGraph | None = None) 
         ungrouped=ungrouped,
         graph=graph,
         graph_svg=safe(graph.svg) if graph.svg else None,
-        param_sets=context.param_set_views(records, record_views),
+        param_table=context.param_table(context.param_set_views(records, record_views)),
         metric_charts=[safe(c) for c in charts],
         chart_loader=safe(loader) if loader else None,
     )
