@@ -140,8 +140,9 @@ def run(request: RunRequest, hooks: RunHooks, mngr: Any = None, settings: Settin
         make_manager = _manager_maker(request, hooks, settings)
         given = mngr is not None
         if mngr is None:
-            mngr = make_manager(parallel_mode=follower)
-            # a follower rank runs every stage (aggregates too), without locks, and never writes the store
+            # a follower rank, and a --parallel-safe run (0.20's meaning), never write the store, the
+            # registry or a report; both run every stage (aggregates too)
+            mngr = make_manager(parallel_mode=follower or request.parallel_safe)
             mngr.parallel_mode = mngr.artifact_locks = False
         for key, value in request.tags:
             mngr.tracker.set_run_tag(key, value)

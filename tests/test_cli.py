@@ -407,3 +407,21 @@ def test_paths_never_prints_a_name_a_tampered_metadata_file_points_outside(proj)
     paths = proj.run("x", "-p", "y", "--paths").stdout.splitlines()
     assert len(paths) == 8 and not any("outside" in p for p in paths)
     assert all(p.startswith("data/cache/") for p in paths)
+
+
+def test_parallel_safe_caches_but_writes_no_store_entry_registry_or_report(proj):
+    assert proj.run("x", "-p", "y", "--no-report", "--no-log").returncode == 0
+    store_before = (proj.root / "data" / "store.json").read_bytes()
+    registry_before = (proj.root / "data" / "params_registry.json").read_bytes()
+    reports_before = sorted(p.name for p in (proj.root / "reports").iterdir()) if (proj.root / "reports").exists() else []
+    proj.executed()
+    result = proj.run("x", "-p", "z", "--parallel-safe")  # sets never run before
+    assert result.returncode == 0, result.stderr
+    assert sorted(proj.executed()) == ["first:c", "second:c"]
+    assert (proj.root / "data" / "store.json").read_bytes() == store_before
+    assert (proj.root / "data" / "params_registry.json").read_bytes() == registry_before
+    reports_after = sorted(p.name for p in (proj.root / "reports").iterdir()) if (proj.root / "reports").exists() else []
+    assert reports_after == reports_before and "report:" not in result.stdout
+    assert list((proj.root / "data" / "cache" / ".locks").glob("*.lock"))  # each artifact computed under a lock
+    again = proj.run("x", "-p", "z")  # the values it cached are used
+    assert again.returncode == 0 and proj.executed() == []
