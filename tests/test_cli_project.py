@@ -30,7 +30,7 @@ def curifactory_cmd(cwd: Path, *args: str) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL, timeout=60)
 
 
-def test_ls_lists_docstrings_without_importing(tmp_path):
+def test_ls_lists_docstrings_and_flags_a_module_that_fails_to_import(tmp_path):
     (tmp_path / "curifactory_config.json").write_text("{}")
     (tmp_path / "experiments").mkdir()
     (tmp_path / "params").mkdir()
@@ -38,17 +38,21 @@ def test_ls_lists_docstrings_without_importing(tmp_path):
                                                       'def run(param_sets, manager):\n    pass\n')
     (tmp_path / "experiments" / "broken.py").write_text('"""Broken."""\ndef run(:\n')
     (tmp_path / "experiments" / "norun.py").write_text('"""Has no run."""\n')
+    (tmp_path / "experiments" / "own.py").write_text('"""Own sets."""\nimport curifactory as cf\n\ndef get_params():'
+                                                     '\n    return [cf.ExperimentParameters(name="a")]\n\n'
+                                                     'def run(param_sets, manager):\n    pass\n')
     (tmp_path / "params" / "grid.py").write_text('"""A grid of sets."""\ndef get_params():\n    return []\n')
     result = experiment(tmp_path, "ls")
     assert result.returncode == 0, result.stderr
-    lines = [line.split(None, 1) for line in result.stdout.splitlines() if line.startswith("  ")]
-    found = {name: text for name, text in lines}
-    assert found["good"] == "Fits a line."
+    experiments, params = result.stdout.split("\n\n")
+    found = {name: text for name, text in (line.split(None, 1) for line in experiments.splitlines()[1:])}
+    assert found["good"] == "(fails to import: ModuleNotFoundError: No module named 'no_such_module')"
     assert "cannot be parsed" in found["broken"]
-    assert "no run()" in found["norun"]
-    assert found["grid"] == "A grid of sets."
-    names = experiment(tmp_path, "ls", "--names", "experiments")
-    assert names.stdout.split() == ["broken", "good", "norun"]
+    assert "no run()" in found["norun"] and found["own"] == "Own sets."
+    files = {name: text for name, text in (line.split(None, 1) for line in params.splitlines()[1:])}
+    assert files == {"grid": "A grid of sets.", "own": "Own sets. (the experiment's own get_params())"}
+    names = experiment(tmp_path, "ls", "--names", "experiments")  # for shell completion: nothing imported
+    assert names.stdout.split() == ["broken", "good", "norun", "own"]
 
 
 def test_version():

@@ -1,12 +1,14 @@
 """Project-level commands: ``experiment ls``, ``curifactory init`` and shell completion.
 
-``ls`` reads module docstrings with :mod:`ast` instead of importing the modules, so
-it is fast and a broken module cannot break it.
+``ls`` reads module docstrings and functions with :mod:`ast`, then imports each module,
+as 0.20.5 did, to flag one that fails to import with its error (a broken module never
+breaks the listing); the names for shell completion are read without importing.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import os
 import shutil
@@ -59,6 +61,22 @@ def project_modules(settings: Settings, package: str) -> list[ModuleInfo]:
     return modules
 
 
+def _imported(settings: Settings, package: str, module: ModuleInfo) -> ModuleInfo:
+    """``module`` with the error its import raises, if any (a YAML file or an unparsable one as it is)."""
+    if module.problem or module.summary.startswith("YAML parameter file"):
+        return module
+    import importlib
+
+    from curifactory.loading import project_on_path
+
+    try:
+        with project_on_path(settings.root):
+            importlib.import_module(f"{package}.{module.name}")
+    except (Exception, SystemExit) as exc:  # the module's own code: any error is a fact to show
+        return dataclasses.replace(module, problem=f"fails to import: {type(exc).__name__}: {exc}")
+    return module
+
+
 def _print_modules(title: str, modules: list[ModuleInfo], required: str, out: TextIO) -> None:
     print(f"{title}:", file=out)
     if not modules:
@@ -89,6 +107,12 @@ def list_project(settings: Settings, out: TextIO, names: str | None = None) -> N
         for module in experiments if names == "experiments" else params:
             print(module.name, file=out)
         return
+    experiments = [_imported(settings, settings.experiments_module_name, m) for m in experiments]
+    params = [_imported(settings, settings.params_module_name, m) for m in params]
+    known = {m.name for m in params}
+    params += [dataclasses.replace(m, summary=f"{m.summary} (the experiment's own get_params())".strip())
+               for m in experiments if "get_params" in m.defines and m.name not in known and not m.problem]
+    params.sort(key=lambda m: m.name)
     _print_modules(f"experiments ({settings.experiments_module_name}/)", experiments, "run", out)
     print(file=out)
     _print_modules(f"parameter files ({settings.params_module_name}/)", params, "get_params", out)
