@@ -239,6 +239,9 @@ class StageCall:
                 continue
             if self.spec.aggregate:
                 kwargs[name] = {r: _read(r.state, name) for r in self.records or [] if name in r.state}
+                for missing in [r for r in self.records or [] if name not in r.state]:  # as 0.20.5 warns
+                    logger.warning("Aggregate stage '%s': artifact '%s' not found in record %s", self.spec.name,
+                                   name, missing.get_reference_name())
             elif name in self.record.state:
                 kwargs[name] = _read(self.record.state, name)
             elif not (self.spec.suppress_missing_inputs and name in self.spec.defaulted_inputs):

@@ -20,9 +20,13 @@ class State(dict):
     read, so it is never held in memory longer than the caller needs it.
     """
 
+    resolve = True
+    """Set to ``False`` (``record.state.resolve = False``, as in 0.20) and every read hands out
+    the ``Lazy`` placeholder itself instead of loading it."""
+
     def __getitem__(self, key: str) -> Any:
         value = dict.__getitem__(self, key)
-        if isinstance(value, Lazy) and value.resolve:
+        if isinstance(value, Lazy) and value.resolve and self.resolve:
             loaded = value.load()
             if value.memoize:
                 dict.__setitem__(self, key, loaded)
@@ -47,7 +51,9 @@ class State(dict):
         return not isinstance(dict.__getitem__(self, key), Lazy)
 
     def copy(self) -> State:
-        return State(dict.items(self))
+        copied = State(dict.items(self))
+        copied.resolve = self.resolve
+        return copied
 
 
 class Record:

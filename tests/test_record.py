@@ -66,3 +66,29 @@ def test_the_notebook_view_goes_through_the_manager_and_is_escaped_without_one(m
     assert "&lt;b&gt;x&lt;/b&gt;" in record._repr_html_()
     orphan = Record(None, P(name="<i>y</i>"))
     assert orphan._repr_html_().startswith("<pre>") and "<i>" not in orphan._repr_html_()
+
+
+def test_a_state_that_does_not_resolve_hands_out_the_placeholder():
+    state = State()
+    state["v"] = deferred = Counting(5)
+    state.resolve = False  # 0.20's switch
+    assert state["v"] is deferred and deferred.loads == 0 and state.copy().resolve is False
+    state.resolve = True
+    assert state["v"] == 5 and deferred.loads == 1
+
+
+def test_an_aggregate_warns_about_a_record_without_its_input(manager, caplog):
+    @cf.stage(None, ["x"])
+    def make(record):
+        return record.params.n
+
+    @cf.aggregate(["x"], ["total"])
+    def total(record, records, x):
+        return sum(x.values())
+
+    with_x = make(cf.Record(manager, P(name="a", n=2)))
+    without = cf.Record(manager, P(name="b", n=3))
+    with caplog.at_level("WARNING"):
+        result = total(cf.Record(manager, None), [with_x, without])
+    assert result.state["total"] == 2
+    assert f"artifact 'x' not found in record {without.get_reference_name()}" in caplog.text
