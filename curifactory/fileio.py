@@ -52,6 +52,16 @@ def temp_path_for(path: str | os.PathLike[str]) -> str:
     return os.path.join(folder, temp)
 
 
+def relative_inside(path: str, base: str | None = None) -> str:
+    """``path`` relative to ``base`` (the working directory by default) when it is inside it,
+    else as given (also when it is on another drive, on Windows)."""
+    try:
+        relative = os.path.relpath(path, base) if base is not None else os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith(os.pardir) else relative
+
+
 def name_too_long(path: str) -> bool:
     """Whether the file name of ``path`` is longer than most file systems allow (255 bytes)."""
     return len(os.path.basename(path).encode("utf-8", "surrogateescape")) > NAME_MAX

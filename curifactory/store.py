@@ -103,8 +103,6 @@ def _read_json(path: str, default: Any) -> Any:
 
 
 _LINE_START = b'\n{"reference": '
-_BLOCK_LINE = re.compile(rb'\n\{"reference": ("(?:[^"\\\n]|\\.)*"), "experiment_name": ("(?:[^"\\\n]|\\.)*"), '
-                         rb'"run_number": (-?\d+)')  # a literal start: the engine skips to each line quickly
 """The start of a run block's line as :func:`json_lines_list` writes it (see :func:`block_experiments`)."""
 
 
@@ -216,14 +214,13 @@ def last_blocks(data: bytes, experiments: list[str], first: int) -> dict[int, in
     walking back from the end of the store (``experiments``: :func:`block_experiments`); ``None``
     when a line does not hold the experiment expected there (a block not written as ours are)."""
     offsets: dict[int, int] = {}
-    quoted: dict[str, bytes] = {}
+    quoted = {name: _quoted(name) for name in set(experiments[first:])}
     end = len(data) - 2  # the newline before "]"
     for position in range(len(experiments) - 1, first - 1, -1):
         start = data.rfind(_LINE_START, 0, end)
         found = _EXPERIMENT_LINE.match(data, start) if start >= 0 else None
         name = experiments[position]
-        expected = quoted.get(name) or quoted.setdefault(name, _quoted(name))
-        if found is None or (found.group(1) != expected and json.loads(found.group(1)) != name):
+        if found is None or (found.group(1) != quoted[name] and json.loads(found.group(1)) != name):
             return None
         offsets[position], end = start + 1, start
     return offsets

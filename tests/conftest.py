@@ -77,6 +77,14 @@ CURIFACTORY = "import sys; from curifactory.cli import curifactory_main; sys.exi
 """``python -c CURIFACTORY ARGS`` runs the ``curifactory`` command of the installed package."""
 
 
+SIDE_HELPER = '''
+def side(text):
+    with open(os.environ["CF_TEST_SIDE"], "a") as f:
+        f.write(text + "\\n")
+'''
+"""Source of ``side(text)`` for test experiments: appends a line to the file named by ``CF_TEST_SIDE``."""
+
+
 class CliProject:
     """A project in ``tmp_path`` and a way to run the ``experiment`` command in it.
 

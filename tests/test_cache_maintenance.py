@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import CliProject
+from conftest import SIDE_HELPER, CliProject
 
 from curifactory import maintenance
 
@@ -27,10 +27,7 @@ class Params(cf.ExperimentParameters):
 def get_params():
     return [Params(name=f"s{n}", n=int(n)) for n in os.environ.get("CF_SETS", "1,2").split(",")]
 
-def side(text):
-    with open(os.environ["CF_TEST_SIDE"], "a") as f:
-        f.write(text + "\\n")
-
+""" + SIDE_HELPER + """
 @cf.stage(None, ["x"], [PickleCacher])
 def load(record):
     side(f"load:{record.params.n}")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CliProject
+from conftest import SIDE_HELPER, CliProject
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,10 +38,7 @@ class Params(cf.ExperimentParameters):
 def get_params():
     return [Params(name=f"s{n}", n=n) for n in range(int(os.environ.get("CF_SETS", "6")))]
 
-def side(text):
-    with open(os.environ["CF_TEST_SIDE"], "a") as f:
-        f.write(text + "\\n")
-
+""" + SIDE_HELPER + """
 @cf.stage(None, ["values"], [PickleCacher])
 def make(record):
     side(f"make:{record.params.n}")

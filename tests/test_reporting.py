@@ -81,6 +81,19 @@ def read(path) -> str:
         return handle.read()
 
 
+def counting_dot(folder) -> str:
+    """A ``dot`` in ``folder`` that appends a line to ``folder/calls`` on each call, then runs the real one."""
+    import shutil
+
+    real = shutil.which("dot")
+    if real is None:
+        pytest.skip("graphviz's dot is not installed")
+    counting = folder / "dot"
+    counting.write_text(f'#!/bin/sh\necho drawn >> "{folder}/calls"\nexec "{real}" "$@"\n')
+    counting.chmod(0o755)
+    return str(counting)
+
+
 # -- import hygiene --------------------------------------------------------------------------
 
 
@@ -324,20 +337,13 @@ def test_dot_labels_survive_hostile_names():
 
 
 def test_a_rerun_reuses_the_layout_and_colours_it_by_status(tmp_path):
-    import shutil
-
-    real = shutil.which("dot")
-    if real is None:
-        pytest.skip("graphviz's dot is not installed")
-    counting = tmp_path / "dot"
-    counting.write_text(f'#!/bin/sh\necho drawn >> "{tmp_path}/calls"\nexec "{real}" "$@"\n')
-    counting.chmod(0o755)
+    counting = counting_dot(tmp_path)
     cache = str(tmp_path / "graphs")
     statements = (("node", "s0", "load", "box"), ("node", "a0", "data", "note"), ("edge", "s0", "a0", False))
     cold = graph.draw(graph.GraphSpec(statements, (("s0", graph.STAGE_FILL["executed"]),
-                                                   ("a0", graph.ARTIFACT_FILL[True]))), str(counting), cache)
+                                                   ("a0", graph.ARTIFACT_FILL[True]))), counting, cache)
     warm = graph.draw(graph.GraphSpec(statements, (("s0", graph.STAGE_FILL["cached"]),
-                                                   ("a0", graph.ARTIFACT_FILL[False]))), str(counting), cache)
+                                                   ("a0", graph.ARTIFACT_FILL[False]))), counting, cache)
     assert (tmp_path / "calls").read_text().split() == ["drawn"]  # one layout for both runs
     assert f'fill="{graph.STAGE_FILL["executed"]}"' in cold.svg and f'fill="{graph.ARTIFACT_FILL[True]}"' in cold.svg
     assert graph.STAGE_FILL["executed"] not in warm.svg and f'fill="{graph.STAGE_FILL["cached"]}"' in warm.svg
@@ -354,24 +360,17 @@ def test_dot_failure_is_reported_not_raised(tmp_path):
 
 
 def test_a_graph_drawn_before_is_not_drawn_again(tmp_path):
-    import shutil
-
-    real = shutil.which("dot")
-    if real is None:
-        pytest.skip("graphviz's dot is not installed")
-    counting = tmp_path / "dot"
-    counting.write_text(f'#!/bin/sh\necho drawn >> "{tmp_path}/calls"\nexec "{real}" "$@"\n')
-    counting.chmod(0o755)
+    counting = counting_dot(tmp_path)
     cache = tmp_path / "graphs"
-    first = graph.render_svg("digraph { a -> b }", dot_binary=str(counting), cache_dir=str(cache))
-    again = graph.render_svg("digraph { a -> b }", dot_binary=str(counting), cache_dir=str(cache))
-    other = graph.render_svg("digraph { a -> c }", dot_binary=str(counting), cache_dir=str(cache))
+    first = graph.render_svg("digraph { a -> b }", dot_binary=counting, cache_dir=str(cache))
+    again = graph.render_svg("digraph { a -> b }", dot_binary=counting, cache_dir=str(cache))
+    other = graph.render_svg("digraph { a -> c }", dot_binary=counting, cache_dir=str(cache))
     assert first.svg == again.svg and first.svg.lstrip().startswith("<svg") and other.svg != first.svg
     assert (tmp_path / "calls").read_text().split() == ["drawn", "drawn"]  # the repeat came from the cache
     for n in range(graph.SVG_CACHE_KEEP + 3):
-        graph.render_svg(f"digraph {{ n{n} }}", dot_binary=str(counting), cache_dir=str(cache))
+        graph.render_svg(f"digraph {{ n{n} }}", dot_binary=counting, cache_dir=str(cache))
     assert len(list(cache.glob("*.svg"))) == graph.SVG_CACHE_KEEP  # only the newest are kept
-    failed = graph.render_svg("digraph { this is not dot", dot_binary=str(counting), cache_dir=str(cache))
+    failed = graph.render_svg("digraph { this is not dot", dot_binary=counting, cache_dir=str(cache))
     assert failed.svg is None and len(list(cache.glob("*.svg"))) == graph.SVG_CACHE_KEEP  # a failure is not kept
 
 
@@ -428,23 +427,17 @@ def test_report_refreshes_index_and_latest(tmp_path):
 
 
 def test_one_dot_call_per_report_and_none_for_a_report_drawn_before(tmp_path, monkeypatch):
-    import shutil
-
-    real = shutil.which("dot")
-    if real is None:
-        pytest.skip("graphviz's dot is not installed")
     tools = tmp_path / "bin"
     tools.mkdir()
-    (tools / "dot").write_text(f'#!/bin/sh\necho drawn >> "{tmp_path}/calls"\nexec "{real}" "$@"\n')
-    (tools / "dot").chmod(0o755)
+    counting_dot(tools)
     monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
     manager = make_run(str(tmp_path / "proj"), names=[f"set-{i}" for i in range(60)])
     first = read(manager.generate_report())
-    assert (tmp_path / "calls").read_text().split() == ["drawn"]  # 61 records, one layout
+    assert (tools / "calls").read_text().split() == ["drawn"]  # 61 records, one layout
     assert first.count('class="cluster"') == 61
     again = make_run(str(tmp_path / "proj"), names=[f"set-{i}" for i in range(60)])  # all cached now
     second = read(again.generate_report())
-    assert (tmp_path / "calls").read_text().split() == ["drawn"]  # the same records: no dot at all
+    assert (tools / "calls").read_text().split() == ["drawn"]  # the same records: no dot at all
     assert second.count('class="cluster"') == 61 and graph.STAGE_FILL["executed"] not in second.split("<svg")[1]
 
 

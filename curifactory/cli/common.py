@@ -36,11 +36,9 @@ def quote_argv(argv: Sequence[str]) -> str:
 
 def display_path(path: str) -> str:
     """``path`` relative to the working directory when it is inside it."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return path
-    return path if relative.startswith("..") else relative
+    from curifactory.fileio import relative_inside
+
+    return relative_inside(path)
 
 
 def selection_lists(values: list[str] | None) -> list[str] | None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from curifactory import hashing
-from curifactory.caching.base import metadata_problem
 from curifactory.cli.common import display_path, load_project_code, selection_lists, warn_unknown_stages
 from curifactory.dag import Node, Plan
 from curifactory.errors import UsageError
@@ -178,16 +177,13 @@ def print_paths(mapped: MappedRun, out: TextIO) -> None:
 
 
 def _entry_files(path: str | None, meta_path: str | None) -> list[str | None]:
-    """The files an entry's metadata names (beside it), else ``[path]``."""
-    if meta_path is not None:
-        try:
-            with open(meta_path, encoding="utf-8") as handle:
-                metadata = json.load(handle)
-            if isinstance(metadata, dict) and metadata_problem(metadata) is None:  # names beside it only
-                folder = os.path.dirname(meta_path)
-                return [os.path.join(folder, f) for f in metadata["files"]]
-        except (OSError, ValueError):
-            pass
+    """The files an entry's metadata names (beside it: see ``maintenance.read_entry``), else ``[path]``."""
+    if meta_path is not None and os.path.exists(meta_path):
+        from curifactory.maintenance import read_entry
+
+        files = read_entry(meta_path).files
+        if files:
+            return list(files)
     return [path]
 
 

@@ -108,15 +108,16 @@ class ParamTable:
 
     columns: tuple[str, ...]
     differs: frozenset[str]
-    rows: tuple[ParamSetView, ...]
+    rows: tuple[tuple[ParamSetView, dict[str, str]], ...]
+    """Each set with its :attr:`ParamSetView.values`."""
 
 
 def param_table(views: list[ParamSetView]) -> ParamTable:
     """The :class:`ParamTable` of ``views`` (columns in order of first appearance)."""
-    values = [view.values for view in views]
-    columns = tuple(dict.fromkeys(column for row in values for column in row))
-    differs = frozenset(c for c in columns if len({row.get(c) for row in values}) > 1)
-    return ParamTable(columns, differs, tuple(views))
+    rows = tuple((view, view.values) for view in views)
+    columns = tuple(dict.fromkeys(column for _, values in rows for column in values))
+    differs = frozenset(c for c in columns if len({values.get(c) for _, values in rows}) > 1)
+    return ParamTable(columns, differs, rows)
 
 
 def safe_file_stem(text: str) -> str:
@@ -170,8 +171,9 @@ def project_path(path: str | None, root: str | None) -> str | None:
     """``path`` relative to the project folder ``root`` when it is inside it (as written otherwise)."""
     if not path or not root or not os.path.isabs(path):
         return path
-    relative = os.path.relpath(path, root)
-    return path if relative.startswith(os.pardir) else relative
+    from curifactory.fileio import relative_inside
+
+    return relative_inside(path, root)
 
 
 def _stage_run_view(run: Any, root: str | None = None) -> dict[str, Any]:
