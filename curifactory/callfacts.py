@@ -13,7 +13,7 @@ import logging
 import warnings
 from typing import Any
 
-from curifactory import caching, explain
+from curifactory import adoption, caching, explain
 from curifactory.decision import CallFacts, Entry, OutputFact
 from curifactory.errors import CacheWarning
 from curifactory.events import CacheInvalid, emit
@@ -94,6 +94,8 @@ def _output_fact(call: Any, name: str, cacher: caching.Cacheable | None, warn: b
     if cacher is None:
         return OutputFact(name, Entry.NO_CACHER)
     problem = entry_problem(cacher)
+    if problem == "missing" and adoption.adopt(call, cacher):
+        problem = entry_problem(cacher)
     if problem is None:
         return OutputFact(name, Entry.VALID)
     if problem == "missing":

@@ -66,6 +66,18 @@ class CacheInvalid(Event):
 
 
 @dataclass(frozen=True)
+class LegacyEntry(Event):
+    """A missing entry's curifactory 0.20 counterpart was found: adopted, or refused and why."""
+
+    stage: str
+    record_index: int
+    artifact: str
+    path: str
+    adopted: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class StageFinished(Event):
     """A stage call on a record finished (executed, cached or failed)."""
 

@@ -17,7 +17,7 @@ class Procedure:
 
     Args:
         stages: stage functions; an aggregate may only come first.
-        manager: the manager for the records (a new live one when ``None``).
+        manager: the manager for the records (or given to :meth:`run`).
         name: a label for the procedure.
         previous_proc: a leading aggregate combines this procedure's records.
         records: a leading aggregate combines these records.
@@ -25,10 +25,6 @@ class Procedure:
 
     def __init__(self, stages: list[Callable[..., Any]], manager: Any = None, name: str | None = None,
                  previous_proc: Procedure | None = None, records: list[Record] | None = None):
-        if manager is None:
-            from curifactory.manager import ArtifactManager
-
-            manager = ArtifactManager()
         self.stages = list(stages)
         self.manager = manager
         self.name = name
@@ -37,8 +33,32 @@ class Procedure:
         self.records: list[Record] = []
         self.record: Record | None = None
 
-    def run(self, param_set: Any, record: Record | None = None, hide: bool = False) -> Any:
-        """Run every stage on a record for ``param_set``; returns the last stage's output."""
+    def run(self, param_set: Any, record: Record | None = None, hide: bool = False, manager: Any = None,
+            records: list[Record] | None = None) -> Record:
+        """Run every stage on a record for ``param_set`` and return that record (as 0.20 does).
+
+        Args:
+            param_set: the parameter set of the new record.
+            record: a record to use instead of a new one (e.g. one from an earlier procedure).
+            hide: keep the new record out of the manager's records.
+            manager: the manager, when the procedure was made without one.
+            records: the records a leading aggregate combines, when not given at creation.
+
+        Returns:
+            The record; the last stage's output is ``record.output``.
+        """
+        if self.manager is None:
+            if manager is None:
+                raise NoArtifactManagerError(
+                    f"Procedure {self.name or ''!r} has no ArtifactManager: pass one when making it, "
+                    "Procedure(stages, manager), or to run(), proc.run(params, manager=manager).")
+            self.manager = manager
+        elif manager is not None and manager is not self.manager:
+            raise NoArtifactManagerError(
+                f"Procedure {self.name or ''!r} already has a manager; pass manager= to run() only "
+                "when the procedure was made without one.")
+        if records is not None:
+            self.use_records = records
         if record is None:
             record = Record(self.manager, param_set, hide=hide)
             self.records.append(record)
@@ -50,4 +70,4 @@ class Procedure:
                 record = stage_fn(record, source)
             else:
                 record = stage_fn(record)
-        return record.output
+        return record

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from curifactory.events import (
     Event,
+    LegacyEntry,
     RunFinished,
     RunStarted,
     StageFinished,
@@ -35,6 +36,8 @@ class Counts:
     executed: int = 0
     cached: int = 0
     failed: int = 0
+    adopted: int = 0
+    refused: int = 0
     seconds: float = 0.0
     status: str | None = None
 
@@ -51,6 +54,9 @@ class Counts:
         text = f"{self.executed} stage{'s' if self.executed != 1 else ''} executed, {self.cached} cached"
         if self.failed:
             text += f", {self.failed} failed"
+        if self.adopted or self.refused:
+            text += f" (0.20 cache: {self.adopted} adopted"
+            text += f", {self.refused} refused: recorded parameters differ)" if self.refused else ")"
         return f"{text} in {self.seconds:.2f} s"
 
 
@@ -107,6 +113,11 @@ class QuietProgress:
             self.reference = event.reference
         elif isinstance(event, StageFinished):
             self.counts.add(event.status)
+        elif isinstance(event, LegacyEntry):
+            if event.adopted:
+                self.counts.adopted += 1
+            else:
+                self.counts.refused += 1
         elif isinstance(event, RunFinished):
             self.counts.seconds, self.counts.status = event.seconds, event.status
 

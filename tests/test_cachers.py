@@ -25,6 +25,7 @@ IMPLEMENTATIONS = [
     (lambda: caching.PandasCacher(format="pickle"), FRAME, "frame"),
     (lambda: caching.PandasCacher(format="csv"), FRAME, "frame"),
     (lambda: caching.PandasCacher(format="parquet"), FRAME, "frame"),
+    (caching.RawJupyterNotebookCacher, [["import math", "x = math.pi"], ["print(x)"]], None),
 ]
 
 
@@ -105,3 +106,18 @@ def test_a_redirect_reads_outside_files_from_a_run_folder(tmp_path):
     cacher = caching.JsonCacher(path_override=str(tmp_path / "outside.json"), name="m")
     cacher.location = location(tmp_path, redirect=Folder())
     assert cacher._final_path() == str(tmp_path / "copy.json")
+
+
+def test_the_notebook_cacher_writes_a_notebook_that_runs(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    cacher = caching.RawJupyterNotebookCacher(name="explore", location=location(tmp_path))
+    cacher.save([["# imports", "import math"], ["print(round(math.pi, 2))"]])
+    notebook = nbformat.read(cacher._final_path(), as_version=4)
+    nbformat.validate(notebook)
+    assert [c.source for c in notebook.cells] == ["# imports\nimport math", "print(round(math.pi, 2))"]
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    assert notebook.cells[1].outputs[0]["text"] == "3.14\n"
+    assert json.loads(open(cacher.metadata_path()).read())["files"] == [
+        "exp_0123abcd_fit_explore.ipynb", "exp_0123abcd_fit_explore_cells.json"]

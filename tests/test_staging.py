@@ -112,7 +112,30 @@ def test_procedure_runs_stages_in_order(manager):
         return v * 2
 
     proc = cf.Procedure([value, double], manager)
-    assert proc.run(P(n=4)) == 8
+    record = proc.run(P(n=4))
+    assert isinstance(record, cf.Record) and record.output == 8 and record.state["double"] == 8
+    assert proc.records == [record] and record in manager.records
+
+
+def test_procedure_takes_its_manager_and_records_in_run(manager):
+    @cf.stage(None, ["v"])
+    def value(record):
+        return record.params.n
+
+    @cf.aggregate(["v"], ["sum"])
+    def total(record, records, v):
+        return sum(v.values())
+
+    first = cf.Procedure([value])
+    made = [first.run(P(n=n), manager=manager) for n in (1, 2)]
+    assert first.manager is manager and all(r.manager is manager for r in made)
+    combined = cf.Procedure([total], manager).run(None, records=made)
+    assert combined.state["sum"] == 3
+    other = cf.Procedure([value], manager)
+    with pytest.raises(cf.procedure.NoArtifactManagerError, match="already has a manager"):
+        other.run(P(n=1), manager=object())
+    with pytest.raises(cf.procedure.NoArtifactManagerError, match="manager=manager"):
+        cf.Procedure([value]).run(P(n=1))
 
 
 def test_calling_a_stage_without_a_record_is_a_clear_error():

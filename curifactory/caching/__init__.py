@@ -27,6 +27,7 @@ from curifactory.caching.builtin import (
     PandasJsonCacher,
     PathRef,
     PickleCacher,
+    RawJupyterNotebookCacher,
 )
 from curifactory.caching.lazy import Deferred, Lazy
 from curifactory.caching.location import ArtifactLocation, location_of_record
@@ -47,6 +48,7 @@ __all__ = [
     "PandasJsonCacher",
     "PathRef",
     "PickleCacher",
+    "RawJupyterNotebookCacher",
     "instantiate",
     "preview",
 ]

@@ -56,6 +56,43 @@ class JsonCacher(Cacheable):
             return json.load(handle)
 
 
+class RawJupyterNotebookCacher(Cacheable):
+    """Saves a list of code cells (each a list of source lines) as a Jupyter notebook
+    (``.ipynb``) and the cells themselves beside it (``_cells.json``, which ``load``
+    returns). The notebook is written as nbformat 4 JSON directly: no converter is needed.
+    """
+
+    def __init__(self, *args: Any, extension: str = ".ipynb", **kwargs: Any):
+        super().__init__(*args, extension=extension, **kwargs)
+
+    def save(self, obj: list[list[str]]) -> str:
+        cells = [[str(line) for line in cell] for cell in obj]
+        notebook = {
+            "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                       "source": _source_lines(cell)} for cell in cells],
+            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                         "language_info": {"name": "python"}},
+            "nbformat": 4,
+            "nbformat_minor": 2,
+        }
+        path = self.get_path()
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(notebook, handle, indent=1)
+        with open(self.get_path("_cells.json"), "w", encoding="utf-8") as handle:
+            json.dump(cells, handle, indent=4)
+        return path
+
+    def load(self) -> list[list[str]]:
+        with open(self.get_path("_cells.json"), encoding="utf-8") as handle:
+            return json.load(handle)  # type: ignore[no-any-return]
+
+
+def _source_lines(cell: list[str]) -> list[str]:
+    """A cell's lines as a notebook stores them: each but the last ends with a newline."""
+    text = "\n".join(cell)
+    return text.splitlines(keepends=True)
+
+
 def _where(path: str) -> str:
     return f" at {path}" if path else ""
 

@@ -1,0 +1,149 @@
+"""A cache written by curifactory 0.20.5, copied into a project, is reused and never misused.
+
+``tests/data/cache020/cache`` was written by a real 0.20.5 (``make.sh`` there says how)
+for the experiment beside it; each test copies both into ``tmp_path`` and runs the
+``experiment`` command of this package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import curifactory as cf
+from curifactory.legacyhash import legacy_combo_hash, legacy_hash, legacy_representations
+
+from conftest import CliProject
+
+FIXTURE = Path(__file__).parent / "data" / "cache020"
+ONE_020, TWO_020 = "1406b7b2bfdcac55ad2cca5c8366cf416", "18adea4beeb8ddd028f7e0aff5a3c68d3"
+"""The 0.20.5 hashes of the sets "one" and "two" (the names of its files)."""
+
+MIRROR = """
+from experiments.nested import Inner, Params
+
+def get_params():
+    return [Params(name="mirror", a=Inner(2), b=Inner(1))]
+"""
+
+
+@pytest.fixture
+def old_project(tmp_path):
+    """The experiment and the 0.20.5 cache, copied into a new project."""
+    project = CliProject(tmp_path, {"params/mirror.py": MIRROR})
+    shutil.copytree(FIXTURE / "project" / "experiments", project.root / "experiments")
+    shutil.copytree(FIXTURE / "cache", project.root / "data" / "cache")
+    return project
+
+
+def _entry_value(root: Path, stage: str, artifact: str, set_hash: str | None = None) -> object:
+    """The value of one of our (non-0.20) entries, found through its metadata."""
+    cache = root / "data" / "cache"
+    for meta in cache.glob(f"nested_*_{stage}_{artifact}_metadata.json"):
+        metadata = json.loads(meta.read_text())
+        if "content_hash" in metadata and (set_hash is None or metadata["params_hash"] == set_hash):
+            return json.loads((cache / metadata["files"][0]).read_text())
+    raise AssertionError(f"no entry of ours for {stage}/{artifact}")
+
+
+def test_the_020_hashes_are_reproduced():
+    from importlib import util
+    spec = util.spec_from_file_location("nested020", FIXTURE / "project" / "experiments" / "nested.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    one, two = module.get_params()
+    assert (legacy_hash(one), legacy_hash(two)) == (ONE_020, TWO_020)
+    # the aggregate's 0.20 hash is the name of the combine entry 0.20.5 wrote
+    assert (FIXTURE / "cache" / f"nested_{legacy_combo_hash(None, [ONE_020, TWO_020])}_combine_all.json").exists()
+    written = json.loads((FIXTURE / "cache" / f"nested_{ONE_020}_make_numbers_metadata.json").read_text())
+    assert legacy_representations(one) == written["params"]
+    # the nested collision: another set, the same 0.20 hash, a different parameter record
+    mirror = module.Params(name="mirror", a=module.Inner(2), b=module.Inner(1))
+    assert legacy_hash(mirror) == ONE_020
+    assert legacy_representations(mirror) != written["params"]
+
+
+def test_a_020_cache_is_adopted_and_nothing_recomputes(old_project):
+    result = old_project.run("nested")
+    assert result.returncode == 0, result.stderr
+    assert old_project.executed() == []
+    assert "0 stages executed, 5 cached (0.20 cache: 5 adopted)" in result.stdout
+    root = old_project.root
+    assert _entry_value(root, "combine", "all") == {"one": 6, "two": 8}
+    # the 0.20 files stay, and ours are the same files (hard links)
+    cache = root / "data" / "cache"
+    old = cache / f"nested_{ONE_020}_make_numbers.pkl"
+    ours = [p for p in cache.glob("nested_*_make_numbers.pkl") if ONE_020 not in p.name and p.stat().st_ino
+            == old.stat().st_ino]
+    assert old.exists() and len(ours) == 1
+    # a second run finds our entries directly: nothing adopted, nothing executed
+    again = old_project.run("nested")
+    assert old_project.executed() == [] and "0 stages executed, 5 cached in" in again.stdout
+
+
+def test_a_nested_collision_is_refused_and_recomputed(old_project):
+    result = old_project.run("nested", "-p", "mirror")
+    assert result.returncode == 0, result.stderr
+    # "mirror" shares set "one"'s 0.20 hash: its entries hold one's values (a_x = 1), never handed over
+    assert old_project.executed() == ["make:mirror", "total:mirror", "combine"]
+    assert "0.20 cache: 0 adopted, 2 refused: recorded parameters differ" in result.stdout
+    assert "a 0.20 hash collision" in result.stderr + result.stdout
+    assert _entry_value(old_project.root, "total", "total") == {"sum": 6, "a_x": 2}
+
+
+def test_an_aggregate_is_adopted_only_over_confirmed_records(old_project):
+    # set "one"'s entries are gone: its 0.20 hash can't be confirmed, so the 0.20 combine entry
+    # (which could have been written over a colliding set) is not taken; "two"'s entries are
+    cache = old_project.root / "data" / "cache"
+    for path in cache.glob(f"nested_{ONE_020}_*"):
+        path.unlink()
+    result = old_project.run("nested")
+    assert result.returncode == 0, result.stderr
+    assert old_project.executed() == ["make:one", "total:one", "combine"]
+    assert "(0.20 cache: 2 adopted)" in result.stdout
+
+
+def test_a_changed_parameter_record_is_refused(old_project):
+    meta = old_project.root / "data" / "cache" / f"nested_{TWO_020}_total_total_metadata.json"
+    metadata = json.loads(meta.read_text())
+    metadata["params"]["n"] = "6"
+    meta.write_text(json.dumps(metadata))
+    result = old_project.run("nested")
+    assert result.returncode == 0, result.stderr
+    # only that entry recomputes: both records stay confirmed by their 'make' entries, so the
+    # aggregate's 0.20 entry is still taken
+    assert old_project.executed() == ["total:two"]
+    assert "(0.20 cache: 4 adopted, 1 refused" in result.stdout
+    assert _entry_value(old_project.root, "combine", "all") == {"one": 6, "two": 8}
+
+
+def test_a_dry_run_adopts_nothing(old_project):
+    before = sorted(os.listdir(old_project.root / "data" / "cache"))
+    result = old_project.run("nested", "--dry")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(old_project.root / "data" / "cache")) == before
+
+
+@dataclass
+class _Inner:
+    x: int = 1
+
+
+@dataclass
+class _Hand(cf.ExperimentParameters):
+    a: _Inner = field(default_factory=_Inner)
+    f: object = len
+    skipped: str | None = None
+    hash_representations: dict = cf.set_hash_functions(f=None)
+
+
+def test_representations_follow_020s_rules():
+    rep = legacy_representations(_Hand(name="h"))
+    assert rep == {"name": "h", "a": {"x": "1"}, "IGNORED_PARAMS": {"f": str(len), "skipped": "None"}}
+    hand = _Hand(name="h", hash="abc")
+    assert legacy_hash(hand) == "abc"  # a hash set by hand is 0.20's too
