@@ -60,18 +60,17 @@ def adopt(call: Any, cacher: caching.Cacheable) -> bool:
     metadata = _read_json(old_meta)
     if metadata is None or "content_hash" in metadata:
         return False  # no 0.20 entry there (or one of ours, which needs no adopting)
-    stem_old = where.filename(cacher.name or "artifact", prefix=cacher.prefix, stage=cacher.stage)
-    stem_old = stem_old.replace(f"_{where.params_hash}_", f"_{old_hash}_", 1)
-    files = _entry_files(os.path.dirname(old_meta), stem_old)
+    name = cacher.name or "artifact"
+    old_stem = legacy.location.filename(name, prefix=cacher.prefix, stage=cacher.stage)
+    files = _entry_files(os.path.dirname(old_meta), old_stem)
     refused = _REFUSED.setdefault(call.manager, set())
     if old_meta in refused:
         return False
     reason = _refusal(call, cacher, metadata, files)
     if reason is None:
         new_stem = os.path.join(os.path.dirname(cacher.metadata_path()),
-                                where.filename(cacher.name or "artifact", prefix=cacher.prefix, stage=cacher.stage))
-        written = [_link_into(path, new_stem + path[len(os.path.join(os.path.dirname(old_meta), stem_old)):])
-                   for path in files]
+                                where.filename(name, prefix=cacher.prefix, stage=cacher.stage))
+        written = [_link_into(path, new_stem + os.path.basename(path)[len(old_stem):]) for path in files]
         cacher.extra_metadata = dict(metadata.get("extra") or {})
         cacher._write_metadata(_Adopted(), written)
         logger.info("Adopted the 0.20 cache entry %s for '%s' of stage '%s'", old_meta, cacher.name, cacher.stage)

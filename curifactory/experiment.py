@@ -25,7 +25,8 @@ from curifactory.loading import (
 from curifactory.runner import RunHooks, RunRequest, reproduction_line
 from curifactory.runner import run as _run
 
-__all__ = ["ParamSelection", "check_param_sets", "collect_param_sets", "list_experiments", "list_modules",
+__all__ = ["ParamSelection", "check_param_sets", "collect_param_sets", "collect_parameter_sets",
+           "list_experiments", "list_modules",
            "list_params", "load_experiment", "load_param_file", "reproduction_line", "run_experiment"]
 
 
@@ -59,6 +60,36 @@ def list_params(settings: Settings | None = None) -> list[str]:
     settings = settings or load_settings()
     return sorted(_modules_defining(settings, settings.params_module_name, "get_params")
                   + _modules_defining(settings, settings.experiments_module_name, "get_params"))
+
+
+def collect_parameter_sets(manager: Any, param_files: list[str], overwrite_override: bool = False,
+                           parallel: int | None = None, param_set_names: list[str] | None = None,
+                           param_set_indices_resolved: list[int] | None = None, dry: bool = False,
+                           store_full: bool = False, parallel_mode: bool = False) -> list[Any]:
+    """The parameter sets of ``param_files``, filtered by name and index, each hashed (0.20's helper).
+
+    ``overwrite_override`` sets ``overwrite`` on each set (not when ``parallel``). The
+    names and hashes of each file's kept sets go to ``manager.param_file_param_sets``
+    when the manager has that dict. ``dry``, ``store_full`` and ``parallel_mode`` are
+    accepted for 0.20's callers: nothing is written here (the run writes the registry).
+    """
+    from curifactory import hashing
+
+    settings = getattr(manager, "settings", None) or load_settings()
+    indices = set(param_set_indices_resolved or ())
+    chosen: list[Any] = []
+    for name in param_files:
+        param_sets = load_param_file(name, settings)
+        if overwrite_override and parallel is None:
+            for param_set in param_sets:
+                param_set.overwrite = True
+        kept = [s for i, s in enumerate(param_sets)
+                if (param_set_names is None or s.name in param_set_names) and (not indices or i in indices)]
+        book = getattr(manager, "param_file_param_sets", None)
+        if isinstance(book, dict):
+            book[name] = [(s.name, hashing.hash_param_set(s)) for s in kept]
+        chosen.extend(kept)
+    return chosen
 
 
 def run_experiment(

@@ -144,3 +144,34 @@ def test_init_asks_on_a_terminal(tmp_path):
     init_project(str(tmp_path), InitOptions(interactive=True, ask=ask), io.StringIO())
     config = json.loads((tmp_path / "curifactory_config.json").read_text())
     assert config["logs_path"] == "log-files/" and config["cache_path"] == "data/cache"
+
+
+def test_init_creates_the_docker_folder_and_offers_git(tmp_path):
+    result = curifactory_cmd(tmp_path, "init", "--yes")
+    assert result.returncode == 0, result.stderr
+    dockerfile = (tmp_path / "docker" / "dockerfile").read_text()
+    assert "FROM python:" in dockerfile and 'ENTRYPOINT ["experiment"]' in dockerfile
+    assert "data" in (tmp_path / "docker" / "dockerfile.dockerignore").read_text().split()
+    # not a repository, and not asked to: a hint, no repository
+    assert not (tmp_path / ".git").exists() and "curifactory init --git" in result.stdout
+    other = tmp_path / "other"
+    other.mkdir()
+    result = curifactory_cmd(other, "init", "--yes", "--git", "--no-docker")
+    assert result.returncode == 0, result.stderr
+    assert (other / ".git").is_dir() and not (other / "docker").exists() and "ran git init" in result.stdout
+    # inside a repository, nothing is offered
+    again = curifactory_cmd(other, "init", "--yes")
+    assert "git init" not in again.stdout and (other / "docker" / "dockerfile").exists()
+
+
+def test_init_on_a_terminal_runs_git_init_when_asked(tmp_path):
+    import io
+
+    from curifactory.cli.project import InitOptions, init_project
+
+    def ask(question: str) -> str:
+        return "y" if "git init" in question else ""
+
+    out = io.StringIO()
+    assert init_project(str(tmp_path), InitOptions(interactive=True, ask=ask), out) == 0
+    assert (tmp_path / ".git").is_dir() and "ran git init" in out.getvalue()

@@ -114,3 +114,36 @@ def test_utils_helpers_as_0_20_prints_them(capfd):
     utils.get_command_output(["git", "rev-pars", "HEAD"])
     assert capfd.readouterr() == ("", "")
     assert utils.get_command_output(["no-such-command-here"]) == ""
+
+
+def test_collect_parameter_sets_filters_hashes_and_books(project):
+    from conftest import CHAIN_EXPERIMENT
+
+    from curifactory.experiment import collect_parameter_sets
+
+    project({"experiments/chain.py": CHAIN_EXPERIMENT, "params/more.py": (
+        "from experiments.chain import Params\n"
+        "def get_params():\n    return [Params(name='c', n=3), Params(name='d', n=4), Params(name='e', n=5)]\n")})
+    manager = cf.ArtifactManager("chain")
+    manager.param_file_param_sets = {}
+    sets = collect_parameter_sets(manager, ["more", "chain"], overwrite_override=True, parallel=None,
+                                  param_set_names=None, param_set_indices_resolved=[0, 2], dry=True,
+                                  store_full=False, parallel_mode=False)
+    assert [s.name for s in sets] == ["c", "e", "a"] and all(s.overwrite for s in sets)
+    assert manager.param_file_param_sets["more"] == [("c", hashing.hash_param_set(sets[0])),
+                                                      ("e", hashing.hash_param_set(sets[1]))]
+    named = collect_parameter_sets(manager, ["more"], param_set_names=["d"])
+    assert [s.name for s in named] == ["d"] and not named[0].overwrite
+
+
+def test_the_project_module_of_020(tmp_path, monkeypatch):
+    from curifactory import project
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "stdin", open(__import__("os").devnull))
+    assert project.initialize_project() == 0
+    assert (tmp_path / "curifactory_config.json").exists() and (tmp_path / "docker" / "dockerfile").exists()
+    assert project.add_completion_to_rc(bash=True) == [str(tmp_path / ".bashrc")]
+    assert project.add_completion_to_rc(bash=True) == []  # once only
+    assert (tmp_path / ".bashrc").read_text().count("curifactory completion bash") == 1

@@ -77,7 +77,7 @@ def curifactory_main(argv: Sequence[str] | None = None) -> int:
     if args.command == "init":
         from curifactory.cli.project import InitOptions, init_project, stdin_is_interactive
 
-        options = InitOptions(interactive=not args.yes and stdin_is_interactive())
+        options = InitOptions(interactive=not args.yes and stdin_is_interactive(), docker=args.docker, git=args.git)
         return _guarded(lambda: init_project(os.getcwd(), options, sys.stdout), False)
     if args.command == "completion":
         shell = args.shell or args.shell_flag

@@ -171,6 +171,9 @@ def build_curifactory_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     init = commands.add_parser("init", help="create curifactory_config.json, the folders and the style sheet")
     init.add_argument("-y", "--yes", action="store_true", help="use the defaults without asking")
+    init.add_argument("--git", action="store_true", help="run 'git init' when the folder is not a repository")
+    init.add_argument("--no-docker", dest="docker", action="store_false",
+                      help="do not create the docker folder (docker/dockerfile)")
     completion = commands.add_parser("completion", help="print a shell completion script")
     completion.add_argument("shell", choices=("bash", "zsh"), nargs="?")
     completion.add_argument("--bash", dest="shell_flag", action="store_const", const="bash",

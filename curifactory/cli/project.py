@@ -131,6 +131,8 @@ class InitOptions:
 
     interactive: bool
     ask: Callable[[str], str] = input
+    docker: bool = True
+    git: bool = False
 
 
 def _folder_entry(path: str) -> str:
@@ -176,9 +178,32 @@ def init_project(root: str, options: InitOptions, out: TextIO) -> int:
     added = _update_gitignore(root, [_folder_entry(values[k]) for k in IGNORED_KEYS])
     if added:
         print(f"added to .gitignore: {', '.join(added)}", file=out)
+    if options.docker:
+        from curifactory.dockerfiles import write_docker_folder
+
+        for written in write_docker_folder(root):
+            print(f"created {written}", file=out)
+    _offer_git(root, options, out)
     print("the project is ready: put an experiment in "
           f"{values['experiments_module_name']}/ and run 'experiment <name>'", file=out)
     return 0
+
+
+def _offer_git(root: str, options: InitOptions, out: TextIO) -> None:
+    """Run ``git init`` when the folder is in no repository and the user asks (``--git``, or yes
+    on a terminal): a run records its commit, and reproducing it needs one."""
+    import subprocess
+
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True,
+                            text=True, check=False) if shutil.which("git") else None
+    if inside is None or inside.returncode == 0:
+        return
+    if options.git or _confirm(options, "This folder is not a git repository; run 'git init'?"):
+        done = subprocess.run(["git", "init", "-q"], cwd=root, capture_output=True, text=True, check=False)
+        print("ran git init" if done.returncode == 0 else f"git init failed: {done.stderr.strip()}", file=out)
+    else:
+        print("not a git repository: runs record no commit; run 'git init' (or 'curifactory init --git')",
+              file=out)
 
 
 def _read_existing(config_path: str) -> dict[str, str]:
