@@ -1,4 +1,4 @@
-"""The docker folder ``curifactory init`` creates: a Dockerfile for the project and its ignore file.
+"""Docker files: the folder ``curifactory init`` creates, and the image ``experiment --docker`` builds.
 
 The image holds the project's code and requirements and runs ``experiment``:
 ``docker build -f docker/dockerfile -t myproject . && docker run myproject my_experiment``.
@@ -8,7 +8,9 @@ docker's BuildKit reads for ``-f docker/dockerfile``); mount them instead.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 
 from curifactory import fileio
@@ -33,8 +35,9 @@ def dockerfile_text(python: str | None = None) -> str:
         "    && rm -rf /var/lib/apt/lists/*",
         "WORKDIR /project",
         "COPY . /project",
-        "RUN if [ -f requirements.txt ]; then pip install --no-cache-dir -r requirements.txt; fi \\",
-        "    && (pip show curifactory >/dev/null 2>&1 || pip install --no-cache-dir curifactory)",
+        "# requirements.txt must name this package (how you install it: PyPI's 'curifactory' is 0.20);",
+        "# `experiment --docker` writes an image of one run that carries a copy of it instead.",
+        "RUN if [ -f requirements.txt ]; then pip install --no-cache-dir -r requirements.txt; fi",
         'ENTRYPOINT ["experiment"]',
         "",
     ])
@@ -51,3 +54,65 @@ def write_docker_folder(root: str) -> list[str]:
             fileio.atomic_write_text(path, text)
             written.append(f"{DOCKER_FOLDER}/{name}")
     return written
+
+
+def _requirements(run_folder: str) -> str:
+    """The run's ``requirements.txt`` without this package and without local installs (the
+    image carries this package's own files instead)."""
+    try:
+        with open(os.path.join(run_folder, "requirements.txt"), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        lines = []
+    kept = [line for line in lines if line.strip() and not line.startswith(("-e", "#"))
+            and "file://" not in line and not line.lower().replace("_", "-").startswith("curifactory")]
+    return "\n".join(kept) + "\n"
+
+
+def run_dockerfile_text(context_folder: str, command: list[str], python: str | None = None) -> str:
+    """The Dockerfile of one run's image: its requirements, this package's files, the project
+    code and the run folder (its cache entries), with the run's reproduction as the command."""
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    return "\n".join([
+        "# The image of one run, written by `experiment --docker`; build from the project folder.",
+        f"FROM python:{python}-slim",
+        "RUN apt-get update && apt-get install -y --no-install-recommends graphviz git \\",
+        "    && rm -rf /var/lib/apt/lists/*",
+        f"COPY {context_folder}/requirements.txt /opt/curifactory/requirements.txt",
+        "RUN pip install --no-cache-dir -r /opt/curifactory/requirements.txt",
+        f"COPY {context_folder}/curifactory /opt/curifactory/curifactory",
+        "ENV PYTHONPATH=/opt/curifactory",
+        "WORKDIR /project",
+        "COPY . /project",
+        'ENTRYPOINT ["python", "-m", "curifactory"]',
+        "CMD " + json.dumps(command),
+        "",
+    ])
+
+
+def write_run_context(project_root: str, run_folder: str, command: list[str]) -> str:
+    """Write ``<run folder>/docker/``: ``Dockerfile``, its ignore file (the project without
+    data, logs and reports, but with this run's folder), the requirements and a copy of this
+    package. Returns the Dockerfile's path."""
+    import curifactory
+
+    folder = os.path.join(run_folder, "docker")
+    relative = os.path.relpath(folder, project_root).replace(os.sep, "/")
+    run_relative = os.path.relpath(run_folder, project_root).replace(os.sep, "/")
+    package = os.path.join(folder, "curifactory")
+    if os.path.isdir(package):
+        shutil.rmtree(package)
+    shutil.copytree(os.path.dirname(curifactory.__file__), package,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    fileio.atomic_write_text(os.path.join(folder, "requirements.txt"), _requirements(run_folder))
+    dockerfile = os.path.join(folder, "Dockerfile")
+    fileio.atomic_write_text(dockerfile, run_dockerfile_text(relative, command))
+    ignored = [*IGNORED, f"!{run_relative}"]
+    fileio.atomic_write_text(dockerfile + ".dockerignore", "\n".join(ignored) + "\n")
+    return dockerfile
+
+
+def build_command(project_root: str, dockerfile: str, name: str, version: str) -> list[str]:
+    """``docker build`` of the run's image, tagged ``name:version`` and ``name``."""
+    return ["docker", "build", "-f", os.path.relpath(dockerfile, project_root), "--tag", f"{name}:{version}",
+            "--tag", name, "."]

@@ -53,6 +53,9 @@ def _add_cache_flags(group: Any) -> None:
     group.add_argument("-c", "--cache", metavar="DIR", help="the cache folder to use instead of the configured one")
     group.add_argument("-s", "--store-full", action="store_true",
                        help="also copy every artifact, the environment and the report into data/runs/<ref>/")
+    group.add_argument("--docker", action="store_true",
+                       help="also write a Docker build context of the run (implies --store-full) and build "
+                            "the image when docker is on PATH")
     group.add_argument("--dry", action="store_true",
                        help="run without writing anything: no cache, store, log or report")
     group.add_argument("--dry-cache", action="store_true",

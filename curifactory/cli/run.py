@@ -122,7 +122,7 @@ def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliL
         _, manager = run_experiment(
             args.experiment, param_files=args.params, overwrite_override=args.overwrite,
             code_changes=args.code_changes, tags=dict(args.tag or ()),
-            cache_dir_override=args.cache, dry=args.dry, dry_cache=args.dry_cache, store_full=args.store_full,
+            cache_dir_override=args.cache, dry=args.dry, dry_cache=args.dry_cache, store_full=args.store_full or args.docker,
             lazy=args.lazy, ignore_lazy=args.ignore_lazy, no_dag=args.no_dag, prefix=args.prefix,
             stage_overwrites=args.overwrite_stage, param_set_names=args.names, overrides=args.overrides,
             params_from=args.params_from, original_run=args.original_run,
@@ -147,7 +147,7 @@ def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliL
         return report_failure(session.manager, exc, args, logs)
     progress.close()
     report_success(manager, args)
-    return 0
+    return build_image(manager) if args.docker and not args.dry else 0
 
 
 def report_success(manager: Any, args: argparse.Namespace) -> None:
@@ -170,6 +170,36 @@ def report_success(manager: Any, args: argparse.Namespace) -> None:
             print(f"reproduce: {manager.reproduction_line}")
     if notebook:
         print(f"notebook: {display_path(notebook)}")
+
+
+def build_image(manager: Any) -> int:
+    """Write the run's Docker build context; build the image when ``docker`` is on PATH.
+    Returns the exit code (the build's, when it fails)."""
+    import shutil
+
+    from curifactory import dockerfiles
+
+    run_folder = manager.get_run_output_path()
+    if not manager.writes_store or not os.path.isdir(run_folder) or not manager.reproduction_line:
+        print("docker: skipped: this run has no run folder (--parallel-safe, or a worker rank)")
+        return 0
+    command = shlex.split(manager.reproduction_line)[1:]
+    root = manager.settings.root
+    dockerfile = dockerfiles.write_run_context(root, run_folder, command)
+    name = manager.experiment_name.lower()
+    version = f"{manager.experiment_run_number}_{manager.run_timestamp.strftime('%Y-%m-%d')}"
+    build = dockerfiles.build_command(root, dockerfile, name, version)
+    print(f"docker: wrote {display_path(dockerfile)}")
+    if shutil.which("docker") is None:
+        print(f"docker: not on PATH; build the image with: {shlex.join(build)}")
+        return 0
+    done = subprocess.run(build, cwd=root, check=False)
+    if done.returncode != 0:
+        print(f"docker: the build failed (exit {done.returncode}); rerun it with: {shlex.join(build)}",
+              file=sys.stderr)
+        return done.returncode
+    print(f"docker: built {name}:{version}; run it with: docker run {name}:{version}")
+    return 0
 
 
 def _report_path(manager: Any, args: argparse.Namespace) -> str | None:
