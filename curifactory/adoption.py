@@ -51,7 +51,11 @@ def adopt(call: Any, cacher: caching.Cacheable) -> bool:
     where = cacher._where()
     if where is None or cacher.path_override is not None or not call.manager.may_write_cache:
         return False
-    old_hash = _old_hash(call)
+    try:
+        old_hash = _old_hash(call)
+    except Exception:  # a user's hash function or repr failing the 0.20 way: nothing to adopt
+        logger.debug("No 0.20 hash for record %s", call.record.get_reference_name(), exc_info=True)
+        return False
     if old_hash is None or old_hash == where.params_hash:
         return False
     legacy = copy.copy(cacher)
@@ -64,18 +68,29 @@ def adopt(call: Any, cacher: caching.Cacheable) -> bool:
     old_stem = legacy.location.filename(name, prefix=cacher.prefix, stage=cacher.stage)
     files = _entry_files(os.path.dirname(old_meta), old_stem)
     refused = _REFUSED.setdefault(call.manager, set())
-    if old_meta in refused:
+    key = f"{old_meta}\0{where.params_hash}"
+    if key in refused:
         return False
-    reason = _refusal(call, cacher, metadata, files)
+    try:
+        reason = _refusal(call, cacher, metadata, files)
+    except Exception:  # a value whose repr fails: its record can't be compared, so nothing is adopted
+        logger.debug("Cannot compare the 0.20 entry %s", old_meta, exc_info=True)
+        return False
     if reason is None:
         new_stem = os.path.join(os.path.dirname(cacher.metadata_path()),
                                 where.filename(name, prefix=cacher.prefix, stage=cacher.stage))
-        written = [_link_into(path, new_stem + os.path.basename(path)[len(old_stem):]) for path in files]
-        cacher.extra_metadata = dict(metadata.get("extra") or {})
-        cacher._write_metadata(_Adopted(), written)
+        try:
+            written = [_link_into(path, new_stem + os.path.basename(path)[len(old_stem):]) for path in files]
+            extra = metadata.get("extra")
+            cacher.extra_metadata = dict(extra) if isinstance(extra, dict) else {}
+            cacher._write_metadata(_Adopted(), written)
+        except OSError as exc:  # a full disk, a read-only cache: the stage recomputes
+            logger.warning("Could not adopt the 0.20 cache entry %s (%s); the stage will be recomputed.",
+                           old_meta, exc)
+            return False
         logger.info("Adopted the 0.20 cache entry %s for '%s' of stage '%s'", old_meta, cacher.name, cacher.stage)
     else:
-        refused.add(old_meta)
+        refused.add(key)
         logger.warning("Not adopting the 0.20 cache entry %s for '%s' of stage '%s' (record %s): %s. The stage "
                        "will be recomputed.", old_meta, cacher.name, cacher.stage, call.record.get_reference_name(),
                        reason)
@@ -98,15 +113,20 @@ def _old_hash(call: Any) -> str | None:
 
 
 def _confirmed(call: Any, record: Any) -> bool:
-    """A 0.20 entry under the record's 0.20 hash carries the record's exact parameter record."""
+    """Every 0.20 entry under the record's 0.20 hash carries the record's exact parameter
+    record (and there is one): no colliding set ever wrote under that hash."""
     manager = call.manager
     prefix = glob.escape(f"{manager.prefix or manager.experiment_name}_{legacy_hash(record.params)}_")
     wanted = _comparable(legacy_representations(record.params))
+    found = False
     for path in glob.glob(os.path.join(glob.escape(manager.cache_path), prefix + "*" + caching.METADATA_SUFFIX)):
         metadata = _read_json(path)
-        if metadata is not None and _comparable(metadata.get("params")) == wanted:
-            return True
-    return False
+        if metadata is None or "content_hash" in metadata:
+            continue
+        if _comparable(metadata.get("params")) != wanted:
+            return False
+        found = True
+    return found
 
 
 def _refusal(call: Any, cacher: caching.Cacheable, metadata: dict[str, Any], files: list[str]) -> str | None:
@@ -137,13 +157,23 @@ def _comparable(representation: Any) -> Any:
 
 
 def _entry_files(folder: str, stem: str) -> list[str]:
-    """The files and folders of a 0.20 entry: ``stem`` itself or ``stem`` plus an extension."""
+    """The files and folders of a 0.20 entry: ``stem`` itself, ``stem`` plus an extension, and
+    ``stem_<suffix>`` files (a cacher's ``get_path("_x.y")``) that are not another entry's."""
     try:
         names = os.listdir(folder or ".")
     except OSError:
         return []
-    return sorted(os.path.join(folder, name) for name in names
-                  if name.startswith(stem) and (name == stem or name[len(stem)] == "."))
+    meta = caching.METADATA_SUFFIX
+    others = [n[:-len(meta)] for n in names if n.endswith(meta) and n.startswith(stem + "_") and n != stem + meta]
+    kept = []
+    for name in names:
+        if not name.startswith(stem) or name == stem + meta:
+            continue
+        rest = name[len(stem):]
+        if rest == "" or rest.startswith(".") or (rest.startswith("_") and not any(
+                name.startswith(other) for other in others)):
+            kept.append(os.path.join(folder, name))
+    return sorted(kept)
 
 
 def _link_into(source: str, target: str) -> str:

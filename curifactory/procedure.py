@@ -54,9 +54,8 @@ class Procedure:
                     "Procedure(stages, manager), or to run(), proc.run(params, manager=manager).")
             self.manager = manager
         elif manager is not None and manager is not self.manager:
-            raise NoArtifactManagerError(
-                f"Procedure {self.name or ''!r} already has a manager; pass manager= to run() only "
-                "when the procedure was made without one.")
+            # a module-level procedure run by a new experiment run: the new manager's records
+            self.manager, self.records = manager, []
         if records is not None:
             self.use_records = records
         if record is None:

@@ -115,11 +115,21 @@ def test_a_changed_parameter_record_is_refused(old_project):
     meta.write_text(json.dumps(metadata))
     result = old_project.run("nested")
     assert result.returncode == 0, result.stderr
-    # only that entry recomputes: both records stay confirmed by their 'make' entries, so the
-    # aggregate's 0.20 entry is still taken
-    assert old_project.executed() == ["total:two"]
-    assert "(0.20 cache: 4 adopted, 1 refused" in result.stdout
+    # that entry recomputes, and so does the aggregate: an entry under "two"'s 0.20 hash holds
+    # another record, so "two" is not confirmed and the 0.20 aggregate entry is not taken
+    assert old_project.executed() == ["total:two", "combine"]
+    assert "(0.20 cache: 3 adopted, 1 refused" in result.stdout
     assert _entry_value(old_project.root, "combine", "all") == {"one": 6, "two": 8}
+
+
+def test_a_refusal_for_one_set_does_not_turn_away_the_owner(old_project):
+    (old_project.root / "params" / "both.py").write_text(
+        "from experiments.nested import Inner, Params\n\n"
+        "def get_params():\n    return [Params(name='mirror', a=Inner(2), b=Inner(1)), Params(name='one')]\n")
+    result = old_project.run("nested", "-p", "both")
+    assert result.returncode == 0, result.stderr
+    assert old_project.executed() == ["make:mirror", "total:mirror", "combine"]
+    assert "(0.20 cache: 2 adopted, 2 refused" in result.stdout
 
 
 def test_a_dry_run_adopts_nothing(old_project):
@@ -147,3 +157,14 @@ def test_representations_follow_020s_rules():
     assert rep == {"name": "h", "a": {"x": "1"}, "IGNORED_PARAMS": {"f": str(len), "skipped": "None"}}
     hand = _Hand(name="h", hash="abc")
     assert legacy_hash(hand) == "abc"  # a hash set by hand is 0.20's too
+
+
+def test_an_entry_takes_its_suffix_files_but_not_another_entrys(tmp_path):
+    from curifactory.adoption import _entry_files
+
+    names = ["e_h_s_nb.ipynb", "e_h_s_nb_cells.json", "e_h_s_nb_metadata.json", "e_h_s_nb_other.json",
+             "e_h_s_nb_other_metadata.json", "e_h_s_nbx.json"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    assert [os.path.basename(p) for p in _entry_files(str(tmp_path), "e_h_s_nb")] == [
+        "e_h_s_nb.ipynb", "e_h_s_nb_cells.json"]

@@ -131,9 +131,9 @@ def test_procedure_takes_its_manager_and_records_in_run(manager):
     assert first.manager is manager and all(r.manager is manager for r in made)
     combined = cf.Procedure([total], manager).run(None, records=made)
     assert combined.state["sum"] == 3
-    other = cf.Procedure([value], manager)
-    with pytest.raises(cf.procedure.NoArtifactManagerError, match="already has a manager"):
-        other.run(P(n=1), manager=object())
+    again = cf.ArtifactManager("again")
+    rebound = first.run(P(n=5), manager=again)  # a second run with a new manager uses it
+    assert first.manager is again and first.records == [rebound] and rebound.state["v"] == 5
     with pytest.raises(cf.procedure.NoArtifactManagerError, match="manager=manager"):
         cf.Procedure([value]).run(P(n=1))
 

@@ -122,7 +122,8 @@ def execute(args: argparse.Namespace, argv: list[str], settings: Any, logs: CliL
         _, manager = run_experiment(
             args.experiment, param_files=args.params, overwrite_override=args.overwrite,
             code_changes=args.code_changes, tags=dict(args.tag or ()),
-            cache_dir_override=args.cache, dry=args.dry, dry_cache=args.dry_cache, store_full=args.store_full or args.docker,
+            cache_dir_override=args.cache, dry=args.dry, dry_cache=args.dry_cache,
+            store_full=args.store_full or args.docker,
             lazy=args.lazy, ignore_lazy=args.ignore_lazy, no_dag=args.no_dag, prefix=args.prefix,
             stage_overwrites=args.overwrite_stage, param_set_names=args.names, overrides=args.overrides,
             params_from=args.params_from, original_run=args.original_run,
