@@ -87,15 +87,18 @@ def test_missing_input_is_a_keyerror_naming_stage_input_and_record(manager):
     assert tolerant(record).state["out"] == 5
 
 
+@cf.stage(None, ["v"])
+def n_value(record):
+    return record.params.n
+
+
+@cf.aggregate(["v"], ["sum"])
+def v_total(record, records, v):
+    return sum(v.values())
+
+
 def test_aggregate_defaults_to_all_other_records(manager):
-    @cf.stage(None, ["v"])
-    def value(record):
-        return record.params.n
-
-    @cf.aggregate(["v"], ["sum"])
-    def total(record, records, v):
-        return sum(v.values())
-
+    value, total = n_value, v_total
     for n in (1, 2, 3):
         value(cf.Record(manager, P(n=n)))
     agg = total(cf.Record(manager, None))
@@ -118,14 +121,7 @@ def test_procedure_runs_stages_in_order(manager):
 
 
 def test_procedure_takes_its_manager_and_records_in_run(manager):
-    @cf.stage(None, ["v"])
-    def value(record):
-        return record.params.n
-
-    @cf.aggregate(["v"], ["sum"])
-    def total(record, records, v):
-        return sum(v.values())
-
+    value, total = n_value, v_total
     first = cf.Procedure([value])
     made = [first.run(P(n=n), manager=manager) for n in (1, 2)]
     assert first.manager is manager and all(r.manager is manager for r in made)
