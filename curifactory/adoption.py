@@ -34,8 +34,41 @@ logger = logging.getLogger("curifactory.execution")
 ADOPTED_NOTE = "adopted from a curifactory 0.20 cache entry"
 
 
-_REFUSED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
-"""The 0.20 entries each manager has refused (reported once, not again in the second pass)."""
+class _Seen:
+    """What one manager's run learnt about the 0.20 cache: the refusals (reported once, not
+    again in the second pass) and each folder's file names (listed once: a missing entry
+    costs no failing open, and most folders hold no 0.20 entry at all)."""
+
+    def __init__(self) -> None:
+        self.refused: set[str] = set()
+        self.names: dict[str, frozenset[str]] = {}
+        self.hashes: dict[int, tuple[Any, str | None]] = {}  # id -> (the record, kept alive: no id reuse)
+
+    def old_hash(self, call: Any) -> str | None:
+        """The call's record's 0.20 hash (see :func:`_old_hash`), computed once per record."""
+        known = self.hashes.get(id(call.record))
+        if known is not None and known[0] is call.record:
+            return known[1]
+        try:
+            value = _old_hash(call)
+        except Exception:  # a user's hash function or repr failing the 0.20 way: nothing to adopt
+            logger.debug("No 0.20 hash for record %s", call.record.get_reference_name(), exc_info=True)
+            value = None
+        self.hashes[id(call.record)] = (call.record, value)
+        return value
+
+    def holds(self, path: str) -> bool:
+        folder = os.path.dirname(path)
+        names = self.names.get(folder)
+        if names is None:
+            try:
+                names = self.names[folder] = frozenset(os.listdir(folder or "."))
+            except OSError:
+                names = self.names[folder] = frozenset()
+        return os.path.basename(path) in names
+
+
+_SEEN: weakref.WeakKeyDictionary[Any, _Seen] = weakref.WeakKeyDictionary()
 
 
 class _Adopted:
@@ -51,23 +84,24 @@ def adopt(call: Any, cacher: caching.Cacheable) -> bool:
     where = cacher._where()
     if where is None or cacher.path_override is not None or not call.manager.may_write_cache:
         return False
-    try:
-        old_hash = _old_hash(call)
-    except Exception:  # a user's hash function or repr failing the 0.20 way: nothing to adopt
-        logger.debug("No 0.20 hash for record %s", call.record.get_reference_name(), exc_info=True)
-        return False
+    seen = _SEEN.setdefault(call.manager, _Seen())
+    old_hash = seen.old_hash(call)
     if old_hash is None or old_hash == where.params_hash:
+        return False
+    ours = cacher.metadata_path()
+    folder, base = os.path.split(ours)
+    old_meta = os.path.join(folder, base.replace(f"_{where.params_hash}_", f"_{old_hash}_", 1))
+    if not seen.holds(old_meta):
         return False
     legacy = copy.copy(cacher)
     legacy.location, legacy._path_memo, legacy.cache_paths = dataclasses.replace(where, params_hash=old_hash), None, []
-    old_meta = legacy.metadata_path()
     metadata = _read_json(old_meta)
     if metadata is None or "content_hash" in metadata:
         return False  # no 0.20 entry there (or one of ours, which needs no adopting)
     name = cacher.name or "artifact"
     old_stem = legacy.location.filename(name, prefix=cacher.prefix, stage=cacher.stage)
     files = _entry_files(os.path.dirname(old_meta), old_stem)
-    refused = _REFUSED.setdefault(call.manager, set())
+    refused = seen.refused
     key = f"{old_meta}\0{where.params_hash}"
     if key in refused:
         return False
