@@ -26,6 +26,15 @@ The rules, in order:
    upstream stage was recomputed and gave another result) rerun it
    (``input_changed``); recomputed inputs with the same content do not;
 7. otherwise it is skipped (``cached``).
+
+And one rule that needs the whole graph (:func:`needed`, applied by the planner):
+
+8. a call that would run only because an entry is missing (or it has no cacher), whose
+   outputs are read by later calls none of which runs (and which the experiment
+   does not read outside a stage), is not run (``not_needed``): as in 0.20, a
+   deleted intermediate entry or an output kept in memory is not recomputed
+   when everything that reads it is cached. A corrupt entry still reruns its
+   call, so the cache is repaired.
 """
 
 from __future__ import annotations
@@ -46,10 +55,11 @@ class Reason(str, enum.Enum):
     CODE_CHANGED = "its code changed"
     INPUT_CHANGED = "an input changed content"
     CACHED = "cached"
+    NOT_NEEDED = "not needed: every stage reading its outputs is cached"
 
     @property
     def runs(self) -> bool:
-        return self is not Reason.CACHED
+        return self is not Reason.CACHED and self is not Reason.NOT_NEEDED
 
     @property
     def for_missing_entry(self) -> bool:
@@ -142,7 +152,7 @@ class Decision:
 
     @functools.cached_property
     def runs(self) -> bool:
-        return self.reason is not Reason.CACHED
+        return self.reason.runs
 
     def describe(self) -> str:
         """``an output is not cached ('model')``-style text for ``--map`` and logs."""
@@ -164,6 +174,17 @@ def overwrite_applies(facts: CallFacts) -> bool:
 
 _PLAIN = {reason: Decision(reason) for reason in Reason}
 """The decisions without a detail, made once (one is returned for most calls of a run)."""
+
+
+def needed(verdict: Decision, readers: list[Decision], read_outside: bool) -> Decision:
+    """Rule 8: ``verdict`` unless the call runs only for a missing entry (``not_cached``) and has
+    readers (the calls that read its outputs, already decided), none of which runs, and the
+    experiment did not read its outputs outside a stage (``read_outside``)."""
+    if verdict.reason is not Reason.NOT_CACHED or not readers or read_outside:
+        return verdict
+    if any(reader.runs for reader in readers):
+        return verdict
+    return _PLAIN[Reason.NOT_NEEDED]
 
 
 def decide(facts: CallFacts) -> Decision:

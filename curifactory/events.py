@@ -32,6 +32,8 @@ class RunStarted(Event):
     """The sweep id when the parameter sets come from a YAML grid or random block."""
     points_done: int = -1
     """Of the parameter sets, how many have nothing left to compute (-1: not known)."""
+    planned_not_needed: int = 0
+    """Of the calls not run, how many are not needed (entry missing, every reader cached)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from curifactory import caching, callfacts, dag
 from curifactory.checkpoints import Checkpoint
 from curifactory.dag import Node, NodeKey, Plan
 from curifactory.decision import CallFacts, Decision, Entry, Reason, decide
-from curifactory.errors import CacheError, HashingError, MissingInputError, NameTooLongError
+from curifactory.errors import CacheError, HashingError, MissingInputError, NameTooLongError, NotComputedError
 from curifactory.executors import JobResult, StageJob
 from curifactory.fingerprint import Fingerprint, fingerprint
 from curifactory.events import CacheHit, StageFinished, StageStarted, emit
@@ -40,13 +40,41 @@ class MappedValue:
     is passed to another record's stage as a keyword argument.
     """
 
-    def __init__(self, name: str, stage: str, key: NodeKey):
+    map_placeholder = True  # State marks it read (see mark_read)
+
+    def __init__(self, name: str, stage: str, key: NodeKey, reads: set[NodeKey] | None = None):
         self.name = name
         self.stage = stage
         self.key = key
+        self.reads = reads
+
+    def mark_read(self) -> None:
+        """The experiment read this value outside a stage (``record.state[name]`` in ``run()``):
+        the call that makes it is needed, whatever reads it later."""
+        if self.reads is not None:
+            self.reads.add(self.key)
 
     def __repr__(self) -> str:
         return f"<output {self.name!r} of stage {self.stage!r}, not computed (map pass)>"
+
+
+class NotComputed(caching.Lazy):
+    """What a record's state holds for an output of a call skipped as not needed."""
+
+    def __init__(self, name: str, stage: str, record: str):
+        super().__init__(name)
+        self.stage = stage
+        self.record = record
+
+    def load(self) -> Any:
+        raise NotComputedError(
+            f"'{self.name}' of stage '{self.stage}' on record {self.record} was not computed in this "
+            f"run: its cache entry is missing and every stage declared to read it was cached, so it "
+            f"was skipped as not needed. A stage reading it must list it in inputs=[...] (then the "
+            f"plan computes it), or rerun with --overwrite-stage {self.stage}.")
+
+    def __repr__(self) -> str:
+        return f"<{self.name!r} of stage {self.stage!r}, not computed: not needed>"
 
 
 class StageCall:
@@ -147,7 +175,7 @@ class StageCall:
                     sources.append(value.key)
         own = decide(facts)
         for name, cacher in zip(self.spec.output_names, self.cachers):
-            self.record.state[name] = MappedValue(name, self.spec.name, self.key)
+            self.record.state[name] = MappedValue(name, self.spec.name, self.key, self.manager.mapped_reads)
             # what a later call reads: this entry's content if it stays, unknown if it is recomputed
             self._note_content(name, None if own.runs or cacher is None else cacher.metadata)
         return Node(
@@ -162,6 +190,7 @@ class StageCall:
             sources=tuple(dict.fromkeys(sources)),
             entries=tuple(_entry_summary(c) for c in self.cachers),
             metadata_paths=tuple(c.metadata_path() if c is not None else None for c in self.cachers),
+            missing_inputs=_missing_inputs(self, overrides or {}),
         )
 
     # -- skipping ----------------------------------------------------------------------
@@ -483,7 +512,8 @@ def map_experiment(manager: Any, run: Any, param_sets: list[Any]) -> Plan | None
     as it runs.
     """
     records, reportables = list(manager.records), list(manager.reportables)
-    manager.map_mode, manager.mapped_nodes = True, []
+    manager.map_mode, manager.mapped_nodes, manager.mapped_reads = True, [], set()
+    manager.mapped_hidden = False
     try:
         run(param_sets, manager)
         nodes: list[Node] | None = manager.mapped_nodes
@@ -496,9 +526,14 @@ def map_experiment(manager: Any, run: Any, param_sets: list[Any]) -> Plan | None
         nodes = None
     finally:
         manager.map_mode = False
+        mapped_records = list(manager.records)
         manager.records[:] = records
         manager.reportables[:] = reportables
-    manager.plan = dag.plan(nodes) if nodes is not None else None
+    # not with hidden calls (decided when they run, they may read anything) or after workers ran
+    prune = not manager.mapped_hidden and not manager.executor.prefilled
+    manager.plan = dag.plan(nodes, manager.mapped_reads, prune) if nodes is not None else None
+    if manager.plan is not None:  # 0.20's manager.map (its artifacts are made only when read)
+        manager.map = dag.DAG(mapped_records, nodes, manager.mapped_reads, manager.plan)
     return manager.plan
 
 
@@ -525,11 +560,15 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
         node = call.map(overrides)
         if node.record_index >= 0:  # hidden records are decided when they run
             manager.mapped_nodes.append(node)
+        else:
+            manager.mapped_hidden = True
         return record
 
     decision = call.decide()
     emit(manager.listeners, StageStarted(spec.name, call.key[0], record.name, decision.runs))
     started = time.perf_counter()
+    if decision.reason is Reason.NOT_NEEDED:
+        return _finished(call, StageStatus.SKIPPED, _leave_unneeded(call), 0, started, decision.describe())
     if not decision.runs:
         if decision.stale:
             logger.warning("Stage '%s' on record %s uses its cache although %s (code_changes: warn); "
@@ -559,11 +598,21 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
                      executed and decision.reason.cascades)
 
 
+def _leave_unneeded(call: StageCall) -> list[ArtifactInfo]:
+    """A call skipped as not needed: its outputs are placeholders that say so when read."""
+    label = call.record.get_reference_name()
+    values = [NotComputed(name, call.spec.name, label) for name in call.spec.output_names]
+    for value in values:
+        call.record.state[value.name] = value
+    call.record.output = values[0] if len(values) == 1 else tuple(values)
+    return [ArtifactInfo(value.name, None, None, False, "not computed: not needed") for value in values]
+
+
 def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], produced: int,
               started: float, reason: str = "", cascades: bool = False, error: str = "") -> Any:
     """Record the call in the record's history and tell the listeners."""
     now = time.perf_counter()
-    seconds = 0.0 if status is StageStatus.CACHED else now - started
+    seconds = 0.0 if status in (StageStatus.CACHED, StageStatus.SKIPPED) else now - started
     spec, record = call.spec, call.record
     run = StageRun(spec.name, call.key[0], spec.inputs, tuple(infos), status, seconds, spec.aggregate,
                    _indices(call.manager, call.records), produced, reason, cascades,
@@ -614,6 +663,15 @@ def _separate_metadata_from_artifacts(cachers: list[caching.Cacheable]) -> None:
     for cacher in cachers:
         if cacher.metadata_path() in artifacts:
             cacher.metadata_suffix = caching.ALTERNATE_METADATA_SUFFIX
+
+
+def _missing_inputs(call: StageCall, overrides: dict[str, Any]) -> tuple[str, ...]:
+    """The inputs a (non-aggregate) call would not find when it runs (``resolve_inputs`` raises then)."""
+    if call.spec.aggregate:
+        return ()
+    spec, state = call.spec, call.record.state
+    return tuple(name for name in spec.inputs if name not in state and name not in overrides
+                 and not (spec.suppress_missing_inputs and name in spec.defaulted_inputs))
 
 
 def _needs_unmapped(call: StageCall) -> bool:

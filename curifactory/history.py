@@ -18,6 +18,9 @@ class StageStatus(str, enum.Enum):
     """Every output was valid in the cache; nothing ran (values load on access)."""
     FAILED = "failed"
     """The stage function raised."""
+    SKIPPED = "skipped"
+    """Not needed: its entry is missing, but every stage declared to read it was cached, so
+    nothing ran and nothing was loaded (reading its outputs raises ``NotComputedError``)."""
 
 
 @dataclass(frozen=True)

@@ -99,48 +99,13 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         self.suppress_live_log, self.live_log_debug = suppress_live_log, live_log_debug
         self.disable_non_cf_loggers = disable_non_cf_loggers
         self.writes_store = not parallel_mode  # False for workers and non-zero distributed ranks
-        self._init_bookkeeping()
+        _init_bookkeeping(self)
         if start and self.interactive:
             self.start_live()
         elif start:
             from curifactory.runner import start_run
 
             start_run(self)
-
-    def _init_bookkeeping(self) -> None:
-        self.records: list[Any] = []
-        self.reportables: list[Any] = []
-        self.listeners: list[Listener] = []
-        self.executor: Any = InProcessExecutor()  # where stage calls that must run run
-        self.fingerprints: dict[int, Any] | None = None  # per run (see execution._code_of)
-        self.param_history: Any = None  # the registry, indexed (see explain.registry_index)
-        self.parameter_files: list[str] = []
-        self.param_file_param_sets: dict[str, list[list[str]]] = {}
-        self.current_stage_name: str | None = None
-        self.stage_active = False
-        self.map_mode = False
-        self.mapped_nodes: list[dag.Node] = []
-        self.plan: dag.Plan | None = None
-        self.map_error: str | None = None  # why the map pass failed, if it did
-        self.error: str | None = None
-        self.error_thrown = False
-        self.error_stage: dict[str, Any] | None = None
-        self.reproduction_line: str | None = None
-        self.log_path: str | None = None
-        self.started = self.stored = False
-        self.live_report_path_generated = False  # 0.20 attribute; displays need no folder here
-        self.hostname, self.os = socket.gethostname(), platform.platform()
-        self.git_info: Any = None
-        self.git_commit_hash: str | None = None
-        self.git_workdir_dirty: bool | None = None
-        self.pip_freeze: str | None = None
-        self.conda_env: str | None = None
-        self.artifact_manifest: Any = None
-        self.run_dir: str | None = None
-        self.environment_capture: Any = None
-        self.metadata_capture: Any = None  # the metadata providers of this run (see curifactory.metadata)
-        self.tracker = tracking.Tracker(self)  # metrics, tags, info, attachments -> the run log
-        self._started = time.perf_counter()
 
     def start_live(self) -> None:
         """The live-manager path: start the run, open its log, fill a run folder at exit."""
@@ -268,7 +233,11 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         return execution.map_experiment(self, run, param_sets)
 
     def map_records(self) -> None:
-        """Compatibility no-op: mapping happens in :meth:`map_experiment`."""
+        """0.20's last step of a hand-made map pass (``manager.map_mode = True``, stages called,
+        ``map_mode = False``): :attr:`map` becomes the :class:`~curifactory.dag.DAG` of the
+        calls made so far, analyzed (a call whose input nothing provides raises ``KeyError``)."""
+        self.map = dag.DAG(self.records, self.mapped_nodes, self.mapped_reads)
+        self.map.analyze()
 
     def update_map_progress(self, record: Any, update_type: str = "") -> None:
         """Compatibility no-op: progress displays listen to :mod:`curifactory.events`."""
@@ -345,6 +314,46 @@ class ArtifactManager(OptionsMirror, ManagerViews):
 
     def __repr__(self) -> str:
         return f"<ArtifactManager {self.get_reference_name()} status={self.status} records={len(self.records)}>"
+
+
+def _init_bookkeeping(self: ArtifactManager) -> None:
+    """A manager's run state before its run starts (records, map pass, run information)."""
+    self.records: list[Any] = []
+    self.reportables: list[Any] = []
+    self.listeners: list[Listener] = []
+    self.executor: Any = InProcessExecutor()  # where stage calls that must run run
+    self.fingerprints: dict[int, Any] | None = None  # per run (see execution._code_of)
+    self.param_history: Any = None  # the registry, indexed (see explain.registry_index)
+    self.parameter_files: list[str] = []
+    self.param_file_param_sets: dict[str, list[list[str]]] = {}
+    self.current_stage_name: str | None = None
+    self.stage_active = False
+    self.map_mode = False
+    self.mapped_nodes: list[dag.Node] = []
+    self.mapped_reads: set[dag.NodeKey] = set()  # calls whose outputs run() read in the map pass
+    self.mapped_hidden = False  # the map pass saw calls of hidden records
+    self.map: Any = None  # 0.20's DAG of the last map pass (dag.DAG, built by map_records)
+    self.plan: dag.Plan | None = None
+    self.map_error: str | None = None  # why the map pass failed, if it did
+    self.error: str | None = None
+    self.error_thrown = False
+    self.error_stage: dict[str, Any] | None = None
+    self.reproduction_line: str | None = None
+    self.log_path: str | None = None
+    self.started = self.stored = False
+    self.live_report_path_generated = False  # 0.20 attribute; displays need no folder here
+    self.hostname, self.os = socket.gethostname(), platform.platform()
+    self.git_info: Any = None
+    self.git_commit_hash: str | None = None
+    self.git_workdir_dirty: bool | None = None
+    self.pip_freeze: str | None = None
+    self.conda_env: str | None = None
+    self.artifact_manifest: Any = None
+    self.run_dir: str | None = None
+    self.environment_capture: Any = None
+    self.metadata_capture: Any = None  # the metadata providers of this run (see curifactory.metadata)
+    self.tracker = tracking.Tracker(self)  # metrics, tags, info, attachments -> the run log
+    self._started = time.perf_counter()
 
 
 def _write_report(manager: ArtifactManager, pending: Any = None) -> str:

@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 MAX_VALUE_CHARS = 300
 
-_STATUS_COLORS = {"executed": "#9fd8a8", "cached": "#d9dee6", "failed": "#f2a3a3"}
+_STATUS_COLORS = {"executed": "#9fd8a8", "cached": "#d9dee6", "failed": "#f2a3a3", "skipped": "#f4f1e4"}
 _TABLE = "<table class='cf-nb-table' style='border-collapse:collapse;text-align:left'>"
 _CELL = "style='text-align:left;vertical-align:top;padding:2px 8px'"
 

@@ -36,6 +36,7 @@ class Counts:
     executed: int = 0
     cached: int = 0
     failed: int = 0
+    skipped: int = 0
     adopted: int = 0
     refused: int = 0
     seconds: float = 0.0
@@ -46,12 +47,16 @@ class Counts:
             self.executed += 1
         elif status is StageStatus.CACHED:
             self.cached += 1
+        elif status is StageStatus.SKIPPED:
+            self.skipped += 1
         else:
             self.failed += 1
 
     def summary(self) -> str:
         """``N stages executed, M cached in T s`` (and failures)."""
         text = f"{self.executed} stage{'s' if self.executed != 1 else ''} executed, {self.cached} cached"
+        if self.skipped:
+            text += f", {self.skipped} not needed"
         if self.failed:
             text += f", {self.failed} failed"
         if self.adopted or self.refused:
@@ -68,11 +73,12 @@ def outcome(status: str) -> str:
 def started_text(event: RunStarted, reference: str) -> str:
     """``run <ref>: N parameter sets, M stage calls (R to run, C cached)``."""
     if event.planned_stages:
-        cached = event.planned_stages - event.planned_to_run
+        cached = event.planned_stages - event.planned_to_run - event.planned_not_needed
+        unneeded = f", {event.planned_not_needed} not needed" if event.planned_not_needed else ""
         workers = f"; --parallel workers just computed {event.computed_by_workers} of them" \
             if event.computed_by_workers else ""
         plan = (f"{_count(event.planned_stages, 'stage call')} ({event.planned_to_run} to run, "
-                f"{cached} cached{workers})")
+                f"{cached} cached{unneeded}{workers})")
     else:
         plan = "stages decide as they are called (not mapped)"
     sweep = ""
@@ -148,7 +154,7 @@ class PlainProgress(QuietProgress):
             self._print(workers_text(event))
         elif isinstance(event, RunStarted):
             self._print(started_text(event, event.reference))
-        elif isinstance(event, StageFinished) and event.status is not StageStatus.CACHED:
+        elif isinstance(event, StageFinished) and event.status not in (StageStatus.CACHED, StageStatus.SKIPPED):
             word = "executed" if event.status is StageStatus.EXECUTED else "FAILED"
             self._print(f"  {word} {event.stage} on record {event.record_index}:{event.record_name} "
                         f"({event.seconds:.2f} s)")

@@ -31,6 +31,8 @@ class State(dict):
             if value.memoize:
                 dict.__setitem__(self, key, loaded)
             return loaded
+        if getattr(type(value), "map_placeholder", False):  # read outside a stage in the map pass
+            value.mark_read()
         return value
 
     def get(self, key: str, default: Any = None) -> Any:

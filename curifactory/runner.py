@@ -264,7 +264,8 @@ def _execute(mngr: Any, experiment_run: Callable[..., Any], param_sets: list[Any
         done = plan.records_done()
     emit(mngr.listeners, RunStarted(mngr.get_reference_name(), experiment_name, len(param_sets),
                                     len(plan.nodes) if plan else 0, len(plan.to_run) if plan else 0,
-                                    len(mngr.executor.computed), sweep, done))
+                                    len(mngr.executor.computed), sweep, done,
+                                    len(plan.not_needed) if plan else 0))
     try:
         results = experiment_run(param_sets, mngr)
     except BaseException as exc:

@@ -151,15 +151,21 @@ def test_metadata_names_the_covered_helpers(proj):
     assert code["helpers"]["experiments.helpers.clean"][1] == "experiments/helpers.py:4"
 
 
+def corrupt_raw(proj):
+    """Change the bytes of load's entry (its content hash no longer matches): load is recomputed."""
+    [artifact] = Path(proj.root, "data", "cache").glob("*_load_raw.json")
+    artifact.write_text(artifact.read_text() + " ")
+
+
 def test_a_recomputed_input_reruns_downstream_only_when_its_content_changed(proj, monkeypatch):
     run(proj)
-    entry = next(Path(proj.root, "data", "cache").glob("*_load_raw_metadata.json"))
-    entry.unlink()
+    # a corrupt entry is recomputed (a missing one would not be: its readers are cached)
+    corrupt_raw(proj)
     plan = proj.run("x", "--map").stdout
-    assert "load    run     an output is not cached ('raw')" in plan
+    assert "load    run     a cache entry is corrupt ('raw')" in plan
     assert "shift   cached  (unless an input's content changes when its stage reruns)" in plan
     assert run(proj)[0] == ["load"]  # the same content again: nothing downstream reruns
-    entry.unlink()
+    corrupt_raw(proj)
     monkeypatch.setenv("CF_TEST_NOISE", "5")  # this time the stage gives another result
     executed, result = run(proj, "-v")
     assert executed == ["load", "pinned", "shift"]
@@ -227,7 +233,7 @@ def test_a_stage_skipped_by_the_plan_still_passes_on_its_content(proj, monkeypat
     edit(proj, "x.py", "return shifted * 1", "return shifted * 1 + 0")
     edit(proj, "x.py", 'version="1"', 'version="2"')
     assert run(proj)[0] == ["pinned"]
-    next(Path(proj.root, "data", "cache").glob("*_load_raw_metadata.json")).unlink()
+    corrupt_raw(proj)
     monkeypatch.setenv("CF_TEST_NOISE", "7")
     assert run(proj)[0] == ["load", "pinned", "shift"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from curifactory.decision import CallFacts, Decision, Entry, OutputFact, Reason, decide
+from curifactory.decision import CallFacts, Decision, Entry, OutputFact, Reason, decide, needed
 
 VALID = OutputFact("a", Entry.VALID)
 MISSING = OutputFact("b", Entry.MISSING)
@@ -60,12 +60,26 @@ def test_decide(facts, expected):
 
 
 def test_the_table_covers_every_reason():
-    assert {expected.reason for _, expected in TABLE} == set(Reason)
+    # NOT_NEEDED needs the whole graph: needed() makes it (below), decide() never does
+    assert {expected.reason for _, expected in TABLE} == set(Reason) - {Reason.NOT_NEEDED}
+
+
+def test_a_call_run_only_for_a_missing_entry_is_not_needed_when_no_reader_runs():
+    missing, corrupt = Decision(Reason.NOT_CACHED, "x"), Decision(Reason.INVALID, "x")
+    cached, running = Decision(Reason.CACHED), Decision(Reason.NOT_CACHED, "y")
+    assert needed(missing, [cached, cached], read_outside=False).reason is Reason.NOT_NEEDED
+    assert needed(corrupt, [cached], read_outside=False) is corrupt  # rerun: the cache is repaired
+    assert needed(missing, [cached, running], read_outside=False) is missing  # a reader runs
+    assert needed(missing, [], read_outside=False) is missing  # a leaf: nothing else would make it
+    assert needed(missing, [cached], read_outside=True) is missing  # run() reads it itself
+    for reason in (Reason.OVERWRITE, Reason.CODE_CHANGED, Reason.NO_OUTPUTS, Reason.UPSTREAM):
+        assert needed(Decision(reason), [cached], read_outside=False).reason is reason
+    assert not Decision(Reason.NOT_NEEDED).runs
 
 
 def test_cascading_and_running_reasons():
     assert {r for r in Reason if r.cascades} == {Reason.OVERWRITE, Reason.UPSTREAM, Reason.CODE_CHANGED}
-    assert {r for r in Reason if not r.runs} == {Reason.CACHED}
+    assert {r for r in Reason if not r.runs} == {Reason.CACHED, Reason.NOT_NEEDED}
     assert {r for r in Reason if r.for_missing_entry} == {Reason.NOT_CACHED, Reason.INVALID}
 
 
@@ -77,7 +91,7 @@ def test_describe_names_the_detail():
     assert Decision(Reason.CACHED, stale="x changed").describe() == "cached, but stale: x changed"
 
 
-NEEDS_MORE = (Reason.UPSTREAM, Reason.CODE_CHANGED, Reason.INPUT_CHANGED)
+NEEDS_MORE = (Reason.UPSTREAM, Reason.CODE_CHANGED, Reason.INPUT_CHANGED, Reason.NOT_NEEDED)
 
 
 @pytest.mark.parametrize("reason", [r for r in Reason if r not in NEEDS_MORE])

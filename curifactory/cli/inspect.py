@@ -93,20 +93,28 @@ def print_map(mapped: MappedRun, experiment: str, out: TextIO) -> None:
         print(f"{mapped.error}; each stage will decide from the cache as it is called.", file=out)
         return
     plan = mapped.plan
-    to_run = len(plan.to_run)
+    to_run, unneeded = len(plan.to_run), len(plan.not_needed)
     print(f"plan of {experiment}: {len(plan.nodes)} stage calls, {to_run} to run, "
-          f"{len(plan.nodes) - to_run} cached", file=out)
+          f"{len(plan.nodes) - to_run - unneeded} cached" + (f", {unneeded} not needed" if unneeded else ""),
+          file=out)
     width = max((len(_stage_label(n)) for n in plan.nodes), default=0)
     for index, nodes in _nodes_by_record(plan).items():
         print(_record_title(index, mapped.records), file=out)
         for node in nodes:
             verdict = plan.verdicts[node.key]
-            text = f"run     {verdict.describe()}" if verdict.runs else "cached"
+            text = f"run     {verdict.describe()}" if verdict.runs else _skip_word(verdict)
             if node.key in plan.rechecks:
                 text += "  (unless an input's content changes when its stage reruns)"
             print(f"  {_stage_label(node):<{width}}  {text}", file=out)
             for line in _artifact_lines(node, verdict.runs):
                 print(f"    {line}", file=out)
+
+
+def _skip_word(verdict: Any) -> str:
+    """``cached``, or for a call not needed, ``skip    not needed: ...``."""
+    from curifactory.decision import Reason
+
+    return f"skip    {verdict.describe()}" if verdict.reason is Reason.NOT_NEEDED else "cached"
 
 
 def _artifact_lines(node: Node, runs: bool) -> list[str]:
@@ -156,7 +164,7 @@ def print_explain(mapped: MappedRun, manager: Any, out: TextIO) -> None:
         print(_record_title(index, mapped.records), file=out)
         for node in nodes:
             verdict = plan.verdicts[node.key]
-            verb = "run   " if verdict.runs else "cached"
+            verb = "run   " if verdict.runs else _skip_word(verdict)[:6]
             print(f"  {_stage_label(node):<{width}}  {verb}  {explain_call(node, verdict, manager)}", file=out)
 
 

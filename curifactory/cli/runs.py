@@ -290,7 +290,7 @@ def _record_lines(record: dict[str, Any]) -> list[str]:
     if record.get("tags") or record.get("info"):
         lines.append(f"  tags      {_pairs(record.get('tags') or {})}   info {_pairs(record.get('info') or {})}")
     for stage in record.get("stages") or []:
-        cached = stage.get("status") == "cached"
+        cached = stage.get("status") in ("cached", "skipped")
         took = "" if cached else _seconds(stage.get("duration"))
         why = "" if cached and stage.get("reason") == "cached" else stage.get("reason") or ""
         lines.append(f"  stage {stage.get('stage'):<20} {stage.get('status'):<9} {took:>9}  {why}".rstrip()
@@ -300,6 +300,8 @@ def _record_lines(record: dict[str, Any]) -> list[str]:
                          f"{_seconds(attempt.get('duration')):>9}  {attempt.get('error') or ''}".rstrip())
         for out in stage.get("outputs") or []:
             origin = "computed" if out.get("computed") else f"loaded (from {out.get('produced_by') or '?'})"
+            if stage.get("status") == "skipped":
+                origin = "not computed (not needed)"
             lines.append(f"      {out.get('name'):<18} {str(out.get('content_hash') or '-')[:12]:<12} "
                          f"{_size(out.get('size')):>9}  {origin}  {out.get('path') or ''}")
     for attached in record.get("attachments") or []:

@@ -41,7 +41,7 @@ INSTALL_HINT = (
     "or 'brew install graphviz' (macOS), then regenerate the report. The DOT source is below."
 )
 
-STAGE_FILL = {"executed": "#9fd8a8", "cached": "#d9dee6", "failed": "#f2a3a3"}
+STAGE_FILL = {"executed": "#9fd8a8", "cached": "#d9dee6", "failed": "#f2a3a3", "skipped": "#f4f1e4"}
 ARTIFACT_FILL = {True: "#e3f5e6", False: "#ffffff"}
 _GRAPH_ATTRS = {
     "rankdir": "LR", "newrank": "true", "nodesep": "0.15", "ranksep": "0.3", "splines": "true",
