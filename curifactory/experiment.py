@@ -27,7 +27,8 @@ from curifactory.runner import run as _run
 
 __all__ = ["ParamSelection", "check_param_sets", "collect_param_sets", "collect_parameter_sets",
            "list_experiments", "list_modules",
-           "list_params", "load_experiment", "load_param_file", "reproduction_line", "run_experiment"]
+           "list_params", "load_experiment", "load_param_file", "reproduction_line", "run_experiment",
+           "write_experiment_notebook"]
 
 
 def _modules_defining(settings: Settings, package: str, function: str) -> list[str]:
@@ -104,7 +105,7 @@ def run_experiment(
     parallel: int | None = None, parallel_safe: bool = False, on_manager: Callable[[Any], None] | None = None,
     executor: Any = None, code_changes: str | None = None, tags: dict[str, Any] | None = None,
     overrides: list[str] | None = None, params_from: str | None = None, original_run: str | None = None,
-    scheduler: str | None = None, **_ignored: Any,
+    scheduler: str | None = None, build_notebook: bool = False, **_ignored: Any,
 ) -> tuple[Any, Any]:
     """Run an experiment as the ``experiment`` command does; returns ``(results, manager)``.
 
@@ -120,7 +121,7 @@ def run_experiment(
     config's policy for entries whose code changed. ``tags`` tag the run
     (``--tag KEY=VALUE``); ``overrides`` are ``FIELD=VALUE`` texts (``--set``),
     ``params_from`` a run reference (``--params-from``), ``original_run`` the run this
-    one repeats. ``log`` and
+    one repeats. ``build_notebook`` writes the run's notebook (``--notebook``). ``log`` and
     ``log_debug`` are accepted for 0.20 code; the command line sets up logging.
 
     Raises:
@@ -147,4 +148,25 @@ def run_experiment(
 
     hooks = RunHooks(ArtifactManager, tuple(listeners or ()), runner, attach,
                      None if isinstance(executor, str) else executor)
-    return _run(request, hooks, mngr=mngr, settings=settings)
+    results, manager = _run(request, hooks, mngr=mngr, settings=settings)
+    if build_notebook:
+        _build_notebook(manager, request)
+    return results, manager
+
+
+def _build_notebook(manager: Any, request: RunRequest) -> None:
+    """``build_notebook=True``: the run's notebook, as ``--notebook`` writes it."""
+    from curifactory.notebook import write_run_notebook
+
+    selection = request.selection
+    write_run_notebook(manager, request.experiment_name, list(request.param_files or []),
+                       list(selection.names) or None, list(selection.indices) or None,
+                       list(selection.global_indices) or None)
+
+
+def write_experiment_notebook(manager: Any, path: str, *args: Any, **kwargs: Any) -> str:
+    """0.20's ``curifactory.experiment.write_experiment_notebook``: see
+    :func:`curifactory.notebook.write_experiment_notebook` (imported only when called)."""
+    from curifactory.notebook import write_experiment_notebook as write
+
+    return write(manager, path, *args, **kwargs)

@@ -50,6 +50,11 @@ class ArtifactInfo:
     size: int = -1
     produced_by: str = ""
 
+    @property
+    def file(self) -> str | None:
+        """0.20's name for :attr:`path`."""
+        return self.path
+
 
 @dataclass(frozen=True)
 class Attempt:

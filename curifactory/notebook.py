@@ -405,9 +405,9 @@ def experiment_notebook(manager: Any, experiment_name: str, param_files: list[st
     return {"cells": cells, "metadata": _NOTEBOOK_METADATA, "nbformat": 4, "nbformat_minor": 5}
 
 
-def write_experiment_notebook(manager: Any, experiment_name: str, param_files: list[str] | None,
-                              names: list[str] | None = None, indices: list[str] | None = None,
-                              global_indices: list[str] | None = None) -> str:
+def write_run_notebook(manager: Any, experiment_name: str, param_files: list[str] | None,
+                       names: list[str] | None = None, indices: list[str] | None = None,
+                       global_indices: list[str] | None = None) -> str:
     """Write ``<notebooks_path>/experiments/<reference>.ipynb`` for ``experiment --notebook``.
 
     The notebook changes to the project root, creates a manager, reruns the
@@ -438,3 +438,83 @@ def write_experiment_notebook(manager: Any, experiment_name: str, param_files: l
     fileio.atomic_write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     logger.info("Experiment notebook written to %s", path)
     return path
+
+
+def write_experiment_notebook(manager: Any, path: str, directory_change_back_depth: Any = 2,
+                              use_global_cache: bool | None = None, errored: bool = False,
+                              suppress_global_warning: bool = False, leave_script: bool = False,
+                              **selection: Any) -> str:
+    """Write a notebook that reloads ``manager``'s run from the cache.
+
+    Two forms: 0.20's, ``write_experiment_notebook(manager, path, directory_change_back_depth=2,
+    use_global_cache=None, errored=False, suppress_global_warning=False, leave_script=False)``,
+    writes ``path + ".ipynb"`` (and, with ``leave_script``, the same cells as the percent-format
+    script ``path + ".py"``), whose last cell names each record ``record_<i>`` and its state
+    ``state_<i>``; and the form ``experiment --notebook`` uses,
+    ``write_experiment_notebook(manager, experiment_name, param_files, names=..., indices=...,
+    global_indices=...)``, which writes ``<notebooks_path>/experiments/<reference>.ipynb``.
+    Either way the file is written atomically; the notebook's path is returned.
+
+    Args:
+        manager: the manager of the run the notebook reloads.
+        path: (0.20's form) the notebook's path without its extension.
+        directory_change_back_depth: (0.20's form) how many folders up the project root is from
+            the notebook (its first code cell is ``%cd ../..`` for 2).
+        use_global_cache: (0.20's form) whether the run used the project's cache rather than a
+            ``--store-full`` folder (default: not ``manager.store_full``); the notebook then warns
+            that later runs may have changed the cache, unless ``suppress_global_warning``.
+        errored: (0.20's form) the notebook warns that the run did not complete.
+        leave_script: (0.20's form) keep the ``.py`` script beside the notebook.
+    """
+    if selection or directory_change_back_depth is None or isinstance(directory_change_back_depth, (list, tuple)):
+        return write_run_notebook(manager, path, directory_change_back_depth, **selection)
+    from curifactory import fileio
+
+    if use_global_cache is None:
+        use_global_cache = not getattr(manager, "store_full", False)
+    cells = _cells_020(manager, int(directory_change_back_depth), use_global_cache and not suppress_global_warning,
+                       errored)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if leave_script:
+        fileio.atomic_write_text(path + ".py", _percent_script(cells))
+    notebook = {"cells": cells, "metadata": _NOTEBOOK_METADATA, "nbformat": 4, "nbformat_minor": 5}
+    fileio.atomic_write_text(path + ".ipynb", json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    logger.info("Experiment notebook written to %s.ipynb", path)
+    return path + ".ipynb"
+
+
+def _cells_020(manager: Any, depth: int, cache_warning: bool, errored: bool) -> list[dict[str, Any]]:
+    """0.20's cells: ours, with ``%cd`` to the project root, warnings, and the record names."""
+    sets = getattr(manager, "param_file_param_sets", None) or {}
+    names = [str(entry[0]) for entries in sets.values() for entry in entries] or None
+    files = list(getattr(manager, "parameter_files", None) or []) or None
+    cells = experiment_notebook(manager, manager.experiment_name, files, names)["cells"]
+    cells[1] = _code(1, "%cd " + "/".join([".."] * depth))
+    notes = []
+    if cache_warning:
+        notes.append("**Warning:** this run was not made with `--store-full`, so the notebook reads the "
+                     "project's cache; a later run may have changed the entries it loads.")
+    if errored:
+        notes.append("**Warning:** this run did not complete: it stopped with an exception.")
+    if notes:
+        cells.insert(1, _markdown(90, "\n\n".join(notes)))
+    lines = []
+    for index, record in enumerate(manager.records):
+        label = "record_{0}.params.name".format(index) if record.params is not None else '"(aggregate record)"'
+        lines += [f"record_{index} = manager.records[{index}]", f"state_{index} = record_{index}.state",
+                  f'print("state_{index} - (" + {label} + ") stages: " + str(record_{index}.stages))',
+                  f'print("keys: " + str(list(state_{index}.keys())) + "\\n")']
+    cells.append(_code(91, "\n".join(lines) or "# no records"))
+    return cells
+
+
+def _percent_script(cells: list[dict[str, Any]]) -> str:
+    """The cells as a percent-format script (markdown cells as string literals, as 0.20 wrote)."""
+    parts = []
+    for cell in cells:
+        source = cell["source"]
+        if cell["cell_type"] == "markdown":
+            source = "'''\n" + source.replace("'''", '"""') + "\n'''"
+        parts.append("# %%\n" + source + "\n")
+    return "\n".join(parts)

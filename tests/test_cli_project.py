@@ -70,7 +70,8 @@ def test_init_sets_up_an_empty_folder(tmp_path):
         assert (tmp_path / folder).is_dir(), folder
     assert (tmp_path / "experiments" / "__init__.py").exists()
     assert (tmp_path / "reports" / "style.css").stat().st_size > 0
-    assert (tmp_path / ".gitignore").read_text().splitlines() == ["logs", "*.pyc", "", "data/", "reports/"]
+    assert (tmp_path / ".gitignore").read_text().splitlines() == ["logs", "*.pyc", "", "# curifactory paths",
+                                                                  "data/", "reports/"]
     # the project works at once
     assert experiment(tmp_path, "ls").returncode == 0
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import subprocess
 import sys
 
@@ -136,14 +138,29 @@ def test_collect_parameter_sets_filters_hashes_and_books(project):
     assert [s.name for s in named] == ["d"] and not named[0].overwrite
 
 
-def test_the_project_module_of_020(tmp_path, monkeypatch):
+def test_the_project_module_of_020(tmp_path, monkeypatch, capsys):
     from curifactory import project
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setattr(sys, "stdin", open(__import__("os").devnull))
+    # 0.20's questions, in its order: six paths, docker [Y/n], git init [y/N], .gitignore [Y/n]
+    answers = ["myexp", "", "mydata", "", "", "", "maybe", "n", "", "y"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(a + "\n" for a in answers)))
     assert project.initialize_project() == 0
-    assert (tmp_path / "curifactory_config.json").exists() and (tmp_path / "docker" / "dockerfile").exists()
+    config = json.loads((tmp_path / "curifactory_config.json").read_text())
+    assert config["experiments_module_name"] == "myexp" and config["params_module_name"] == "params"
+    assert config["cache_path"] == "mydata/cache" and config["runs_path"] == "mydata/runs"
+    for folder in ("myexp", "params", "mydata/cache", "mydata/runs", "logs", "notebooks/experiments", "reports"):
+        assert (tmp_path / folder).is_dir(), folder
+    assert (tmp_path / "reports" / "style.css").exists()
+    assert not (tmp_path / "docker").exists() and not (tmp_path / ".git").exists()
+    assert (tmp_path / ".gitignore").read_text().splitlines()[:2] == ["# curifactory paths", "mydata/"]
+    assert "Please answer 'y' or 'n'" in capsys.readouterr().out  # "maybe" was asked again
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n" * 10))  # again: the config's values are the defaults
+    assert project.initialize_project() == 0
+    assert json.loads((tmp_path / "curifactory_config.json").read_text()) == config
+    assert (tmp_path / "docker" / "dockerfile").exists()
+    assert (tmp_path / ".gitignore").read_text().count("# curifactory paths") == 1  # nothing new to add
     assert project.add_completion_to_rc(bash=True) == [str(tmp_path / ".bashrc")]
     assert project.add_completion_to_rc(bash=True) == []  # once only
     assert (tmp_path / ".bashrc").read_text().count("curifactory completion bash") == 1

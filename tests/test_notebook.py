@@ -195,3 +195,53 @@ def test_write_experiment_notebook(root):
             compile(cell.source, "<cell>", "exec")
     assert json.loads(open(path).read())["nbformat"] == 4
     assert not [p for p in os.listdir(os.path.dirname(path)) if p.startswith(".cftmp")]
+
+
+NOTEBOOK_EXPERIMENT = """
+import curifactory as cf
+from dataclasses import dataclass
+from curifactory.caching import JsonCacher
+
+@dataclass
+class Params(cf.ExperimentParameters):
+    n: int = 1
+
+def get_params():
+    return [Params(name="one", n=1), Params(name="two", n=2), Params(name="three", n=3)]
+
+@cf.stage(None, ["my_output"], [JsonCacher])
+def make(record):
+    return record.params.n * 10 + 1
+
+def run(param_sets, manager):
+    return [make(cf.Record(manager, p)) for p in param_sets]
+"""
+
+
+def test_write_experiment_notebook_in_020s_form_reloads_the_run(project):
+    """0.20's ``write_experiment_notebook(manager, path, leave_script=True)``: a notebook and its
+    percent script, whose state_<i> names reload each record's values from the cache."""
+    import nbformat
+    from curifactory.experiment import run_experiment, write_experiment_notebook
+
+    root = project({"experiments/nbexp.py": NOTEBOOK_EXPERIMENT})
+    _, manager = run_experiment("nbexp", ["nbexp"], param_set_names=["one", "three"], build_notebook=True,
+                                report=False)
+    assert (root / "notebooks" / "experiments" / f"{manager.get_reference_name()}.ipynb").exists()
+    path = write_experiment_notebook(manager, "notebooks/experiment", leave_script=True)
+    assert path == "notebooks/experiment.ipynb"
+    loaded = nbformat.read(path, as_version=4)
+    nbformat.validate(loaded)
+    script = (root / "notebooks" / "experiment.py").read_text()
+    assert script.startswith("# %%\n'''") and "%cd ../.." in script
+    assert "not made with `--store-full`" in script  # the cache may have changed since
+    assert [c.source for c in loaded.cells if c.cell_type == "code"][0] == "%cd ../.."
+    scope: dict = {}
+    exec(script.replace("%cd ../..", ""), None, scope)  # as 0.20's own test does
+    assert scope["state_0"]["my_output"] == 11 and scope["state_1"]["my_output"] == 31
+    assert scope["record_1"].params.name == "three"
+    write_experiment_notebook(manager, "notebooks/quiet", 1, suppress_global_warning=True, errored=True)
+    quiet = nbformat.read("notebooks/quiet.ipynb", as_version=4)
+    text = "\n".join(cell.source for cell in quiet.cells)
+    assert "%cd .." in text and "--store-full" not in text and "did not complete" in text
+    assert not (root / "notebooks" / "quiet.py").exists()

@@ -164,18 +164,18 @@ def init_project(root: str, options: InitOptions, out: TextIO) -> int:
     config_path = os.path.join(root, CONFIG_FILENAME)
     if os.path.exists(config_path) and not _confirm(options, f"{CONFIG_FILENAME} exists; overwrite it?"):
         print(f"kept the existing {CONFIG_FILENAME}", file=out)
-        values = _read_existing(config_path)
+        values = read_existing(config_path)
     else:
         values = ask_config(options)
         with open(config_path, "w", encoding="utf-8") as handle:
             json.dump(values, handle, indent=4)
             handle.write("\n")
         print(f"wrote {CONFIG_FILENAME}", file=out)
-    for created in _make_folders(root, values):
+    for created in make_folders(root, values):
         print(f"created {created}", file=out)
-    if _copy_css(root, values["report_css_path"]):
+    if copy_css(root, values["report_css_path"]):
         print(f"created {values['report_css_path']}", file=out)
-    added = _update_gitignore(root, [_folder_entry(values[k]) for k in IGNORED_KEYS])
+    added = update_gitignore(root, [_folder_entry(values[k]) for k in IGNORED_KEYS])
     if added:
         print(f"added to .gitignore: {', '.join(added)}", file=out)
     if options.docker:
@@ -206,7 +206,7 @@ def _offer_git(root: str, options: InitOptions, out: TextIO) -> None:
               file=out)
 
 
-def _read_existing(config_path: str) -> dict[str, str]:
+def read_existing(config_path: str) -> dict[str, str]:
     values = dict(DEFAULTS)
     try:
         with open(config_path, encoding="utf-8") as handle:
@@ -218,10 +218,11 @@ def _read_existing(config_path: str) -> dict[str, str]:
     return values
 
 
-def _make_folders(root: str, values: dict[str, str]) -> list[str]:
+def make_folders(root: str, values: dict[str, str]) -> list[str]:
     created = []
     packages = (values["experiments_module_name"], values["params_module_name"])
-    for relative in (*packages, *(values[k] for k in FOLDER_KEYS)):
+    notebooks = os.path.join(values["notebooks_path"], "experiments")  # where --notebook writes
+    for relative in (*packages, *(values[k] for k in FOLDER_KEYS), notebooks):
         folder = os.path.join(root, relative)
         if not os.path.isdir(folder):
             os.makedirs(folder)
@@ -233,7 +234,7 @@ def _make_folders(root: str, values: dict[str, str]) -> list[str]:
     return created
 
 
-def _copy_css(root: str, css_relative: str) -> bool:
+def copy_css(root: str, css_relative: str) -> bool:
     target = os.path.join(root, css_relative)
     if os.path.exists(target) or not os.path.exists(PACKAGED_CSS):
         return False
@@ -242,7 +243,7 @@ def _copy_css(root: str, css_relative: str) -> bool:
     return True
 
 
-def _update_gitignore(root: str, entries: list[str]) -> list[str]:
+def update_gitignore(root: str, entries: list[str]) -> list[str]:
     """Append the entries ``.gitignore`` lacks (an entry under another one is left out)."""
     path = os.path.join(root, ".gitignore")
     text = ""
@@ -257,12 +258,9 @@ def _update_gitignore(root: str, entries: list[str]) -> list[str]:
             wanted.append(entry)
     missing = [e for e in wanted if e.strip("/") not in present]
     if missing:
-        if not text:
-            separator = "# curifactory\n"
-        else:
-            separator = ("" if text.endswith("\n") else "\n") + ("" if text.endswith("\n\n") else "\n")
+        separator = "" if not text else ("" if text.endswith("\n") else "\n") + ("" if text.endswith("\n\n") else "\n")
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(separator + "\n".join(missing) + "\n")
+            handle.write(separator + "# curifactory paths\n" + "\n".join(missing) + "\n")
     return missing
 
 

@@ -254,12 +254,12 @@ def report_failure(manager: Any, exc: BaseException, args: argparse.Namespace, l
 def write_notebook(manager: Any, args: argparse.Namespace) -> str | None:
     """``--notebook``: the notebook module's file for this run, if it is available."""
     try:
-        from curifactory.notebook import write_experiment_notebook
+        from curifactory.notebook import write_run_notebook
     except ImportError as exc:
         logger.warning("--notebook: notebooks are not available in this installation (%s)", exc)
         return None
     try:
-        return write_experiment_notebook(manager, args.experiment, list(args.params or []),
+        return write_run_notebook(manager, args.experiment, list(args.params or []),
                                          names=list(args.names) if args.names else None,
                                          indices=selection_lists(args.indices),
                                          global_indices=selection_lists(args.global_indices))
