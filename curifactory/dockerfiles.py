@@ -17,8 +17,31 @@ from curifactory import fileio
 
 DOCKER_FOLDER = "docker"
 
-IGNORED = (".git", "**/__pycache__", "*.pyc", ".venv", "venv", "data", "logs", "reports", "notebooks/experiments")
-"""What the build context leaves out by default (paths relative to the project)."""
+ALWAYS_IGNORED = (".git", "**/__pycache__", "*.pyc", ".venv", "venv")
+"""What the build context always leaves out."""
+
+IGNORED = (*ALWAYS_IGNORED, "data", "logs", "reports", "notebooks/experiments")
+"""What it leaves out with the default paths (relative to the project)."""
+
+
+def ignored_for(project_root: str, folders: list[str]) -> list[str]:
+    """:data:`ALWAYS_IGNORED` and each of ``folders`` (the configured data, cache, runs, logs,
+    reports and notebook folders) that lies inside the project, relative to it; a folder inside
+    another one listed is left out."""
+    root = os.path.abspath(project_root)
+    inside = []
+    for folder in folders:
+        relative = os.path.relpath(os.path.abspath(os.path.join(root, folder)), root)
+        if relative != "." and not relative.startswith(os.pardir):
+            inside.append(relative.replace(os.sep, "/"))
+    kept = [f for f in dict.fromkeys(inside) if not any(f.startswith(o + "/") for o in inside if o != f)]
+    return [*ALWAYS_IGNORED, *kept]
+
+
+def outside_project(project_root: str, path: str) -> bool:
+    """Whether ``path`` is outside ``project_root`` (docker cannot copy it from the build context)."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(project_root))
+    return relative == os.pardir or relative.startswith(os.pardir + os.sep)
 
 
 def dockerfile_text(python: str | None = None) -> str:
@@ -43,11 +66,13 @@ def dockerfile_text(python: str | None = None) -> str:
     ])
 
 
-def write_docker_folder(root: str) -> list[str]:
-    """Create ``docker/dockerfile`` and ``docker/dockerfile.dockerignore`` under ``root`` where missing;
-    returns the paths written (relative to ``root``)."""
+def write_docker_folder(root: str, folders: list[str] | None = None) -> list[str]:
+    """Create ``docker/dockerfile`` and ``docker/dockerfile.dockerignore`` under ``root`` where missing
+    (the ignore file leaves out ``folders``, the configured data, logs and reports folders; by
+    default the default ones); returns the paths written (relative to ``root``)."""
     written = []
-    files = {"dockerfile": dockerfile_text(), "dockerfile.dockerignore": "\n".join(IGNORED) + "\n"}
+    ignored = ignored_for(root, folders) if folders is not None else IGNORED
+    files = {"dockerfile": dockerfile_text(), "dockerfile.dockerignore": "\n".join(ignored) + "\n"}
     for name, text in files.items():
         path = os.path.join(root, DOCKER_FOLDER, name)
         if not os.path.exists(path):
@@ -90,10 +115,12 @@ def run_dockerfile_text(context_folder: str, command: list[str], python: str | N
     ])
 
 
-def write_run_context(project_root: str, run_folder: str, command: list[str]) -> str:
+def write_run_context(project_root: str, run_folder: str, command: list[str],
+                      folders: list[str] | None = None) -> str:
     """Write ``<run folder>/docker/``: ``Dockerfile``, its ignore file (the project without
-    data, logs and reports, but with this run's folder), the requirements and a copy of this
-    package. Returns the Dockerfile's path."""
+    ``folders``, its configured data, logs and reports (by default the default ones), but with
+    this run's folder), the requirements and a copy of this package. The run folder must be
+    inside the project (see :func:`outside_project`). Returns the Dockerfile's path."""
     import curifactory
 
     folder = os.path.join(run_folder, "docker")
@@ -107,7 +134,7 @@ def write_run_context(project_root: str, run_folder: str, command: list[str]) ->
     fileio.atomic_write_text(os.path.join(folder, "requirements.txt"), _requirements(run_folder))
     dockerfile = os.path.join(folder, "Dockerfile")
     fileio.atomic_write_text(dockerfile, run_dockerfile_text(relative, command))
-    ignored = [*IGNORED, f"!{run_relative}"]
+    ignored = [*(ignored_for(project_root, folders) if folders is not None else IGNORED), f"!{run_relative}"]
     fileio.atomic_write_text(dockerfile + ".dockerignore", "\n".join(ignored) + "\n")
     return dockerfile
 

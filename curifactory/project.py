@@ -52,7 +52,9 @@ def initialize_project() -> int:
     if _yes_no("Include docker folder and default dockerfile? [Y/n] ", True):
         from curifactory.dockerfiles import write_docker_folder
 
-        write_docker_folder(root)
+        write_docker_folder(root, [values[k] for k in ("manager_cache_path", "cache_path", "runs_path", "logs_path",
+                                                        "reports_path")] + [os.path.join(values["notebooks_path"],
+                                                                                          "experiments")])
     if not os.path.exists(".git") and _yes_no("No .git folder found. Run `git init`? [y/N] ", False):
         subprocess.run(["git", "init", "-q"], check=False)
     if _yes_no("Append curifactory paths to .gitignore? [Y/n] ", True):

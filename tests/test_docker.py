@@ -79,3 +79,37 @@ def test_a_failed_build_is_the_exit_code_and_no_docker_is_a_hint(tmp_path):
     assert "docker: not on PATH; build the image with: docker build -f data/runs/" in hint.stdout
     dry = _run(project, tmp_path / "bin", "chain", "--docker", "--dry")
     assert dry.returncode == 0 and "docker" not in dry.stdout
+
+
+def test_the_context_leaves_out_the_configured_folders_and_needs_the_run_folder_inside(tmp_path):
+    project = CliProject(tmp_path, {"experiments/chain.py": CHAIN_EXPERIMENT})
+    config = {"manager_cache_path": "store", "cache_path": "store/cache", "runs_path": "store/runs",
+              "logs_path": "mylogs", "reports_path": "out/reports", "notebooks_path": "nb"}
+    (project.root / "curifactory_config.json").write_text(json.dumps(config))
+    record = _fake_docker(tmp_path / "bin")
+    result = _run(project, tmp_path / "bin", "chain", "--docker")
+    assert result.returncode == 0, result.stderr
+    reference = json.loads((project.root / "store" / "store.json").read_text())[-1]["reference"]
+    context = project.root / "store" / "runs" / reference / "docker"
+    ignored = (context / "Dockerfile.dockerignore").read_text().split()
+    assert ignored == [".git", "**/__pycache__", "*.pyc", ".venv", "venv", "store", "mylogs", "out/reports",
+                       "nb/experiments", f"!store/runs/{reference}"]
+    assert f"COPY store/runs/{reference}/docker/curifactory" in (context / "Dockerfile").read_text()
+    assert record.read_text().splitlines()[3] == f"store/runs/{reference}/docker/Dockerfile"
+    # a run folder outside the project cannot be copied into the image: a clear error, the run kept
+    outside = tmp_path / "elsewhere"
+    (project.root / "curifactory_config.json").write_text(json.dumps(dict(config, runs_path=str(outside))))
+    refused = _run(project, tmp_path / "bin", "chain", "--docker")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    message = " ".join(refused.stderr.split())
+    assert "is outside the project folder" in message and "Set runs_path" in message
+    assert any(outside.iterdir())  # the run folder was written all the same
+
+
+def test_init_leaves_the_configured_folders_out_of_the_image(tmp_path):
+    from curifactory.dockerfiles import write_docker_folder
+
+    assert write_docker_folder(str(tmp_path), ["results", "results/cache", "/abs/elsewhere", "lg"]) == [
+        "docker/dockerfile", "docker/dockerfile.dockerignore"]
+    ignored = (tmp_path / "docker" / "dockerfile.dockerignore").read_text().split()
+    assert ignored[-2:] == ["results", "lg"] and "/abs/elsewhere" not in ignored

@@ -181,7 +181,8 @@ def init_project(root: str, options: InitOptions, out: TextIO) -> int:
     if options.docker:
         from curifactory.dockerfiles import write_docker_folder
 
-        for written in write_docker_folder(root):
+        folders = [values[k] for k in FOLDER_KEYS] + [os.path.join(values["notebooks_path"], "experiments")]
+        for written in write_docker_folder(root, folders):
             print(f"created {written}", file=out)
     _offer_git(root, options, out)
     print("the project is ready: put an experiment in "

@@ -186,7 +186,14 @@ def build_image(manager: Any) -> int:
         return 0
     command = shlex.split(manager.reproduction_line)[1:]
     root = manager.settings.root
-    dockerfile = dockerfiles.write_run_context(root, run_folder, command)
+    if dockerfiles.outside_project(root, run_folder):
+        print(f"docker: cannot build: the run folder {run_folder} is outside the project folder {root}, "
+              "and docker copies only what is inside the folder it builds from. Set runs_path in "
+              "curifactory_config.json to a folder inside the project, then rerun with --docker.", file=sys.stderr)
+        return 2
+    folders = [manager.manager_cache_path, manager.cache_path, manager.runs_path, manager.logs_path,
+               manager.reports_path, os.path.join(manager.notebooks_path, "experiments")]
+    dockerfile = dockerfiles.write_run_context(root, run_folder, command, folders)
     name = manager.experiment_name.lower()
     version = f"{manager.experiment_run_number}_{manager.run_timestamp.strftime('%Y-%m-%d')}"
     build = dockerfiles.build_command(root, dockerfile, name, version)
