@@ -318,6 +318,8 @@ class DAG:
         record = self.records[node.record_index] if 0 <= node.record_index < len(self.records) else None
         tree = ExecutionNode(record, node.stage, node.record_index)
         for source in dict.fromkeys(sources.get(node.key, ())):
+            if source not in by_key:  # a hidden record's call: decided when it runs, not mapped
+                continue
             child = self._tree(by_key[source], by_key, sources)
             child.parent = tree
             tree.dependencies.append(child)

@@ -89,11 +89,6 @@ class MissingInputError(CurifactoryError, KeyError):
         return str(self.args[0])
 
 
-class NotComputedError(CurifactoryError):
-    """A value was read that this run did not compute: its stage was skipped as not needed
-    (its cache entry is missing and every stage declared to read it was cached)."""
-
-
 class CacheError(CurifactoryError):
     """Raised when a cacher cannot save or load an artifact; names the cacher and file."""
 

@@ -88,6 +88,8 @@ class StageFinished(Event):
     record_name: str
     status: StageStatus
     seconds: float
+    was: StageStatus | None = None
+    """For a call skipped as not needed and computed later (its output was read): ``SKIPPED``."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from curifactory import caching, callfacts, dag
 from curifactory.checkpoints import Checkpoint
 from curifactory.dag import Node, NodeKey, Plan
 from curifactory.decision import CallFacts, Decision, Entry, Reason, decide
-from curifactory.errors import CacheError, HashingError, MissingInputError, NameTooLongError, NotComputedError
+from curifactory.errors import CacheError, HashingError, MissingInputError, NameTooLongError
 from curifactory.executors import JobResult, StageJob
 from curifactory.fingerprint import Fingerprint, fingerprint
 from curifactory.events import CacheHit, StageFinished, StageStarted, emit
@@ -48,6 +48,9 @@ class MappedValue:
         self.key = key
         self.reads = reads
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> MappedValue:
+        return self  # a record's copy reads the same call's output (and marks the same reads)
+
     def mark_read(self) -> None:
         """The experiment read this value outside a stage (``record.state[name]`` in ``run()``):
         the call that makes it is needed, whatever reads it later."""
@@ -59,22 +62,39 @@ class MappedValue:
 
 
 class NotComputed(caching.Lazy):
-    """What a record's state holds for an output of a call skipped as not needed."""
+    """What a record's state holds for an output of a call the plan skipped as not needed.
 
-    def __init__(self, name: str, stage: str, record: str):
+    Read (by a stage that did not declare it as an input, by ``run()`` after the stage, or after the
+    run), it runs the call then, once for all of its outputs, and hands out the value: a value the
+    plan did not foresee being read costs its computation, never a wrong or missing value.
+    """
+
+    memoize = True
+
+    def __init__(self, name: str, pending: _Pending):
         super().__init__(name)
-        self.stage = stage
-        self.record = record
+        self.pending = pending
+        self.stage = pending.call.spec.name
 
     def load(self) -> Any:
-        raise NotComputedError(
-            f"'{self.name}' of stage '{self.stage}' on record {self.record} was not computed in this "
-            f"run: its cache entry is missing and every stage declared to read it was cached, so it "
-            f"was skipped as not needed. A stage reading it must list it in inputs=[...] (then the "
-            f"plan computes it), or rerun with --overwrite-stage {self.stage}.")
+        value = _compute_when_read(self.pending, self.name)
+        return value.load() if isinstance(value, caching.Lazy) and value.resolve else value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NotComputed:
+        return self  # the copies of a record share the one computation
 
     def __repr__(self) -> str:
         return f"<{self.name!r} of stage {self.stage!r}, not computed: not needed>"
+
+
+class _Pending:
+    """A call skipped as not needed, until one of its outputs is read."""
+
+    def __init__(self, call: StageCall, overrides: dict[str, Any], restored: list[Any]):
+        self.call = call
+        self.overrides = overrides
+        self.restored = restored  # the reportables taken from its cache entry when it was skipped
+        self.values: dict[str, Any] | None = None
 
 
 class StageCall:
@@ -568,7 +588,8 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
     emit(manager.listeners, StageStarted(spec.name, call.key[0], record.name, decision.runs))
     started = time.perf_counter()
     if decision.reason is Reason.NOT_NEEDED:
-        return _finished(call, StageStatus.SKIPPED, _leave_unneeded(call), 0, started, decision.describe())
+        return _finished(call, StageStatus.SKIPPED, _leave_unneeded(call, overrides), 0, started,
+                         decision.describe())
     if not decision.runs:
         if decision.stale:
             logger.warning("Stage '%s' on record %s uses its cache although %s (code_changes: warn); "
@@ -598,18 +619,52 @@ def run_stage(manager: Any, spec: StageSpec, record: Any, records: list[Any] | N
                      executed and decision.reason.cascades)
 
 
-def _leave_unneeded(call: StageCall) -> list[ArtifactInfo]:
-    """A call skipped as not needed: its outputs are placeholders that say so when read."""
-    label = call.record.get_reference_name()
-    values = [NotComputed(name, call.spec.name, label) for name in call.spec.output_names]
+def _leave_unneeded(call: StageCall, overrides: dict[str, Any]) -> list[ArtifactInfo]:
+    """A call skipped as not needed: its outputs are placeholders that compute it when read; what
+    it reported (and logged) when it last ran is shown, as for a cached call."""
+    before = len(call.record.reportables)
+    call._restore_reportables()
+    pending = _Pending(call, dict(overrides), call.record.reportables[before:])
+    values = [NotComputed(name, pending) for name in call.spec.output_names]
     for value in values:
         call.record.state[value.name] = value
     call.record.output = values[0] if len(values) == 1 else tuple(values)
     return [ArtifactInfo(value.name, None, None, False, "not computed: not needed") for value in values]
 
 
+def _compute_when_read(pending: _Pending, name: str) -> Any:
+    """Run a call skipped as not needed because ``name`` was read (inside another stage too: the
+    manager's and record's stage state are put back afterwards); returns ``name``'s value."""
+    call = pending.call
+    record, manager = call.record, call.manager
+    if pending.values is None:
+        logger.info("Stage '%s' on record %s runs now: its output '%s' was read, although the plan found "
+                    "it not needed.", call.spec.name, record.get_reference_name(), name)
+        for reportable in pending.restored:  # it reports afresh
+            for holder in (record.reportables, manager.reportables):
+                if any(r is reportable for r in holder):
+                    holder.remove(reportable)
+        saved = (manager.current_stage_name, manager.stage_active, record.stage_cachers, record._checkpoint,
+                 record._output)
+        started = time.perf_counter()
+        try:
+            result = call.run_job(StageJob(call, pending.overrides, Decision(Reason.NOT_CACHED, name)))
+        finally:
+            (manager.current_stage_name, manager.stage_active, record.stage_cachers, record._checkpoint,
+             record._output) = saved
+        pending.values = {output: record.state.raw(output) for output in call.spec.output_names}
+        skipped = [i for i, run in enumerate(record.history)
+                   if run.stage == call.spec.name and run.status is StageStatus.SKIPPED]
+        _finished(call, result.status, list(result.artifacts), result.reportables, started,
+                  f"computed when '{name}' was read (the plan found it not needed)", was=StageStatus.SKIPPED)
+        if skipped:  # the call's place in the record's history, now executed
+            record.history[skipped[-1]] = record.history.pop()
+    return pending.values[name]
+
+
 def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], produced: int,
-              started: float, reason: str = "", cascades: bool = False, error: str = "") -> Any:
+              started: float, reason: str = "", cascades: bool = False, error: str = "",
+              was: StageStatus | None = None) -> Any:
     """Record the call in the record's history and tell the listeners."""
     now = time.perf_counter()
     seconds = 0.0 if status in (StageStatus.CACHED, StageStatus.SKIPPED) else now - started
@@ -619,7 +674,7 @@ def _finished(call: StageCall, status: StageStatus, infos: list[ArtifactInfo], p
                    time.time() - (now - started), error, tuple(call.attempts))
     record.history.append(run)
     call.manager.tracker.stage_finished(record, run)
-    emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds))
+    emit(call.manager.listeners, StageFinished(spec.name, call.key[0], record.name, status, seconds, was))
     return record
 
 

@@ -9,6 +9,7 @@ lives in :mod:`curifactory.loading` (re-exported here under the old names).
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable
 
@@ -105,33 +106,37 @@ def run_experiment(
     parallel: int | None = None, parallel_safe: bool = False, on_manager: Callable[[Any], None] | None = None,
     executor: Any = None, code_changes: str | None = None, tags: dict[str, Any] | None = None,
     overrides: list[str] | None = None, params_from: str | None = None, original_run: str | None = None,
-    scheduler: str | None = None, build_notebook: bool = False, **_ignored: Any,
+    scheduler: str | None = None, build_notebook: bool = False, map_only: bool = False, hashes_only: bool = False,
+    paths_only: bool = False, print_params: bool | str = False, **_ignored: Any,
 ) -> tuple[Any, Any]:
     """Run an experiment as the ``experiment`` command does; returns ``(results, manager)``.
 
-    With ``mngr`` given (e.g. a live manager in a notebook), the experiment runs on
-    it; ``dry=True`` then loads a past run's results from the cache without writing.
-    ``on_manager`` is called with the manager once it exists, before any stage
-    (or ``--parallel`` worker) runs. ``executor`` runs the stage calls that must
-    run (see :mod:`curifactory.executors`): an executor, or its name (``"in-process"``,
-    ``"process-pool"``, ``"dask"``: a task per distinct stage call on a Dask cluster, the
-    ``scheduler`` address or a local cluster of ``parallel`` workers); by default they run in
-    this process, or, with ``parallel`` > 1, a process pool fills the cache first.
-    ``code_changes`` (``rerun``, ``warn``, ``ignore``) overrides the project
-    config's policy for entries whose code changed. ``tags`` tag the run
-    (``--tag KEY=VALUE``); ``overrides`` are ``FIELD=VALUE`` texts (``--set``),
-    ``params_from`` a run reference (``--params-from``), ``original_run`` the run this
-    one repeats. ``build_notebook`` writes the run's notebook (``--notebook``). ``log`` and
-    ``log_debug`` are accepted for 0.20 code; the command line sets up logging.
+    With ``mngr`` given (e.g. a live manager in a notebook), the experiment runs on it; ``dry=True`` then
+    loads a past run's results from the cache without writing. ``on_manager`` is called with the manager
+    once it exists, before any stage (or ``--parallel`` worker) runs. ``executor`` runs the stage calls that
+    must run (see :mod:`curifactory.executors`): an executor, or its name (``"in-process"``,
+    ``"process-pool"``, ``"dask"``: a task per distinct stage call on a Dask cluster, the ``scheduler``
+    address or a local cluster of ``parallel`` workers); by default they run in this process, or, with
+    ``parallel`` > 1, a process pool fills the cache first. ``code_changes`` (``rerun``, ``warn``,
+    ``ignore``) overrides the project config's policy for entries whose code changed. ``tags`` tag the run
+    (``--tag KEY=VALUE``); ``overrides`` are ``FIELD=VALUE`` texts (``--set``), ``params_from`` a run
+    reference (``--params-from``), ``original_run`` the run this one repeats. ``build_notebook`` writes
+    the run's notebook. 0.20's ``map_only``, ``hashes_only``, ``paths_only``, ``print_params`` (``True``,
+    a name or a hash prefix) print as ``--map``, ``--hashes``, ``--paths``, ``--print-params`` do and run
+    nothing (see :func:`_look_only`). ``log`` and ``log_debug`` are accepted for 0.20 code; the command
+    line sets up logging.
 
     Raises:
-        UsageError: unknown experiment or parameter file, bad ``get_params`` result,
-            a selection matching nothing.
-        Exception: whatever a stage raised, after the run is stored with status
-            ``error`` (the manager's ``error_stage`` says which stage and record).
+        UsageError: unknown experiment or parameter file, bad ``get_params`` result, no set selected.
+        Exception: whatever a stage raised, after the run is stored with status ``error`` (the manager's
+            ``error_stage`` says which stage and record).
     """
     from curifactory.manager import ArtifactManager
 
+    looks = {"map": map_only, "hashes": hashes_only, "paths": paths_only, "params": print_params}
+    if any(v is not False and v is not None for v in looks.values()):
+        return _look_only(looks, experiment_name, param_files, (param_set_names, param_set_indices,
+                          global_param_set_indices), settings, mngr, prefix, cache_dir_override)
     request = RunRequest(
         experiment_name, tuple(param_files) if param_files else None,
         ParamSelection(tuple(param_set_names or ()), tuple(param_set_indices or ()),
@@ -141,17 +146,55 @@ def run_experiment(
         tuple((str(k), str(v)) for k, v in (tags or {}).items()), original_run,
         executor if isinstance(executor, str) else None, scheduler)
 
-    def attach(manager: Any) -> None:
-        manager.listeners.extend(closing_listeners(manager, report=report))
-        if on_manager is not None:
-            on_manager(manager)
-
-    hooks = RunHooks(ArtifactManager, tuple(listeners or ()), runner, attach,
+    hooks = RunHooks(ArtifactManager, tuple(listeners or ()), runner, functools.partial(_attach, report, on_manager),
                      None if isinstance(executor, str) else executor)
     results, manager = _run(request, hooks, mngr=mngr, settings=settings)
     if build_notebook:
         _build_notebook(manager, request)
     return results, manager
+
+
+def _attach(report: bool, on_manager: Callable[[Any], None] | None, manager: Any) -> None:
+    """The run's closing listeners (report, run folder), then the caller's ``on_manager``."""
+    manager.listeners.extend(closing_listeners(manager, report=report))
+    if on_manager is not None:
+        on_manager(manager)
+
+
+def _look_only(looks: dict[str, Any], experiment_name: str, param_files: list[str] | None,
+               selection_lists: tuple[Any, Any, Any], settings: Settings | None, manager: Any,
+               prefix: str | None, cache_path: str | None) -> tuple[Any, Any]:
+    """0.20's ``run_experiment(map_only=True)`` and the like: print, run nothing, write nothing, and
+    return what 0.20 returned, with the manager: the DAG (``map_only``), ``{hash: name}``
+    (``hashes_only``), the paths (``paths_only``), the printed sets (``print_params``)."""
+    import sys
+
+    from curifactory import hashing, inspection
+    from curifactory.manager import ArtifactManager
+
+    selection = ParamSelection(*(tuple(values or ()) for values in selection_lists))
+    if manager is None:
+        manager = ArtifactManager(experiment_name, dry=True, status_override="incomplete", prefix=prefix,
+                                  cache_path=cache_path, settings=settings)
+    settings = settings or manager.settings
+    module = load_experiment(experiment_name, settings)
+    param_sets, block = collect_param_sets(module, param_files, settings, selection)
+    manager.parameter_files, manager.param_file_param_sets = list(block), block
+    out = sys.stdout
+    if looks["hashes"]:
+        inspection.print_hashes(param_sets, out)
+        return {hashing.hash_param_set(p): p.name for p in param_sets}, manager
+    if looks["params"] not in (False, None):
+        wanted = None if looks["params"] is True else str(looks["params"])
+        chosen = inspection.params_to_print(param_sets, wanted, os.path.join(settings.root,
+                                                                             settings.manager_cache_path))
+        inspection.print_params(chosen, out)
+        return chosen, manager
+    mapped = inspection.map_run(module.run, param_sets, manager)
+    if looks["paths"]:
+        return inspection.print_paths(mapped, out), manager
+    inspection.print_map(mapped, experiment_name, out)
+    return manager.map, manager
 
 
 def _build_notebook(manager: Any, request: RunRequest) -> None:

@@ -20,7 +20,7 @@ class StageStatus(str, enum.Enum):
     """The stage function raised."""
     SKIPPED = "skipped"
     """Not needed: its entry is missing, but every stage declared to read it was cached, so
-    nothing ran and nothing was loaded (reading its outputs raises ``NotComputedError``)."""
+    nothing ran and nothing was loaded (reading one of its outputs later runs it then)."""
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
     def get_artifact_filename(self, obj_name: str, record: Any, prefix: str | None = None,
                               stage_name: str | None = None) -> str:
         """``<prefix>_<hash>_<stage>_<name>`` for an artifact of ``record``."""
-        stage_name = stage_name or self.current_stage_name
+        stage_name = stage_name or self.current_stage_name or ""  # outside a stage: empty, as in 0.20
         return f"{prefix or self.prefix or self.experiment_name}_{record.get_hash()}_{stage_name}_{obj_name}"
 
     def get_artifact_path(self, obj_name: str, record: Any, subdir: str | None = None,

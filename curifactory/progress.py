@@ -42,7 +42,9 @@ class Counts:
     seconds: float = 0.0
     status: str | None = None
 
-    def add(self, status: StageStatus) -> None:
+    def add(self, status: StageStatus, was: StageStatus | None = None) -> None:
+        if was is StageStatus.SKIPPED:  # counted as not needed, then computed when read
+            self.skipped -= 1
         if status is StageStatus.EXECUTED:
             self.executed += 1
         elif status is StageStatus.CACHED:
@@ -118,7 +120,7 @@ class QuietProgress:
         if isinstance(event, RunStarted):
             self.reference = event.reference
         elif isinstance(event, StageFinished):
-            self.counts.add(event.status)
+            self.counts.add(event.status, event.was)
         elif isinstance(event, LegacyEntry):
             if event.adopted:
                 self.counts.adopted += 1

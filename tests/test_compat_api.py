@@ -164,3 +164,34 @@ def test_the_project_module_of_020(tmp_path, monkeypatch, capsys):
     assert project.add_completion_to_rc(bash=True) == [str(tmp_path / ".bashrc")]
     assert project.add_completion_to_rc(bash=True) == []  # once only
     assert (tmp_path / ".bashrc").read_text().count("curifactory completion bash") == 1
+
+
+def test_a_path_asked_for_outside_a_stage_has_an_empty_stage_part_as_in_020(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    manager = cf.ArtifactManager("paths", suppress_live_log=True)
+    record = cf.Record(manager, cf.ExperimentParameters(name="s", hash="h0"))
+    assert __import__("os").path.basename(record.get_path("out.txt")) == "paths_h0__out.txt"
+    assert __import__("os").path.basename(record.get_path("out.txt", stage_name="st")) == "paths_h0_st_out.txt"
+
+
+def test_run_experiment_020_inspection_flags_print_and_run_nothing(project, capsys):
+    from conftest import CHAIN_EXPERIMENT
+    from curifactory.dag import DAG
+    from curifactory.experiment import run_experiment
+
+    root = project({"experiments/chain.py": CHAIN_EXPERIMENT})
+    hashes, manager = run_experiment("chain", hashes_only=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert hashes == {line.split()[0]: line.split()[1] for line in lines} and sorted(hashes.values()) == ["a", "b"]
+    dag, _ = run_experiment("chain", map_only=True)
+    assert isinstance(dag, DAG) and len(dag.execution_list) == 5
+    assert "plan of chain: 5 stage calls, 5 to run" in capsys.readouterr().out
+    chosen, _ = run_experiment("chain", print_params="a")
+    assert [entry["name"] for entry in chosen.values()] == ["a"]
+    assert json.loads(capsys.readouterr().out) == chosen
+    assert not (root / "data" / "cache").exists() or not any((root / "data" / "cache").iterdir())
+    run_experiment("chain", report=False)  # now for real
+    capsys.readouterr()
+    paths, _ = run_experiment("chain", paths_only=True)
+    printed = capsys.readouterr().out.split()
+    assert len(paths) == len(printed) == 10 and all(__import__("os").path.exists(p) for p in paths)

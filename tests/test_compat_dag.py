@@ -94,3 +94,16 @@ def test_a_run_leaves_its_map_with_what_it_executed(project, capsys):
     printed = capsys.readouterr().out
     assert "Stage: load" in printed and "Stage: total (leaf)" in printed
     assert f"x (cached) [{manager.get_reference_name()}]" in printed
+
+
+def test_a_hidden_records_calls_are_left_out_of_the_trees(manager):
+    manager.map_mode = True
+    base = make_raw(cf.Record(manager, cf.ExperimentParameters("base"), hide=True))
+    copy = base.make_copy(cf.ExperimentParameters("seen"))
+    double_raw(copy)
+    manager.map_mode = False
+    manager.map_records()  # 0.20 raised nothing here either
+    dag = manager.map
+    assert [tree.chain_rep() for tree in dag.execution_trees] == [(0, "double_raw")]
+    assert dag.execution_trees[0].dependencies == []
+    assert dag.execution_list == [(0, "double_raw")]
