@@ -38,9 +38,10 @@ class ParamsNotFoundError(UsageError):
     """Raised by :mod:`curifactory.experiment` when a ``-p`` parameter file is missing."""
 
 
-class ParamsError(UsageError):
+class ParamsError(UsageError, RuntimeError):
     """Raised when ``get_params()`` returns something other than a list of parameter sets,
-    or when a name/index selection matches no parameter set."""
+    or when a name/index selection matches no parameter set (also a ``RuntimeError``, which
+    0.20 raised)."""
 
 
 class StageDefinitionError(CurifactoryError, TypeError):
