@@ -248,11 +248,10 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         return [artifact for record in self.records for run in record.history for artifact in run.outputs]
 
     @property
-    def mapped_artifacts(self) -> list[tuple[Any, str, str | None]]:
-        """(stage call key, output name, artifact path) of every output the map pass saw."""
-        if self.plan is None:
-            return []
-        return [(node.key, name, path) for node in self.plan.nodes for name, path in zip(node.outputs, node.paths)]
+    def mapped_artifacts(self) -> list[Any]:
+        """Every output the last map pass saw, as 0.20 listed them (``dag.MapArtifactRepresentation``:
+        record index, stage, name, ``cached``, metadata, path): :attr:`map`'s artifacts."""
+        return list(self.map.artifacts) if self.map is not None else []
 
     # -- --store-full run folders -----------------------------------------------------------
     def used_artifact_paths(self) -> list[str]:

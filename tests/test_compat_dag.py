@@ -89,6 +89,7 @@ def test_a_run_leaves_its_map_with_what_it_executed(project, capsys):
     _, warm = run_experiment("chain", report=False)
     assert warm.map.execution_list == []
     assert all(a.cached for a in warm.map.artifacts)
+    assert [a.name for a in warm.mapped_artifacts] == ["x", "y", "x", "y", "total"]  # 0.20's list
     assert warm.map.artifacts[0].metadata["run_reference"] == manager.get_reference_name()
     warm.map.print_experiment_map()
     printed = capsys.readouterr().out
