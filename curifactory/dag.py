@@ -231,11 +231,14 @@ class DAG:
         nodes: the mapped calls, in call order.
         read: calls whose outputs the experiment read outside a stage.
         planned: the run's plan of these nodes, when it was already made.
+        prune: whether re-planning applies the not-needed rule (as the run's plan did).
     """
 
     def __init__(self, records: list[Any] | None = None, nodes: list[Node] | None = None,
-                 read: frozenset[NodeKey] | set[NodeKey] = frozenset(), planned: Plan | None = None):
+                 read: frozenset[NodeKey] | set[NodeKey] = frozenset(), planned: Plan | None = None,
+                 prune: bool = True):
         self.records: list[Any] = list(records or [])
+        self.prune = prune
         self.nodes: list[Node] = list(nodes or [])
         self.read = frozenset(read)
         self.plan: Plan | None = planned
@@ -341,7 +344,7 @@ class DAG:
     def determine_execution_list(self) -> None:
         """Plan the calls with each artifact's ``cached`` flag as it is now."""
         nodes = [self._as_flagged(node) for node in self.nodes]
-        self.plan = plan(nodes, self.read)
+        self.plan = plan(nodes, self.read, self.prune)
         self.execution_list = [(node.record_index, node.stage) for node in self.plan.to_run]
 
     def _as_flagged(self, node: Node) -> Node:

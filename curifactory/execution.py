@@ -70,6 +70,7 @@ class NotComputed(caching.Lazy):
     """
 
     memoize = True
+    not_needed = True  # (displays say so)
 
     def __init__(self, name: str, pending: _Pending):
         super().__init__(name)
@@ -553,7 +554,7 @@ def map_experiment(manager: Any, run: Any, param_sets: list[Any]) -> Plan | None
     prune = not manager.mapped_hidden and not manager.executor.prefilled
     manager.plan = dag.plan(nodes, manager.mapped_reads, prune) if nodes is not None else None
     if manager.plan is not None:  # 0.20's manager.map (its artifacts are made only when read)
-        manager.map = dag.DAG(mapped_records, nodes, manager.mapped_reads, manager.plan)
+        manager.map = dag.DAG(mapped_records, nodes, manager.mapped_reads, manager.plan, prune)
     return manager.plan
 
 

@@ -236,7 +236,7 @@ class ArtifactManager(OptionsMirror, ManagerViews):
         """0.20's last step of a hand-made map pass (``manager.map_mode = True``, stages called,
         ``map_mode = False``): :attr:`map` becomes the :class:`~curifactory.dag.DAG` of the
         calls made so far, analyzed (a call whose input nothing provides raises ``KeyError``)."""
-        self.map = dag.DAG(self.records, self.mapped_nodes, self.mapped_reads)
+        self.map = dag.DAG(self.records, self.mapped_nodes, self.mapped_reads, prune=not self.mapped_hidden)
         self.map.analyze()
 
     def update_map_progress(self, record: Any, update_type: str = "") -> None:

@@ -201,16 +201,22 @@ def _state_rows(record: Any) -> list[list[str]]:
         else:
             raw = state.raw(key)
             where = "(cached, not loaded)" if isinstance(raw, Deferred) else "(lazy, loaded on access)"
+            if getattr(type(raw), "not_needed", False):
+                where = "(not computed: not needed; computed on access)"
             text = previews.get(key) or _metadata_preview(raw)
         rows.append([f"<code>{_e(key)}</code>", _e(where), f"<code>{_e(_short(text))}</code>"])
     return rows
+
+
+def _not_computed_or_cached(run: Any) -> str:
+    return "not computed" if getattr(getattr(run, "status", None), "value", "") == "skipped" else "from cache"
 
 
 def _history_rows(record: Any) -> list[list[str]]:
     rows = []
     for run in getattr(record, "history", None) or []:
         outputs = ", ".join(
-            f"{_e(a.name)} ({'computed' if a.computed else 'from cache'})" for a in run.outputs
+            f"{_e(a.name)} ({'computed' if a.computed else _not_computed_or_cached(run)})" for a in run.outputs
         )
         seconds = float(getattr(run, "seconds", 0.0) or 0.0)
         rows.append([

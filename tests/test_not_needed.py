@@ -175,6 +175,10 @@ def test_values_read_after_the_run_and_through_copies_are_computed(project_facto
     run_experiment("chain", report=False)
     results, manager = run_experiment("chain", report=False)
     assert [r.history[0].status.value for r in results] == ["skipped", "skipped"]
+    from curifactory import notebook
+
+    shown = notebook.record_html(results[1])
+    assert "not computed: not needed; computed on access" in shown and "data (not computed)" in shown
     assert results[1].state["data"] == [0, 1, 2, 3, 4, 5]  # computed now, for this record only
     assert results[1].output == 150  # still the last stage's output
     assert [r.history[0].status.value for r in results] == ["skipped", "executed"]
