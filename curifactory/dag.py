@@ -136,6 +136,24 @@ def producers(nodes: tuple[Node, ...] | list[Node]) -> list[tuple[NodeKey, NodeK
     return edges
 
 
+def upstream_of(nodes: list[Node],
+                edges: list[tuple[NodeKey, NodeKey, str]] | None = None) -> dict[NodeKey, list[NodeKey]]:
+    """Per call, the calls it reads from: its map-pass sources, then the producers of its inputs."""
+    upstream: dict[NodeKey, list[NodeKey]] = {node.key: list(node.sources) for node in nodes}
+    for source, target, _ in producers(nodes) if edges is None else edges:
+        upstream[target].append(source)
+    return upstream
+
+
+def readers_of(upstream: dict[NodeKey, list[NodeKey]]) -> dict[NodeKey, list[NodeKey]]:
+    """The inverse of :func:`upstream_of`: per call, the calls that read from it."""
+    readers: dict[NodeKey, list[NodeKey]] = {}
+    for key, sources in upstream.items():
+        for source in sources:
+            readers.setdefault(source, []).append(key)
+    return readers
+
+
 def plan(nodes: list[Node], read: frozenset[NodeKey] | set[NodeKey] = frozenset(), prune: bool = True) -> Plan:
     """Decide which mapped calls run (nodes are in call order).
 
@@ -144,9 +162,7 @@ def plan(nodes: list[Node], read: frozenset[NodeKey] | set[NodeKey] = frozenset(
     are all skipped is not run (:func:`curifactory.decision.needed`), unless it is in ``read``.
     """
     edges = producers(nodes)
-    upstream: dict[NodeKey, list[NodeKey]] = {node.key: list(node.sources) for node in nodes}
-    for source, target, _ in edges:
-        upstream[target].append(source)
+    upstream = upstream_of(nodes, edges)
     verdicts: dict[NodeKey, Decision] = {}
     rerun_upstream: dict[NodeKey, tuple[str, ...]] = {}
     for node in nodes:  # call order is a topological order
@@ -169,10 +185,7 @@ def plan(nodes: list[Node], read: frozenset[NodeKey] | set[NodeKey] = frozenset(
 def _prune(nodes: list[Node], upstream: dict[NodeKey, list[NodeKey]], verdicts: dict[NodeKey, Decision],
            read: frozenset[NodeKey] | set[NodeKey]) -> None:
     """Rule 8 (:func:`needed`), from the last call back: a pruned reader runs no more."""
-    readers: dict[NodeKey, list[NodeKey]] = {}
-    for key, sources in upstream.items():
-        for source in sources:
-            readers.setdefault(source, []).append(key)
+    readers = readers_of(upstream)
     for node in reversed(nodes):
         own = readers.get(node.key, ())
         verdicts[node.key] = needed(verdicts[node.key], [verdicts[k] for k in own], node.key in read)
@@ -272,13 +285,7 @@ class DAG:
         return [node for node in self.nodes if node.record_index == index]
 
     def _readers(self) -> dict[NodeKey, list[NodeKey]]:
-        readers: dict[NodeKey, list[NodeKey]] = {}
-        for source, target, _ in producers(self.nodes):
-            readers.setdefault(source, []).append(target)
-        for node in self.nodes:
-            for source in node.sources:
-                readers.setdefault(source, []).append(node.key)
-        return readers
+        return readers_of(upstream_of(self.nodes))
 
     def child_records(self, record: Any) -> list[Any]:
         """The records that take ``record`` as an input (its copies and its aggregates)."""
@@ -312,10 +319,7 @@ class DAG:
         return self._tree(by_key[key], by_key, self._sources())
 
     def _sources(self) -> dict[NodeKey, list[NodeKey]]:
-        sources: dict[NodeKey, list[NodeKey]] = {node.key: list(node.sources) for node in self.nodes}
-        for source, target, _ in producers(self.nodes):
-            sources[target].append(source)
-        return sources
+        return upstream_of(self.nodes)
 
     def _tree(self, node: Node, by_key: dict[NodeKey, Node], sources: dict[NodeKey, list[NodeKey]]) -> ExecutionNode:
         record = self.records[node.record_index] if 0 <= node.record_index < len(self.records) else None
