@@ -32,7 +32,8 @@ def initialize_project() -> int:
     with flags instead of the yes/no questions. Returns the exit code."""
     from curifactory import fileio
     from curifactory.config import CONFIG_FILENAME, DEFAULTS
-    from curifactory.cli.project import IGNORED_KEYS, copy_css, make_folders, read_existing, update_gitignore
+    from curifactory.cli.project import (IGNORED_KEYS, copy_css, docker_folders, folder_entry, make_folders,
+                                         read_existing, update_gitignore)
 
     print("Initializing curifactory project...")
     print("Enter paths for the configuration file; defaults are shown in '[]' (leave an entry blank to keep it)")
@@ -52,13 +53,11 @@ def initialize_project() -> int:
     if _yes_no("Include docker folder and default dockerfile? [Y/n] ", True):
         from curifactory.dockerfiles import write_docker_folder
 
-        write_docker_folder(root, [values[k] for k in ("manager_cache_path", "cache_path", "runs_path", "logs_path",
-                                                        "reports_path")] + [os.path.join(values["notebooks_path"],
-                                                                                          "experiments")])
+        write_docker_folder(root, docker_folders(values))
     if not os.path.exists(".git") and _yes_no("No .git folder found. Run `git init`? [y/N] ", False):
         subprocess.run(["git", "init", "-q"], check=False)
     if _yes_no("Append curifactory paths to .gitignore? [Y/n] ", True):
-        update_gitignore(root, [values[k].replace(os.sep, "/").strip("/") + "/" for k in IGNORED_KEYS])
+        update_gitignore(root, [folder_entry(values[k]) for k in IGNORED_KEYS])
     print("Curifactory project initialization complete!")
     return 0
 

@@ -135,8 +135,14 @@ class InitOptions:
     git: bool = False
 
 
-def _folder_entry(path: str) -> str:
+def folder_entry(path: str) -> str:
+    """``path`` as a ``.gitignore`` folder line (``data/``)."""
     return path.replace(os.sep, "/").strip("/") + "/"
+
+
+def docker_folders(values: dict[str, str]) -> list[str]:
+    """The configured folders a project's docker image leaves out (see ``dockerfiles.ignored_for``)."""
+    return [values[k] for k in FOLDER_KEYS] + [os.path.join(values["notebooks_path"], "experiments")]
 
 
 def ask_config(options: InitOptions) -> dict[str, str]:
@@ -175,14 +181,13 @@ def init_project(root: str, options: InitOptions, out: TextIO) -> int:
         print(f"created {created}", file=out)
     if copy_css(root, values["report_css_path"]):
         print(f"created {values['report_css_path']}", file=out)
-    added = update_gitignore(root, [_folder_entry(values[k]) for k in IGNORED_KEYS])
+    added = update_gitignore(root, [folder_entry(values[k]) for k in IGNORED_KEYS])
     if added:
         print(f"added to .gitignore: {', '.join(added)}", file=out)
     if options.docker:
         from curifactory.dockerfiles import write_docker_folder
 
-        folders = [values[k] for k in FOLDER_KEYS] + [os.path.join(values["notebooks_path"], "experiments")]
-        for written in write_docker_folder(root, folders):
+        for written in write_docker_folder(root, docker_folders(values)):
             print(f"created {written}", file=out)
     _offer_git(root, options, out)
     print("the project is ready: put an experiment in "
@@ -227,7 +232,7 @@ def make_folders(root: str, values: dict[str, str]) -> list[str]:
         folder = os.path.join(root, relative)
         if not os.path.isdir(folder):
             os.makedirs(folder)
-            created.append(_folder_entry(relative))
+            created.append(folder_entry(relative))
     for package in packages:
         init = os.path.join(root, package, "__init__.py")
         if not os.path.exists(init):
