@@ -21,6 +21,7 @@ import glob
 import json
 import logging
 import os
+import pickle
 import shutil
 import weakref
 from typing import Any
@@ -40,7 +41,7 @@ class _Seen:
     costs no failing open, and most folders hold no 0.20 entry at all)."""
 
     def __init__(self) -> None:
-        self.refused: set[str] = set()
+        self.refused: dict[str, str] = {}  # entry key -> why it was refused
         self.names: dict[str, frozenset[str]] = {}
         self.hashes: dict[int, tuple[Any, str | None]] = {}  # id -> (the record, kept alive: no id reuse)
 
@@ -78,59 +79,131 @@ class _Adopted:
         return f"<{ADOPTED_NOTE}>"
 
 
-def adopt(call: Any, cacher: caching.Cacheable) -> bool:
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What :func:`adopt` did with a missing entry.
+
+    Attributes:
+        adopted: the 0.20 entry now stands for the cacher's.
+        read_only: the run writes no cache (``--dry``, ``--dry-cache``, ``--map``): the cacher
+            was pointed at the 0.20 files themselves instead of taking them over.
+        reason: why the 0.20 entry found was refused ("" when there is none).
+    """
+
+    adopted: bool = False
+    read_only: bool = False
+    reason: str = ""
+
+
+NOTHING = Outcome()
+
+
+def adopt(call: Any, cacher: caching.Cacheable) -> Outcome:
     """Take over the 0.20 entry of ``cacher``'s artifact when it was written for exactly this
-    parameter set; True when the entry under our hash now exists."""
+    parameter set; in a run that writes no cache, point ``cacher`` at it instead."""
     where = cacher._where()
-    if where is None or cacher.path_override is not None or not call.manager.may_write_cache:
-        return False
+    if where is None or (cacher.path_override is not None and "{hash}" not in cacher.path_override):
+        return NOTHING  # a fixed path_override names the same file in 0.20 and here
     seen = _SEEN.setdefault(call.manager, _Seen())
     old_hash = seen.old_hash(call)
     if old_hash is None or old_hash == where.params_hash:
-        return False
-    ours = cacher.metadata_path()
-    folder, base = os.path.split(ours)
-    old_meta = os.path.join(folder, base.replace(f"_{where.params_hash}_", f"_{old_hash}_", 1))
-    if not seen.holds(old_meta):
-        return False
+        return NOTHING
     legacy = copy.copy(cacher)
     legacy.location, legacy._path_memo, legacy.cache_paths = dataclasses.replace(where, params_hash=old_hash), None, []
+    legacy.metadata_suffix = caching.METADATA_SUFFIX
+    old_meta = legacy.metadata_path()
+    if not seen.holds(old_meta):
+        return NOTHING
     metadata = _read_json(old_meta)
     if metadata is None or "content_hash" in metadata:
-        return False  # no 0.20 entry there (or one of ours, which needs no adopting)
-    name = cacher.name or "artifact"
-    old_stem = legacy.location.filename(name, prefix=cacher.prefix, stage=cacher.stage)
+        return NOTHING  # no 0.20 entry there (or one of ours, which needs no adopting)
+    old_stem = os.path.basename(old_meta)[:-len(caching.METADATA_SUFFIX)]
     files = _entry_files(os.path.dirname(old_meta), old_stem)
-    refused = seen.refused
     key = f"{old_meta}\0{where.params_hash}"
-    if key in refused:
-        return False
+    if key in seen.refused:
+        return Outcome(reason=seen.refused[key])
     try:
         reason = _refusal(call, cacher, metadata, files)
     except Exception:  # a value whose repr fails: its record can't be compared, so nothing is adopted
         logger.debug("Cannot compare the 0.20 entry %s", old_meta, exc_info=True)
-        return False
-    if reason is None:
-        new_stem = os.path.join(os.path.dirname(cacher.metadata_path()),
-                                where.filename(name, prefix=cacher.prefix, stage=cacher.stage))
-        try:
-            written = [_link_into(path, new_stem + os.path.basename(path)[len(old_stem):]) for path in files]
-            extra = metadata.get("extra")
-            cacher.extra_metadata = dict(extra) if isinstance(extra, dict) else {}
-            cacher._write_metadata(_Adopted(), written)
-        except OSError as exc:  # a full disk, a read-only cache: the stage recomputes
-            logger.warning("Could not adopt the 0.20 cache entry %s (%s); the stage will be recomputed.",
-                           old_meta, exc)
-            return False
-        logger.info("Adopted the 0.20 cache entry %s for '%s' of stage '%s'", old_meta, cacher.name, cacher.stage)
-    else:
-        refused.add(key)
+        return NOTHING
+    if reason is not None:
+        seen.refused[key] = reason
         logger.warning("Not adopting the 0.20 cache entry %s for '%s' of stage '%s' (record %s): %s. The stage "
                        "will be recomputed.", old_meta, cacher.name, cacher.stage, call.record.get_reference_name(),
                        reason)
+        outcome = Outcome(reason=reason)
+    elif not call.manager.may_write_cache:
+        _view(cacher, legacy, metadata, files)
+        outcome = Outcome(adopted=True, read_only=True)
+    else:
+        if not _take_over(cacher, where, metadata, files, old_stem, old_meta):
+            return NOTHING
+        outcome = Outcome(adopted=True)
     emit(call.manager.listeners, LegacyEntry(call.spec.name, call.key[0], cacher.name or "", old_meta,
-                                             reason is None, reason or ""))
-    return reason is None
+                                             outcome.adopted, outcome.reason))
+    return outcome
+
+
+def _take_over(cacher: caching.Cacheable, where: Any, metadata: dict[str, Any], files: list[str],
+               old_stem: str, old_meta: str) -> bool:
+    """Link the 0.20 entry's files under our names and write our metadata; False on a write error."""
+    ours = cacher.metadata_path()
+    new_stem = os.path.join(os.path.dirname(ours), os.path.basename(ours)[:-len(cacher.metadata_suffix)])
+    try:
+        written = [_link_into(path, new_stem + os.path.basename(path)[len(old_stem):]) for path in files]
+        extra = metadata.get("extra")
+        cacher.extra_metadata = dict(extra) if isinstance(extra, dict) else {}
+        cacher._write_metadata(_Adopted(), written)
+    except OSError as exc:  # a full disk, a read-only cache: the stage recomputes
+        logger.warning("Could not adopt the 0.20 cache entry %s (%s); the stage will be recomputed.",
+                       old_meta, exc)
+        return False
+    logger.info("Adopted the 0.20 cache entry %s for '%s' of stage '%s'", old_meta, cacher.name, cacher.stage)
+    return True
+
+
+def _view(cacher: caching.Cacheable, legacy: caching.Cacheable, metadata: dict[str, Any], files: list[str]) -> None:
+    """Point ``cacher`` at the 0.20 entry (a run that writes no cache reads it where it is)."""
+    extra = metadata.get("extra")
+    cacher.location, cacher._path_memo, cacher.cache_paths = legacy.location, None, []
+    cacher.metadata_suffix = caching.METADATA_SUFFIX
+    cacher.extra_metadata = dict(extra) if isinstance(extra, dict) else {}
+    run_info = metadata.get("manager_run_info")
+    cacher.metadata = {"preview": f"<{ADOPTED_NOTE}, read where it is>", "extra": cacher.extra_metadata,
+                       "run_reference": run_info.get("reference") if isinstance(run_info, dict) else None,
+                       "content_hash": fileio.hash_files(files), "files_stat": [caching.file_stat(f) for f in files]}
+    cacher._unverified, cacher.invalid_reason = False, None
+    logger.info("Reading the 0.20 cache entry of '%s' of stage '%s' where it is (this run writes no cache)",
+                cacher.name, cacher.stage)
+
+
+def legacy_reportables(call: Any) -> list[Any] | None:
+    """The reportables 0.20 cached for this call (its ``_reportables`` folder and file list),
+    when they were written for exactly this parameter set; None when there are none."""
+    where = call.location
+    seen = _SEEN.setdefault(call.manager, _Seen())
+    old_hash = seen.old_hash(call)
+    if where is None or old_hash is None or old_hash == where.params_hash:
+        return None
+    old = dataclasses.replace(where, params_hash=old_hash)
+    stem = os.path.join(where.cache_path, old.filename("reportables_file_list", stage=call.spec.name))
+    if not seen.holds(stem + caching.METADATA_SUFFIX):
+        return None
+    metadata = _read_json(stem + caching.METADATA_SUFFIX)
+    listed = _read_json_value(stem + ".json")
+    if metadata is None or "content_hash" in metadata or not isinstance(listed, list):
+        return None
+    if _params_refusal(call, metadata) is not None:
+        return None
+    folder = os.path.join(where.cache_path, old.filename("reportables", stage=call.spec.name))
+    reportables = []
+    for path in listed:
+        # 0.20 listed them relative to where it ran: they are in the folder beside the list
+        with open(os.path.join(folder, os.path.basename(str(path))), "rb") as handle:
+            reportables.append(pickle.load(handle))
+    logger.info("Reusing the %d reportables 0.20 cached for stage '%s'", len(reportables), call.spec.name)
+    return reportables
 
 
 def _old_hash(call: Any) -> str | None:
@@ -170,6 +243,11 @@ def _refusal(call: Any, cacher: caching.Cacheable, metadata: dict[str, Any], fil
     for key, ours in (("artifact_name", cacher.name), ("stage", cacher.stage)):
         if metadata.get(key) not in (None, ours):
             return f"its metadata names {key} '{metadata.get(key)}', not '{ours}'"
+    return _params_refusal(call, metadata)
+
+
+def _params_refusal(call: Any, metadata: dict[str, Any]) -> str | None:
+    """Why the parameter record in a 0.20 metadata file is not this call's (None: it is)."""
     params = call.record.params
     if call.record.is_aggregate and params is None:
         return None if metadata.get("params") is None else "it was written for an aggregate with a parameter set"
@@ -234,9 +312,13 @@ def _link_or_copy(source: str, target: str) -> None:
 
 
 def _read_json(path: str) -> dict[str, Any] | None:
+    value = _read_json_value(path)
+    return value if isinstance(value, dict) else None
+
+
+def _read_json_value(path: str) -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
+            return json.load(handle)
     except (OSError, ValueError):
         return None
-    return value if isinstance(value, dict) else None

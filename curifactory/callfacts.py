@@ -94,11 +94,16 @@ def _output_fact(call: Any, name: str, cacher: caching.Cacheable | None, warn: b
     if cacher is None:
         return OutputFact(name, Entry.NO_CACHER)
     problem = entry_problem(cacher)
-    if problem == "missing" and adoption.adopt(call, cacher):
-        problem = entry_problem(cacher)
+    legacy = adoption.NOTHING
+    if problem == "missing":
+        legacy = adoption.adopt(call, cacher)
+        if legacy.adopted:
+            problem = None if legacy.read_only else entry_problem(cacher)
     if problem is None:
         return OutputFact(name, Entry.VALID)
     if problem == "missing":
+        if legacy.reason:
+            return OutputFact(name, Entry.MISSING, f"the curifactory 0.20 entry was not adopted: {legacy.reason}")
         return OutputFact(name, Entry.MISSING, explain.missing_because_of_parameters(call.manager, cacher, call.record))
     if warn:
         path = cacher.cache_paths[0] if cacher.cache_paths else cacher.metadata_path()

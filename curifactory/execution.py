@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any
 
-from curifactory import caching, callfacts, dag
+from curifactory import adoption, caching, callfacts, dag
 from curifactory.checkpoints import Checkpoint
 from curifactory.dag import Node, NodeKey, Plan
 from curifactory.decision import CallFacts, Decision, Entry, Reason, decide
@@ -221,6 +221,8 @@ class StageCall:
         values = []
         for index, (name, cacher, lazy) in enumerate(zip(self.spec.output_names, self.cachers, self.lazy_flags)):
             assert cacher is not None  # a cached call has a cacher per output
+            if not self.manager.may_write_cache and not os.path.exists(cacher.metadata_path()):
+                adoption.adopt(self, cacher)  # planned as a 0.20 entry read where it is
             if lazy is not None:
                 value: caching.Lazy = caching.Lazy(name, resolve=lazy.resolve)
                 value.cacher = cacher
@@ -229,7 +231,7 @@ class StageCall:
             self.record.state[name] = value
             values.append(value)
             path = cacher._final_path()
-            meta = cacher.metadata or self._planned_entry(index)
+            meta = cacher.metadata or _planned_entry(self, index)
             self._note_content(name, meta)
             infos.append(ArtifactInfo(name, path, type(cacher).__name__, False, meta.get("preview", ""),
                                       tuple(cacher.cache_paths), str(meta.get("content_hash") or ""), _size(meta),
@@ -238,15 +240,6 @@ class StageCall:
         self.record.output = values[0] if len(values) == 1 else tuple(values)
         self._restore_reportables()
         return infos
-
-    def _planned_entry(self, index: int) -> dict[str, Any]:
-        """What the map pass read from output ``index``'s metadata (the plan skips it unread)."""
-        plan = self.manager.plan
-        node = plan.by_key.get(self.key) if plan is not None and self.key[0] >= 0 else None
-        entry = node.entries[index] if node is not None and index < len(node.entries) else None
-        if not entry:
-            return {}
-        return {"content_hash": entry[0], "preview": entry[1], "run_reference": entry[2], "files_stat": [[entry[3], 0]]}
 
     def _note_content(self, name: str, metadata: dict[str, Any] | None) -> None:
         content = (metadata or {}).get("content_hash")
@@ -262,13 +255,13 @@ class StageCall:
 
     def _restore_reportables(self) -> None:
         cacher = self._reportables_cacher()
-        if not cacher.check():
-            return
         try:
-            reportables = cacher.load()
+            reportables = _cached_reportables(self, cacher)
         except Exception as exc:  # a report must not break a cached run
             logger.warning("Could not load the cached reportables of stage '%s' from %s: %s",
                            self.spec.name, cacher.get_path(), exc)
+            return
+        if reportables is None:
             return
         if isinstance(reportables, dict) and TRACKED_KEY in reportables:
             self.manager.tracker.replay(self.record, reportables[TRACKED_KEY])
@@ -690,6 +683,27 @@ def _code_of(manager: Any, spec: StageSpec) -> Fingerprint:
     if made is None:
         made = known[id(spec)] = fingerprint(code, manager.settings.root, spec.version)
     return made  # type: ignore[no-any-return]
+
+
+def _planned_entry(call: StageCall, index: int) -> dict[str, Any]:
+    """What the map pass read from output ``index``'s metadata (the plan skips it unread)."""
+    plan = call.manager.plan
+    node = plan.by_key.get(call.key) if plan is not None and call.key[0] >= 0 else None
+    entry = node.entries[index] if node is not None and index < len(node.entries) else None
+    if not entry:
+        return {}
+    return {"content_hash": entry[0], "preview": entry[1], "run_reference": entry[2], "files_stat": [[entry[3], 0]]}
+
+
+def _cached_reportables(call: StageCall, cacher: caching.Cacheable) -> Any:
+    """What the call's reportables entry holds: ours, else the reportables 0.20 cached for the
+    same set (taken over under our name when the run writes the cache); None when neither."""
+    if cacher.check():
+        return cacher.load()
+    reportables = adoption.legacy_reportables(call)
+    if reportables is not None and call.manager.may_write_cache:
+        call._save_reportables(reportables)
+    return reportables
 
 
 def _entry_summary(cacher: caching.Cacheable | None) -> tuple[str, str, str, int] | None:

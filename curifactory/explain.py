@@ -16,6 +16,7 @@ from typing import Any
 
 from curifactory import fileio, hashing
 from curifactory.errors import UsageError
+from curifactory.legacyhash import legacy_hash
 from curifactory.store import ManagerStore, ParamsRegistry
 
 DECISIONS_DIR = "decisions"
@@ -127,7 +128,7 @@ def changed_parameters(before: dict[str, Any], params: Any) -> str:
     now = hashing.param_set_string_hash_representations(params)
     changes = [f"parameter '{field}' changed {before.get(field, '(unset)')} -> {value}"
                for field, value in now.items() if field != "name" and before.get(field) != value]
-    changes += [f"parameter '{field}' removed" for field in before if field not in now]
+    changes += [f"parameter '{field}' removed" for field in before if field not in now and field != "_DRY_REPS"]
     return ", ".join(changes)
 
 
@@ -153,7 +154,11 @@ def missing_because_of_parameters(manager: Any, cacher: Any, record: Any) -> str
         return ""
     by_name, entries = registry_index(manager)
     current = record.get_hash()
-    others = [h for h in by_name.get(str(getattr(params, "name", None)), ()) if h != current]
+    try:
+        old = legacy_hash(params)  # the same values, named the 0.20 way: no parameter changed
+    except Exception:
+        old = None
+    others = [h for h in by_name.get(str(getattr(params, "name", None)), ()) if h not in (current, old)]
     if not others:
         return ""
     meta_path = cacher.metadata_path()

@@ -132,10 +132,11 @@ def test_a_refusal_for_one_set_does_not_turn_away_the_owner(old_project):
     assert "(0.20 cache: 2 adopted, 2 refused" in result.stdout
 
 
-def test_a_dry_run_adopts_nothing(old_project):
+def test_a_dry_run_reads_020_entries_where_they_are(old_project):
     before = sorted(os.listdir(old_project.root / "data" / "cache"))
     result = old_project.run("nested", "--dry")
     assert result.returncode == 0, result.stderr
+    assert old_project.executed() == []  # nothing to compute: every 0.20 entry is for its own set
     assert sorted(os.listdir(old_project.root / "data" / "cache")) == before
 
 
@@ -168,3 +169,80 @@ def test_an_entry_takes_its_suffix_files_but_not_another_entrys(tmp_path):
         (tmp_path / name).write_text("x")
     assert [os.path.basename(p) for p in _entry_files(str(tmp_path), "e_h_s_nb")] == [
         "e_h_s_nb.ipynb", "e_h_s_nb_cells.json"]
+
+
+# -- 0.20 custom cachers, cached reportables, a {hash} path_override, a --store-full run -------
+C1_020 = "ed23e9d533a3992b2bfeef6f8601a945"
+"""The 0.20.5 hash of the set "c1" of experiments/custom.py."""
+
+
+def _tree(folder: Path) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_custom_cachers_reportables_and_a_hash_override_are_adopted(old_project):
+    result = old_project.run("custom")
+    assert result.returncode == 0, result.stderr
+    assert old_project.executed() == []
+    assert "0 stages executed, 6 cached" in result.stdout
+    cache = old_project.root / "data" / "cache"
+    # ModelCacher's get_path("_model") is <stem>_model, as in 0.20 (no extension added)
+    ours = [p for p in cache.glob("custom_*_fit_model_model") if C1_020 not in p.name and "b5557737" not in p.name]
+    assert len(ours) == 2
+    assert json.loads(ours[0].read_text())["w"] in (6, 15)
+    # the {hash} path_override entry is taken over under our hash, beside 0.20's
+    assert len([p for p in cache.glob("scores_*.json") if not p.name.endswith("_metadata.json")]) == 4
+    assert not [p for p in cache.rglob("*") if p.name.startswith(".cftmp-")]
+    report = (old_project.root / "reports" / "_latest" / "index.html").read_text()
+    assert "fitted" in report and "&quot;count&quot;: 4" in report.replace('"', "&quot;")
+    # a second run reads our own entries and reportables (0.20's are no longer needed)
+    for path in cache.glob(f"custom_*_fit_reportables*"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    again = old_project.run("custom")
+    assert again.returncode == 0, again.stderr
+    assert old_project.executed() == [] and "0 stages executed, 6 cached in" in again.stdout
+    report = (old_project.root / "reports" / "_latest" / "index.html").read_text()
+    assert "fitted" in report
+
+
+def test_an_inline_cacher_in_a_save_leaves_no_temporary_files(tmp_path):
+    project = CliProject(tmp_path, {})
+    shutil.copytree(FIXTURE / "project" / "experiments", project.root / "experiments")
+    result = project.run("custom")
+    assert result.returncode == 0, result.stderr
+    assert project.executed() == ["numbers:c1", "fit:c1", "score:c1", "numbers:c2", "fit:c2", "score:c2"]
+    cache = project.root / "data" / "cache"
+    assert not [p for p in cache.rglob("*") if p.name.startswith(".cftmp-")]
+    summary = next(cache.glob("custom_*_fit_summary_metadata.json"))
+    assert json.loads(summary.read_text())["extra"] == {"the_best_number": 13}
+    again = project.run("custom")
+    assert again.returncode == 0 and project.executed() == []
+
+
+def test_a_020_store_full_run_is_reproduced_without_writing_it(old_project):
+    run = next((FIXTURE / "runs").iterdir())
+    artifacts = old_project.root / "data" / "runs" / run.name / "artifacts"
+    shutil.copytree(run, artifacts.parent)
+    before = _tree(artifacts)
+    result = old_project.run("custom", "--cache", str(artifacts), "--dry-cache")
+    assert result.returncode == 0, result.stderr
+    # 0.20 copies no path_override file into a run folder: only score recomputes, as in 0.20
+    assert old_project.executed() == ["score:c1", "score:c2"]
+    assert _tree(artifacts) == before
+    report = (old_project.root / "reports" / "_latest" / "index.html").read_text()
+    assert "fitted" in report
+
+
+def test_the_map_and_explain_read_020_entries_without_writing(old_project):
+    cache = old_project.root / "data" / "cache"
+    before = _tree(cache)
+    mapped = old_project.run("custom", "--map")
+    assert mapped.returncode == 0, mapped.stderr
+    assert "6 stage calls, 0 to run, 6 cached" in mapped.stdout, mapped.stdout
+    assert mapped.stdout.count("(cached, from run custom_1_2026-12-02-T215136)") == 8
+    explained = old_project.run("nested", "-p", "mirror", "--explain")
+    assert explained.returncode == 0, explained.stderr
+    assert "_DRY_REPS" not in explained.stdout
+    assert "0.20 entry was not adopted" in explained.stdout and "hash collision" in explained.stdout
+    assert _tree(cache) == before
+    assert old_project.executed() == []

@@ -16,6 +16,7 @@ from curifactory.caching.base import (
     METADATA_SUFFIX,
     TRUST_STAT_BYTES,
     Cacheable,
+    file_stat,
     instantiate,
     preview,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "PathRef",
     "PickleCacher",
     "RawJupyterNotebookCacher",
+    "file_stat",
     "instantiate",
     "preview",
 ]

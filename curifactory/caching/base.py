@@ -50,7 +50,8 @@ def preview(obj: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _stat(path: str) -> list[int]:
+def file_stat(path: str) -> list[int]:
+    """A file's size and modification time as the metadata records them ([-1, -1] for a folder)."""
     if os.path.isdir(path):
         return [-1, -1]  # folders are always hashed
     info = os.stat(path)
@@ -78,6 +79,10 @@ def _atomic_save(save: Callable[..., Any]) -> Callable[..., Any]:
             for tmp in session.values():
                 fileio.discard(tmp)
             raise
+        if any(os.path.basename(f).startswith(fileio.TEMP_MARK) for f in written):
+            # an inline cacher writing into an outer cacher's temporary file (0.20's
+            # ``JsonCacher(self.get_path()).save(obj)``): the outer save writes the metadata
+            return result
         self._write_metadata(obj, written)
         where = self._where()
         if where is not None and where.remote:
@@ -166,23 +171,24 @@ class Cacheable:
     def _make_path(self, suffix: str | None) -> str:
         extension = self.extension or ""
         where = self._where()
+        # 0.20's rule: a given suffix replaces the extension (``get_path("_model")`` is ``..._model``).
         if self.path_override is not None:
             path = self._expand_template(self.path_override, where)
-            if suffix:
-                stem, ext = os.path.splitext(path)
-                path = stem + suffix + ("" if os.path.splitext(suffix)[1] else ext)
+            if suffix is not None:
+                if extension and path.endswith(extension):
+                    path = path[: -len(extension)]
+                path += suffix
             return self._relocate(path, where)
         if where is None:
             raise CacheError(
                 f"{type(self).__name__} for '{self.name}' has neither a location (or record) nor a "
                 f"path_override, so it has no path. Pass location=, record= or path_override=."
             )
-        name = (self.name or "artifact") + (suffix or "")
+        name = self.name or "artifact"
+        if suffix is None and not name.endswith(extension):
+            suffix = extension
         base = os.path.join(where.cache_path, self.subdir) if self.subdir else where.cache_path
-        path = os.path.join(base, where.filename(name, prefix=self.prefix, stage=self.stage))
-        if not (suffix and os.path.splitext(suffix)[1]):
-            path += extension
-        return path
+        return os.path.join(base, where.filename(name + (suffix or ""), prefix=self.prefix, stage=self.stage))
 
     @staticmethod
     def _relocate(path: str, where: ArtifactLocation | None) -> str:
@@ -275,7 +281,7 @@ class Cacheable:
             "run_reference": where.run_reference if where else None,
             "experiment_name": where.experiment if where else None,
             "files": [os.path.relpath(f, folder) for f in files],
-            "files_stat": [_stat(f) for f in files],
+            "files_stat": [file_stat(f) for f in files],
             "content_hash": fileio.hash_files(files),
             "preview": preview(obj),
             "extra": self.extra_metadata,
@@ -380,7 +386,7 @@ def _check_entry(cacher: Cacheable) -> str | None:
     for path in files:
         if not os.path.exists(path):
             return f"the file {path} named by its metadata is missing"
-        stats.append(_stat(path))
+        stats.append(file_stat(path))
     recorded = metadata.get("files_stat")
     if recorded == stats and sum(size for size, _ in stats) >= TRUST_STAT_BYTES and "sample_hash" in metadata:
         # a large entry untouched since it was saved: a sample of its bytes now, all of them
